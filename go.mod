@@ -1,0 +1,3 @@
+module github.com/arbor-go/arbor
+
+go 1.24.0

@@ -1,0 +1,189 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+var sampleMessages = []Message{
+	&Hello{Version: Current, Actor: ActorID{Name: "root", UUID: "0b9e"}, PID: 4242, Initiator: true},
+	&Start{CID: 1, Function: "math.add", FuncKind: FuncUnary, Args: Raw{0x92, 0x01, 0x02}},
+	&Start{CID: 3, Function: "count", FuncKind: FuncStream, Args: Raw{0x05}, Credit: 128, Timeout: 1500 * time.Millisecond},
+	&StartAck{CID: 1, FuncKind: FuncUnary},
+	&Started{CID: 5, Value: Raw{0xa2, 'o', 'k'}, Credit: 64},
+	&Yield{CID: 3, Value: Raw{0x2a}},
+	&Stop{CID: 3},
+	&Return{CID: 1, Value: Raw{0x03}},
+	&Error{CID: 7, Err: &RemoteError{Code: CodeCancelled, Type: "*errors.errorString", Message: "context canceled",
+		Source: ActorID{"child", "u2"}, Relay: []ActorID{{"mid", "u3"}}, Canceller: ActorID{"root", "u1"}, Stack: "goroutine 1"}},
+	&Error{Err: &RemoteError{Code: CodeProtocol, Message: "yield for unknown call 9", Source: ActorID{"a", "b"}}},
+	&Credit{CID: 3, Items: 64},
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, m := range sampleMessages {
+		t.Run(m.Kind().String(), func(t *testing.T) {
+			body := AppendMessage(nil, m)
+			got, err := DecodeMessage(body)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if !reflect.DeepEqual(got, m) {
+				t.Fatalf("round trip changed the message:\n got %#v\nwant %#v", got, m)
+			}
+			if again := AppendMessage(nil, got); !bytes.Equal(again, body) {
+				t.Fatalf("re-encoding differs:\n got %x\nwant %x", again, body)
+			}
+		})
+	}
+}
+
+func TestRawNilDecodesAsNilValue(t *testing.T) {
+	body := AppendMessage(nil, &Return{CID: 9})
+	m, err := DecodeMessage(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := m.(*Return).Value; !bytes.Equal(v, []byte{0xc0}) {
+		t.Fatalf("empty value should travel as msgpack nil, got %x", v)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	valid := AppendMessage(nil, &Start{CID: 1, Function: "f", FuncKind: FuncUnary, Args: Raw{0x01}})
+	tests := []struct {
+		name string
+		body []byte
+		want string // substring of the error
+		as   any
+	}{
+		{"empty", nil, "truncated", new(*MalformedError)},
+		{"not a map", []byte{0x93, 1, 2, 3}, "expected a map, got array", new(*MalformedError)},
+		{"no kind", []byte{0x81, 0xa3, 'c', 'i', 'd', 0x01}, "message has no kind", new(*MalformedError)},
+		{"unknown kind", appendStr(appendStr(appendMapLen(nil, 1), "k"), "launch"), `unknown message kind "launch"`, new(*UnknownKindError)},
+		{"truncated", valid[:len(valid)-1], "truncated", new(*MalformedError)},
+		{"trailing bytes", append(append([]byte{}, valid...), 0xc0), "after the end", new(*MalformedError)},
+		{"duplicate field", appendUint(appendStr(appendUint(appendStr(appendStr(appendStr(appendMapLen(nil, 3), "k"), "stop"), "cid"), 1), "cid"), 2), "appears twice", new(*MalformedError)},
+		{"missing cid", appendStr(appendStr(appendMapLen(nil, 1), "k"), "stop"), `"cid"`, new(*MalformedError)},
+		{"cid zero", appendUint(appendStr(appendStr(appendStr(appendMapLen(nil, 2), "k"), "stop"), "cid"), 0), "reserved", new(*MalformedError)},
+		{"cid wrong type", appendStr(appendStr(appendStr(appendStr(appendMapLen(nil, 2), "k"), "stop"), "cid"), "x"), "expected an unsigned integer, got string", new(*MalformedError)},
+		{"huge string length", []byte{0x81, 0xdb, 0xff, 0xff, 0xff, 0xff}, "truncated", new(*MalformedError)},
+		{"huge map length", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, "elements in 0 remaining bytes", new(*MalformedError)},
+		{"invalid byte", []byte{0xc1}, "expected a map, got invalid byte 0xc1", new(*MalformedError)},
+		{"deep nesting", append(append(appendStr(appendStr(appendStr(appendMapLen(nil, 3), "k"), "stop"), "x"), bytes.Repeat([]byte{0x91}, 100)...), 0xc0), "nested deeper", new(*MalformedError)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := DecodeMessage(tt.body)
+			if err == nil {
+				t.Fatalf("decoded %#v, want an error", m)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+			if !errors.As(err, tt.as) {
+				t.Fatalf("error %T is not %T", err, tt.as)
+			}
+		})
+	}
+}
+
+func TestUnknownFieldsAreIgnored(t *testing.T) {
+	b := appendMapLen(nil, 3)
+	b = appendStr(appendStr(b, "k"), "stop")
+	b = appendStr(b, "future")
+	b = appendArrayLen(b, 2)
+	b = appendStr(appendStr(b, "a"), "b")
+	b = appendUint(appendStr(b, "cid"), 12)
+	m, err := DecodeMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, &Stop{CID: 12}) {
+		t.Fatalf("got %#v", m)
+	}
+}
+
+func TestFrames(t *testing.T) {
+	var stream []byte
+	for _, m := range sampleMessages {
+		var err error
+		if stream, err = AppendFrame(stream, m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fr := NewFrameReader(bytes.NewReader(stream), 0)
+	for i, want := range sampleMessages {
+		got, err := fr.ReadMessage()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("frame %d: got %#v", i, got)
+		}
+	}
+	if _, err := fr.Next(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+}
+
+func TestFrameLimits(t *testing.T) {
+	big := &Yield{CID: 1, Value: append([]byte{0xc5, 0x04, 0x00}, make([]byte, 1024)...)}
+	b, err := AppendFrame([]byte("keep"), big, 512)
+	var tooLarge *FrameTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Incoming || tooLarge.Max != 512 {
+		t.Fatalf("outgoing over the limit: %v", err)
+	}
+	if string(b) != "keep" {
+		t.Fatalf("a failed append must leave the buffer as it was, got %q", b)
+	}
+
+	t.Run("incoming over the limit", func(t *testing.T) {
+		fr := NewFrameReader(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff}), 1024)
+		_, err := fr.Next()
+		if !errors.As(err, &tooLarge) || !tooLarge.Incoming || tooLarge.Size != 1<<32-1 {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("truncated header", func(t *testing.T) {
+		_, err := NewFrameReader(bytes.NewReader([]byte{0, 0}), 0).Next()
+		var tr *TruncatedFrameError
+		if !errors.As(err, &tr) || tr.Got != 2 {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("truncated large body allocates what arrived", func(t *testing.T) {
+		in := append([]byte{0x00, 0xf0, 0x00, 0x00}, make([]byte, 100)...) // announces 15 MiB
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := NewFrameReader(bytes.NewReader(in), 0).Next()
+		runtime.ReadMemStats(&after)
+		var tr *TruncatedFrameError
+		if !errors.As(err, &tr) || tr.Got != 100 || tr.Want != 15<<20 {
+			t.Fatalf("got %v", err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+			t.Fatalf("reading 100 bytes of an announced 15 MiB frame allocated %d bytes", grew)
+		}
+	})
+}
+
+func TestVersion(t *testing.T) {
+	if err := CheckVersion(Version{Major: 1, Minor: 7}); err != nil {
+		t.Fatalf("minor versions must interoperate: %v", err)
+	}
+	err := CheckVersion(Version{Major: 2, Minor: 0})
+	var ve *VersionError
+	if !errors.As(err, &ve) || ve.Remote.Major != 2 || ve.Local != Current {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(err.Error(), "1.0") || !strings.Contains(err.Error(), "2.0") {
+		t.Fatalf("the error must name both versions: %v", err)
+	}
+}

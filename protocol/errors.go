@@ -1,0 +1,179 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MalformedError says why a message body could not be decoded.
+type MalformedError struct {
+	Kind   Kind   // the message kind, when it was known
+	Field  string // the field being decoded, when known
+	Offset int    // byte offset in the message body, when known
+	Reason string
+}
+
+func (e *MalformedError) Error() string {
+	var b strings.Builder
+	b.WriteString("malformed ")
+	if e.Kind != 0 {
+		b.WriteString(e.Kind.String() + " ")
+	}
+	b.WriteString("message")
+	if e.Field != "" {
+		fmt.Fprintf(&b, ", field %q", e.Field)
+	}
+	if e.Offset > 0 {
+		fmt.Fprintf(&b, " at byte %d", e.Offset)
+	}
+	return b.String() + ": " + e.Reason
+}
+
+// UnknownKindError is a message whose kind this version does not know.
+type UnknownKindError struct {
+	Kind string
+}
+
+func (e *UnknownKindError) Error() string {
+	return fmt.Sprintf("unknown message kind %q", e.Kind)
+}
+
+// FrameTooLargeError is a frame over the maximum size. Outgoing, it fails
+// only the message being sent; incoming, it ends the channel, and nothing of
+// the announced size is allocated.
+type FrameTooLargeError struct {
+	Size     uint64
+	Max      int
+	Incoming bool
+}
+
+func (e *FrameTooLargeError) Error() string {
+	dir := "outgoing"
+	if e.Incoming {
+		dir = "incoming"
+	}
+	return fmt.Sprintf("%s frame of %d bytes exceeds the maximum frame size of %d bytes", dir, e.Size, e.Max)
+}
+
+// TruncatedFrameError is a stream that ended inside a frame.
+type TruncatedFrameError struct {
+	Want, Got int
+}
+
+func (e *TruncatedFrameError) Error() string {
+	return fmt.Sprintf("stream ended inside a frame: got %d of %d bytes", e.Got, e.Want)
+}
+
+// VersionError is a peer that speaks an incompatible major version.
+type VersionError struct {
+	Local, Remote Version
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("protocol version mismatch: this side speaks %s, the peer speaks %s (major versions differ)",
+		e.Local, e.Remote)
+}
+
+// CheckVersion returns a *VersionError when remote cannot talk to Current.
+func CheckVersion(remote Version) error {
+	if remote.Major != Current.Major {
+		return &VersionError{Local: Current, Remote: remote}
+	}
+	return nil
+}
+
+// ErrorCode classifies a RemoteError. The empty code is an error returned by
+// application code; the others are set by the runtime.
+type ErrorCode string
+
+const (
+	CodeApplication     ErrorCode = ""
+	CodeCancelled       ErrorCode = "cancelled"
+	CodeDeadline        ErrorCode = "deadline"
+	CodePanic           ErrorCode = "panic"
+	CodeUnknownFunction ErrorCode = "unknown_function"
+	CodeWrongKind       ErrorCode = "wrong_kind"
+	CodeBadArgument     ErrorCode = "bad_argument"
+	CodeProtocol        ErrorCode = "protocol"
+	CodeExited          ErrorCode = "exited"
+)
+
+// Sentinels that a RemoteError with the matching code satisfies under
+// errors.Is, in addition to context.Canceled and context.DeadlineExceeded.
+var (
+	ErrPanic           = errors.New("remote function panicked")
+	ErrUnknownFunction = errors.New("unknown function")
+	ErrWrongKind       = errors.New("function called as the wrong kind")
+	ErrBadArgument     = errors.New("argument does not match the declared type")
+	ErrProtocol        = errors.New("protocol violation")
+	ErrExited          = errors.New("actor exited")
+)
+
+var codeSentinels = map[ErrorCode]error{
+	CodeCancelled:       context.Canceled,
+	CodeDeadline:        context.DeadlineExceeded,
+	CodePanic:           ErrPanic,
+	CodeUnknownFunction: ErrUnknownFunction,
+	CodeWrongKind:       ErrWrongKind,
+	CodeBadArgument:     ErrBadArgument,
+	CodeProtocol:        ErrProtocol,
+	CodeExited:          ErrExited,
+}
+
+// RemoteError is an error that happened in another actor, boxed with what
+// is known about it rather than flattened to a string. Use errors.As to get
+// it; errors.Is matches the sentinel of its Code (context.Canceled for
+// CodeCancelled, and so on).
+type RemoteError struct {
+	Code ErrorCode
+	// Type is the Go type of the original error ("*fs.PathError"), or
+	// "panic" for a recovered panic.
+	Type    string
+	Message string
+	// Stack is the stack trace where the error was boxed; for a panic, the
+	// panicking goroutine's stack.
+	Stack string
+	// Source is the actor where the error happened.
+	Source ActorID
+	// Relay lists the actors the error passed through on its way here,
+	// nearest the source first.
+	Relay []ActorID
+	// Canceller is the actor that asked for the cancellation, for
+	// CodeCancelled.
+	Canceller ActorID
+}
+
+func (e *RemoteError) Error() string {
+	var b strings.Builder
+	b.WriteString("actor ")
+	b.WriteString(e.Source.String())
+	for _, a := range e.Relay {
+		b.WriteString(" via ")
+		b.WriteString(a.String())
+	}
+	b.WriteString(": ")
+	if e.Code == CodeCancelled && !e.Canceller.IsZero() {
+		fmt.Fprintf(&b, "cancelled by %s: ", e.Canceller)
+	}
+	if e.Type != "" && e.Code == CodeApplication || e.Code == CodePanic {
+		b.WriteString(e.Type + ": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Is reports whether target is the sentinel for e's code.
+func (e *RemoteError) Is(target error) bool {
+	s, ok := codeSentinels[e.Code]
+	return ok && s == target
+}
+
+// RelayedThrough returns a copy of e with via appended to its relay path:
+// what an actor passes up when an error from below crosses it.
+func (e *RemoteError) RelayedThrough(via ActorID) *RemoteError {
+	c := *e
+	c.Relay = append(append(make([]ActorID, 0, len(e.Relay)+1), e.Relay...), via)
+	return &c
+}
