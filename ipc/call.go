@@ -1,0 +1,318 @@
+package ipc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/arbor-go/arbor/protocol"
+)
+
+// call is one call this end made, from Start to its final message.
+type call struct {
+	ch      *Channel
+	cid     uint64
+	fn      string
+	kind    protocol.FuncKind
+	in      *inbox        // the callee's Yields (streams, contexts)
+	out     *outbox       // credit for Yields to the callee (contexts)
+	started chan struct{} // closed at Started (contexts)
+	done    chan struct{} // closed when the call has ended
+
+	mu           sync.Mutex
+	acked        bool
+	gotStarted   bool
+	startedValue protocol.Raw
+	result       protocol.Raw
+	err          error
+	cancelSent   bool
+	stopSent     bool
+	unwatch      func() bool
+}
+
+// startCall registers a call and sends its Start. For streams and contexts
+// a ctx that ends asks the peer to cancel the remote task even when nobody
+// is waiting on the call.
+func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncKind, args any) (*call, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := &call{ch: ch, fn: fn, kind: kind, done: make(chan struct{})}
+	start := &protocol.Start{Function: fn, FuncKind: kind}
+	if kind != protocol.FuncUnary {
+		c.in = newInbox(ch.window, c.grant)
+		start.Credit = uint32(ch.window)
+	}
+	if kind == protocol.FuncContext {
+		c.started = make(chan struct{})
+		c.out = newOutbox(0)
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		start.Timeout = max(time.Until(deadline), 1)
+	}
+	err := encodePayload(args, func(raw protocol.Raw) error {
+		ch.mu.Lock()
+		if ch.err != nil {
+			ch.mu.Unlock()
+			return ch.err
+		}
+		c.cid = ch.nextID
+		ch.nextID += 2
+		ch.calls[c.cid] = c
+		ch.mu.Unlock()
+		start.CID, start.Args = c.cid, raw
+		if err := ch.send(start); err != nil {
+			ch.forget(c)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("calling %s: %w", fn, err)
+	}
+	if kind != protocol.FuncUnary {
+		stop := context.AfterFunc(ctx, c.cancelRemote)
+		c.mu.Lock()
+		c.unwatch = stop
+		c.mu.Unlock()
+		select {
+		case <-c.done: // finished before the watch was in place
+			stop()
+		default:
+		}
+	}
+	return c, nil
+}
+
+// forget removes c from the table of live calls; messages still arriving
+// for it are then dropped as late.
+func (ch *Channel) forget(c *call) {
+	ch.mu.Lock()
+	if ch.calls[c.cid] == c {
+		delete(ch.calls, c.cid)
+	}
+	ch.mu.Unlock()
+}
+
+// grant gives the callee more credit for its Yields.
+func (c *call) grant(items uint32) {
+	select {
+	case <-c.done:
+	default:
+		c.ch.send(&protocol.Credit{CID: c.cid, Items: items})
+	}
+}
+
+// finish ends the call once: with a result, a nil error after a stream's
+// Stop, or an error.
+func (c *call) finish(result protocol.Raw, err error) {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		return
+	default:
+	}
+	c.result, c.err = result, err
+	close(c.done)
+	unwatch := c.unwatch
+	c.mu.Unlock()
+	if unwatch != nil {
+		unwatch()
+	}
+	if c.in != nil {
+		if err == nil {
+			err = io.EOF
+		}
+		c.in.finish(err)
+	}
+	if c.out != nil {
+		c.out.finish(ErrCallEnded)
+	}
+	c.ch.forget(c)
+}
+
+// violation ends the call because the callee broke the protocol, and asks
+// the callee to cancel its side.
+func (c *call) violation(reason string) {
+	perr := &ProtocolError{CID: c.cid, Reason: reason}
+	c.ch.reject(perr)
+	c.cancelRemote()
+	c.finish(nil, perr)
+}
+
+// cancelRemote asks the peer to cancel the remote task, once. The request is
+// itself a call (of arbor.cancel) whose answer nobody waits for: it arrives
+// for an id this end issued and no longer tracks, so it is dropped.
+func (c *call) cancelRemote() {
+	c.mu.Lock()
+	ended := false
+	select {
+	case <-c.done:
+		ended = true
+	default:
+	}
+	if ended || c.cancelSent {
+		c.mu.Unlock()
+		return
+	}
+	c.cancelSent = true
+	c.mu.Unlock()
+	ch := c.ch
+	encodePayload(cancelArgs{CID: c.cid}, func(raw protocol.Raw) error {
+		ch.mu.Lock()
+		if ch.err != nil {
+			ch.mu.Unlock()
+			return ch.err
+		}
+		cid := ch.nextID
+		ch.nextID += 2
+		ch.mu.Unlock()
+		return ch.send(&protocol.Start{CID: cid, Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw})
+	})
+}
+
+// abandon is what a caller does when its ctx ended: ask the peer to cancel,
+// wait a bounded time for the remote task to end, then stop tracking the
+// call. It reports whether the call ended successfully meanwhile.
+func (c *call) abandon(cause error) bool {
+	c.cancelRemote()
+	timer := time.NewTimer(c.ch.cwait)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+	case <-timer.C:
+	}
+	c.finish(nil, cause)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil
+}
+
+// wait waits for the final result of a unary or context call.
+func (c *call) wait(ctx context.Context) (protocol.Raw, error) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if !c.abandon(ctx.Err()) {
+			return nil, ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.result, c.err
+}
+
+// receive handles a message from the callee; it runs on the reader
+// goroutine and never blocks.
+func (c *call) receive(m protocol.Message) {
+	switch m := m.(type) {
+	case *protocol.StartAck:
+		c.mu.Lock()
+		dup := c.acked
+		c.acked = true
+		c.mu.Unlock()
+		if dup {
+			c.violation("startack twice")
+		} else if m.FuncKind != c.kind {
+			c.violation(fmt.Sprintf("startack for a %s, but %s was called as a %s", m.FuncKind, c.fn, c.kind))
+		}
+	case *protocol.Started:
+		if c.kind != protocol.FuncContext {
+			c.violation(fmt.Sprintf("started on a %s call", c.kind))
+			return
+		}
+		c.mu.Lock()
+		dup := c.gotStarted
+		if !dup {
+			c.gotStarted, c.startedValue = true, m.Value
+		}
+		c.mu.Unlock()
+		if dup {
+			c.violation("started twice")
+			return
+		}
+		c.out.add(m.Credit)
+		close(c.started)
+	case *protocol.Yield:
+		if c.kind == protocol.FuncUnary {
+			c.violation("yield on a func call")
+			return
+		}
+		if c.kind == protocol.FuncContext {
+			c.mu.Lock()
+			ok := c.gotStarted
+			c.mu.Unlock()
+			if !ok {
+				c.violation("yield before started")
+				return
+			}
+		}
+		if !c.in.push(m.Value) {
+			c.violation(fmt.Sprintf("yield beyond the %d items of credit granted, or after stop", c.ch.window))
+		}
+	case *protocol.Stop:
+		switch c.kind {
+		case protocol.FuncStream:
+			c.finish(nil, nil)
+		case protocol.FuncContext:
+			c.in.finish(io.EOF)
+		default:
+			c.violation("stop on a func call")
+		}
+	case *protocol.Return:
+		if c.kind == protocol.FuncStream {
+			c.violation("return on a stream call; a stream ends with stop")
+			return
+		}
+		c.finish(m.Value, nil)
+	case *protocol.Error:
+		if m.Err == nil {
+			m.Err = &protocol.RemoteError{Code: protocol.CodeProtocol, Message: "error without details"}
+		}
+		c.finish(nil, m.Err)
+	case *protocol.Credit:
+		if c.kind != protocol.FuncContext {
+			c.violation(fmt.Sprintf("credit on a %s call", c.kind))
+			return
+		}
+		c.out.add(m.Items)
+	default:
+		c.violation(fmt.Sprintf("unexpected %s", m.Kind()))
+	}
+}
+
+// sendYield sends one item to the callee of a context, waiting for credit.
+func (c *call) sendYield(ctx context.Context, v any) error {
+	c.mu.Lock()
+	stopped := c.stopSent
+	c.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("%s: send after CloseSend: %w", c.fn, ErrCallEnded)
+	}
+	if err := c.out.acquire(ctx); err != nil {
+		return err
+	}
+	return encodePayload(v, func(raw protocol.Raw) error {
+		return c.ch.send(&protocol.Yield{CID: c.cid, Value: raw})
+	})
+}
+
+// closeSend ends the caller's direction of a context, once.
+func (c *call) closeSend() error {
+	c.mu.Lock()
+	already := c.stopSent
+	c.stopSent = true
+	c.mu.Unlock()
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	if already {
+		return nil
+	}
+	return c.ch.send(&protocol.Stop{CID: c.cid})
+}

@@ -1,0 +1,435 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure one end of a channel. The zero value of every field is a
+// documented default; Open never modifies the Options it is given.
+type Options struct {
+	// Actor identifies this end to the peer. A zero UUID is replaced by a
+	// fresh random one and an empty Name by "actor".
+	Actor protocol.ActorID
+	// Initiator is true on the side that spawned or dialed the peer; exactly
+	// one side of a channel must set it.
+	Initiator bool
+	// Functions is what this end serves to the peer; nil serves only the
+	// runtime functions (arbor.cancel, arbor.schema, arbor.ping).
+	Functions *Table
+	// MaxFrame is the largest frame body sent or accepted, in bytes; zero
+	// means protocol.DefaultMaxFrame (16 MiB).
+	MaxFrame int
+	// Window is the credit, in items, that a stream consumer grants at a
+	// time; zero means DefaultWindow (128).
+	Window int
+	// CancelWait bounds how long a call whose ctx ended waits for the remote
+	// task to end before it returns; zero means 1s.
+	CancelWait time.Duration
+	// Logger receives protocol errors from the peer and other diagnostics;
+	// nil discards them.
+	Logger hclog.Logger
+}
+
+// Channel is one end of an arbor channel: it serves this end's functions to
+// the peer and lets this end call the peer's (see Func, Stream, Context).
+//
+// A Channel owns a reader goroutine, a writer goroutine and one goroutine per
+// call it serves; Close waits for all of them.
+type Channel struct {
+	conn     io.ReadWriteCloser
+	frames   *protocol.FrameReader
+	self     protocol.ActorID
+	peer     protocol.ActorID
+	peerPID  int64
+	funcs    *Table
+	log      hclog.Logger
+	maxFrame int
+	window   int
+	cwait    time.Duration
+
+	// base is the parent of every served call's ctx; it ends with the channel.
+	base       context.Context
+	cancelBase context.CancelCauseFunc
+
+	mu          sync.Mutex
+	calls       map[uint64]*call // calls this end made, by id
+	tasks       map[uint64]*task // calls this end serves, by id
+	nextID      uint64           // the id of this end's next call
+	lastPeerID  uint64           // the highest id the peer has used
+	err         error            // why the channel ended; nil while it runs
+	done        chan struct{}    // closed when err is set
+	closeCalled bool
+
+	wmu     sync.Mutex
+	wbuf    []byte // frames waiting for the writer
+	wspare  []byte
+	werr    error
+	wake    chan struct{}
+	closing chan struct{} // closed by Close: the writer flushes and exits
+
+	wg sync.WaitGroup // reader, writer and served calls
+}
+
+type channelKey struct{}
+
+// ChannelFrom returns the channel a served function was called on, so it can
+// call back the actor that called it.
+func ChannelFrom(ctx context.Context) (*Channel, bool) {
+	ch, ok := ctx.Value(channelKey{}).(*Channel)
+	return ch, ok
+}
+
+// Open performs the handshake on conn and starts serving. It takes ownership
+// of conn: conn is closed when the channel ends, and when Open fails. ctx
+// bounds the handshake only.
+func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel, error) {
+	self := opts.Actor
+	if self.UUID == "" {
+		self.UUID = protocol.NewUUID()
+	}
+	if self.Name == "" {
+		self.Name = "actor"
+	}
+	ch := &Channel{
+		conn:     conn,
+		self:     self,
+		funcs:    opts.Functions,
+		log:      opts.Logger,
+		maxFrame: opts.MaxFrame,
+		window:   opts.Window,
+		cwait:    opts.CancelWait,
+		calls:    make(map[uint64]*call),
+		tasks:    make(map[uint64]*task),
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+	}
+	if ch.funcs == nil {
+		ch.funcs = &Table{}
+	}
+	if ch.log == nil {
+		ch.log = hclog.NewNullLogger()
+	}
+	if ch.maxFrame <= 0 {
+		ch.maxFrame = protocol.DefaultMaxFrame
+	}
+	if ch.window <= 0 {
+		ch.window = DefaultWindow
+	}
+	if ch.cwait <= 0 {
+		ch.cwait = time.Second
+	}
+	ch.nextID = 2
+	if opts.Initiator {
+		ch.nextID = 1
+	}
+	first := &firstBytes{r: conn}
+	ch.frames = protocol.NewFrameReader(first, opts.MaxFrame)
+	err := ch.handshake(ctx, opts.Initiator, first)
+	first.stop()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	ch.log = ch.log.With("peer", ch.peer.String())
+	base := context.WithValue(context.Background(), channelKey{}, ch)
+	ch.base, ch.cancelBase = context.WithCancelCause(base)
+	ch.wg.Add(2)
+	go ch.readLoop()
+	go ch.writeLoop()
+	return ch, nil
+}
+
+// firstBytes keeps the first bytes read from the peer during the handshake,
+// so that a peer that is not an arbor actor can be quoted in the error.
+type firstBytes struct {
+	r    io.Reader
+	mu   sync.Mutex
+	seen []byte
+	done bool
+}
+
+func (f *firstBytes) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.mu.Lock()
+	if !f.done && len(f.seen) < 64 {
+		f.seen = append(f.seen, p[:min(n, 64-len(f.seen))]...)
+	}
+	f.mu.Unlock()
+	return n, err
+}
+
+func (f *firstBytes) stop() {
+	f.mu.Lock()
+	f.done = true
+	f.mu.Unlock()
+}
+
+func (f *firstBytes) bytes() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]byte(nil), f.seen...)
+}
+
+func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBytes) error {
+	// The handshake runs before the reader and writer exist, so a ctx that
+	// ends during it closes the connection to unblock the read.
+	stop := context.AfterFunc(ctx, func() { ch.conn.Close() })
+	defer stop()
+	fail := func(reason string, received []byte, err error) error {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return &HandshakeError{Reason: reason, Received: received, Err: err}
+	}
+	hello := &protocol.Hello{Version: protocol.Current, Actor: ch.self, PID: int64(os.Getpid()), Initiator: initiator}
+	frame, err := protocol.AppendFrame(nil, hello, ch.maxFrame)
+	if err != nil {
+		return fail("encoding hello", nil, err)
+	}
+	if _, err := ch.conn.Write(frame); err != nil {
+		return fail("sending hello", nil, err)
+	}
+	body, err := ch.frames.Next()
+	if err != nil {
+		var tooLarge *protocol.FrameTooLargeError
+		if errors.As(err, &tooLarge) {
+			return fail("the peer is not an arbor actor: its first bytes are not an arbor frame", first.bytes(), err)
+		}
+		return fail("reading the peer's hello", first.bytes(), err)
+	}
+	m, err := protocol.DecodeMessage(body)
+	if err != nil {
+		return fail("the peer is not an arbor actor: its first frame is not a message", first.bytes(), err)
+	}
+	peer, ok := m.(*protocol.Hello)
+	if !ok {
+		return fail(fmt.Sprintf("the peer's first message is %s, not hello", m.Kind()), nil, nil)
+	}
+	if err := protocol.CheckVersion(peer.Version); err != nil {
+		return err
+	}
+	if peer.Initiator == initiator {
+		side := "initiator"
+		if !initiator {
+			side = "acceptor"
+		}
+		return fail(fmt.Sprintf("both ends claim to be the %s of the channel", side), nil, nil)
+	}
+	ch.peer, ch.peerPID = peer.Actor, peer.PID
+	return nil
+}
+
+// Self returns this end's actor id.
+func (ch *Channel) Self() protocol.ActorID { return ch.self }
+
+// Peer returns the actor id the peer sent in its Hello.
+func (ch *Channel) Peer() protocol.ActorID { return ch.peer }
+
+// PeerPID returns the process id the peer sent in its Hello.
+func (ch *Channel) PeerPID() int64 { return ch.peerPID }
+
+// Done is closed when the channel has ended, by Close or by losing the peer.
+func (ch *Channel) Done() <-chan struct{} { return ch.done }
+
+// Err returns why the channel ended (ErrClosed after Close, a
+// *PeerGoneError when the peer went away), or nil while it runs.
+func (ch *Channel) Err() error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.err
+}
+
+// Close ends the channel: served calls see their ctx cancelled, pending
+// calls fail with ErrClosed, frames already queued are flushed, and the
+// connection is closed. It returns once the reader, the writer and every
+// served call have returned. It is safe to call more than once.
+func (ch *Channel) Close() error {
+	ch.mu.Lock()
+	first := !ch.closeCalled
+	ch.closeCalled = true
+	ch.mu.Unlock()
+	if first {
+		ch.end(ErrClosed)
+		close(ch.closing)
+	}
+	ch.wg.Wait()
+	return nil
+}
+
+// end records why the channel ended and fails everything that depends on
+// it. The first reason wins.
+func (ch *Channel) end(reason error) {
+	ch.mu.Lock()
+	if ch.err != nil {
+		ch.mu.Unlock()
+		return
+	}
+	ch.err = reason
+	close(ch.done)
+	calls := ch.calls
+	ch.calls = map[uint64]*call{}
+	ch.mu.Unlock()
+
+	if !errors.Is(reason, ErrClosed) {
+		ch.log.Debug("channel ended", "reason", reason)
+	}
+	for _, c := range calls {
+		c.finish(nil, reason)
+	}
+	// Served calls wait on their ctx, which descends from base.
+	ch.cancelBase(reason)
+}
+
+// lost ends the channel because the connection failed.
+func (ch *Channel) lost(cause error) {
+	ch.end(&PeerGoneError{Peer: ch.peer, Cause: cause})
+	// Closing the connection unblocks the reader, and the writer exits on
+	// its own once it sees the channel has ended.
+	ch.conn.Close()
+	signal(ch.wake)
+}
+
+// send queues one message for the writer. It fails only this message when
+// the frame is too large, and returns the channel's error once it has ended.
+func (ch *Channel) send(m protocol.Message) error {
+	ch.wmu.Lock()
+	if ch.werr != nil {
+		err := ch.werr
+		ch.wmu.Unlock()
+		return err
+	}
+	var err error
+	ch.wbuf, err = protocol.AppendFrame(ch.wbuf, m, ch.maxFrame)
+	ch.wmu.Unlock()
+	if err == nil {
+		signal(ch.wake)
+	}
+	return err
+}
+
+// writeLoop writes whatever has been queued in one write per wake-up, so
+// messages queued while a write is in progress are batched into the next.
+func (ch *Channel) writeLoop() {
+	defer ch.wg.Done()
+	for {
+		closing := false
+		select {
+		case <-ch.wake:
+		case <-ch.closing:
+			closing = true
+		case <-ch.done:
+			closing = true
+		}
+		ch.wmu.Lock()
+		batch := ch.wbuf
+		ch.wbuf = ch.wspare[:0]
+		ch.wmu.Unlock()
+		var err error
+		if len(batch) > 0 {
+			_, err = ch.conn.Write(batch)
+		}
+		if cap(batch) > 1<<20 {
+			batch = nil // let a huge batch go rather than keep it
+		}
+		ch.wspare = batch[:0]
+		if err != nil || closing {
+			if err == nil {
+				err = ErrClosed
+			}
+			ch.wmu.Lock()
+			ch.werr = err
+			ch.wbuf = nil
+			ch.wmu.Unlock()
+			if closing {
+				ch.conn.Close()
+			} else {
+				ch.lost(err)
+			}
+			return
+		}
+	}
+}
+
+// readLoop reads frames and routes each message; it owns the decision that
+// the peer is gone.
+func (ch *Channel) readLoop() {
+	defer ch.wg.Done()
+	for {
+		body, err := ch.frames.Next()
+		if err != nil {
+			ch.lost(err)
+			return
+		}
+		m, err := protocol.DecodeMessage(body)
+		if err != nil {
+			// The frame boundary is intact, so one bad message costs only
+			// itself: tell the peer and carry on.
+			ch.reject(&ProtocolError{Reason: err.Error()})
+			continue
+		}
+		ch.route(m)
+	}
+}
+
+// reject reports a message this side cannot accept to the peer, as a
+// channel-level Error (call id 0) that names the call in its text, and to
+// the log.
+func (ch *Channel) reject(perr *ProtocolError) {
+	ch.log.Warn("rejected a message from the peer", "cid", perr.CID, "reason", perr.Reason)
+	ch.send(&protocol.Error{Err: &protocol.RemoteError{
+		Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Reason, Source: ch.self}})
+}
+
+// ownID reports whether cid numbers a call made by this end.
+func (ch *Channel) ownID(cid uint64) bool { return cid%2 == ch.nextID%2 }
+
+func (ch *Channel) route(m protocol.Message) {
+	if start, ok := m.(*protocol.Start); ok {
+		ch.accept(start)
+		return
+	}
+	cid := protocol.CallID(m)
+	if cid == 0 {
+		switch m := m.(type) {
+		case *protocol.Error:
+			ch.log.Warn("the peer reported a protocol error", "error", m.Err)
+		case *protocol.Hello:
+			ch.reject(&ProtocolError{Reason: "hello after the handshake"})
+		}
+		return
+	}
+	ch.mu.Lock()
+	if ch.ownID(cid) {
+		c, live := ch.calls[cid]
+		issued := cid < ch.nextID
+		ch.mu.Unlock()
+		switch {
+		case live:
+			c.receive(m)
+		case !issued:
+			ch.reject(&ProtocolError{CID: cid, Reason: fmt.Sprintf("%s for call id %d, which this side never used", m.Kind(), cid)})
+		}
+		// A message for a call that has already ended here (abandoned after
+		// a cancellation, say) is a late one: dropping it is correct.
+		return
+	}
+	t, live := ch.tasks[cid]
+	seen := cid <= ch.lastPeerID
+	ch.mu.Unlock()
+	switch {
+	case live:
+		t.receive(m)
+	case !seen:
+		ch.reject(&ProtocolError{CID: cid, Reason: fmt.Sprintf("%s for call id %d, which was never started", m.Kind(), cid)})
+	}
+}

@@ -1,0 +1,324 @@
+package ipc
+
+import (
+	"context"
+	"io"
+	"iter"
+
+	"github.com/arbor-go/arbor/protocol"
+)
+
+// Func declares a unary function: arguments of type A in, one result of type
+// R out. One declaration serves the function (in a Table) and calls it with
+// compile-time types:
+//
+//	var Add = ipc.NewFunc("math.add", func(ctx context.Context, a [2]int) (int, error) {
+//		return a[0] + a[1], nil
+//	})
+//	sum, err := Add.Call(ctx, ch, [2]int{1, 2})
+type Func[A, R any] struct {
+	name string
+	impl func(context.Context, A) (R, error)
+}
+
+// NewFunc declares a unary function. impl may be nil in a program that only
+// calls the function.
+func NewFunc[A, R any](name string, impl func(ctx context.Context, args A) (R, error)) *Func[A, R] {
+	return &Func[A, R]{name: name, impl: impl}
+}
+
+// Name returns the declared name.
+func (f *Func[A, R]) Name() string { return f.name }
+
+// Schema describes the function.
+func (f *Func[A, R]) Schema() protocol.Schema {
+	return protocol.Schema{Name: f.name, Kind: protocol.FuncUnary, Args: typeSchema[A](), Result: typeSchema[R]()}
+}
+
+func (f *Func[A, R]) implemented() bool { return f.impl != nil }
+
+// Call calls the function on the peer of ch and waits for its result. If ctx
+// ends first, the remote call is cancelled and Call returns ctx.Err() once
+// the remote task has ended (or Options.CancelWait has passed). An error
+// from the remote function is a *protocol.RemoteError.
+func (f *Func[A, R]) Call(ctx context.Context, ch *Channel, args A) (R, error) {
+	var r R
+	c, err := ch.startCall(ctx, f.name, protocol.FuncUnary, args)
+	if err != nil {
+		return r, err
+	}
+	raw, err := c.wait(ctx)
+	if err != nil {
+		return r, err
+	}
+	err = decodePayload(f.name, "result", raw, &r)
+	return r, err
+}
+
+func (f *Func[A, R]) handle(t *task, raw protocol.Raw) (any, error) {
+	var a A
+	if err := decodePayload(f.name, "argument", raw, &a); err != nil {
+		return nil, err
+	}
+	t.ack()
+	return f.impl(t.ctx, a)
+}
+
+// Stream declares a function that takes arguments of type A and yields a
+// sequence of Y. The consumer's credit paces the producer: Send waits while
+// the caller has not caught up, so memory per stream stays bounded.
+type Stream[A, Y any] struct {
+	name string
+	impl func(context.Context, A, *Yielder[Y]) error
+}
+
+// NewStream declares a streaming function; impl may be nil in a program that
+// only calls it. The stream ends when impl returns: normally when it returns
+// nil, with an error otherwise.
+func NewStream[A, Y any](name string, impl func(ctx context.Context, args A, out *Yielder[Y]) error) *Stream[A, Y] {
+	return &Stream[A, Y]{name: name, impl: impl}
+}
+
+// Name returns the declared name.
+func (s *Stream[A, Y]) Name() string { return s.name }
+
+// Schema describes the function.
+func (s *Stream[A, Y]) Schema() protocol.Schema {
+	return protocol.Schema{Name: s.name, Kind: protocol.FuncStream, Args: typeSchema[A](), Yield: typeSchema[Y]()}
+}
+
+func (s *Stream[A, Y]) implemented() bool { return s.impl != nil }
+
+func (s *Stream[A, Y]) handle(t *task, raw protocol.Raw) (any, error) {
+	var a A
+	if err := decodePayload(s.name, "argument", raw, &a); err != nil {
+		return nil, err
+	}
+	t.ack()
+	return nil, s.impl(t.ctx, a, &Yielder[Y]{t: t})
+}
+
+// Open starts the stream on the peer of ch. ctx governs the whole stream:
+// when it ends, the remote function is cancelled.
+func (s *Stream[A, Y]) Open(ctx context.Context, ch *Channel, args A) (*StreamReader[Y], error) {
+	c, err := ch.startCall(ctx, s.name, protocol.FuncStream, args)
+	if err != nil {
+		return nil, err
+	}
+	return &StreamReader[Y]{c: c, ctx: ctx}, nil
+}
+
+// Yielder sends a stream's items to the caller.
+type Yielder[Y any] struct{ t *task }
+
+// Send sends one item. It blocks while the caller has granted no credit, and
+// fails once the call has been cancelled or the channel has ended.
+func (y *Yielder[Y]) Send(v Y) error { return y.t.yield(v) }
+
+// StreamReader receives a stream's items on the calling side. Its methods
+// are for one goroutine at a time.
+type StreamReader[Y any] struct {
+	c   *call
+	ctx context.Context
+}
+
+// Recv returns the next item, io.EOF after the last one, or the error that
+// ended the stream (a *protocol.RemoteError from the remote function, the
+// ctx's error, a *PeerGoneError). A *DecodeError fails only that item.
+func (r *StreamReader[Y]) Recv() (Y, error) {
+	var y Y
+	if err := r.ctx.Err(); err != nil {
+		r.c.abandon(err)
+		return y, err
+	}
+	raw, err := r.c.in.pop(r.ctx)
+	if err != nil {
+		if r.ctx.Err() != nil && err != io.EOF {
+			r.c.abandon(r.ctx.Err())
+			return y, r.ctx.Err()
+		}
+		return y, err
+	}
+	err = decodePayload(r.c.fn, "yield", raw, &y)
+	return y, err
+}
+
+// All ranges over the items until the end of the stream. An error that ends
+// the stream is yielded once, with a zero item; breaking out of the loop
+// closes the stream.
+func (r *StreamReader[Y]) All() iter.Seq2[Y, error] {
+	return func(yield func(Y, error) bool) {
+		for {
+			y, err := r.Recv()
+			if err == io.EOF {
+				return
+			}
+			if !yield(y, err) {
+				r.Close()
+				return
+			}
+			if err != nil {
+				if _, isDecode := err.(*DecodeError); !isDecode {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Close stops reading. If the stream has not ended, the remote function is
+// cancelled, and Close returns once it has ended or Options.CancelWait has
+// passed. It is safe to call more than once.
+func (r *StreamReader[Y]) Close() error {
+	select {
+	case <-r.c.done:
+	default:
+		r.c.abandon(ErrCallEnded)
+	}
+	return nil
+}
+
+// Context declares a function that opens a two-way session: it takes
+// arguments of type A, first sends a value of type S ("started"), then
+// exchanges items with the caller — I from the caller, O to the caller —
+// and finally returns a result of type R.
+type Context[A, S, I, O, R any] struct {
+	name string
+	impl func(context.Context, A, *Session[S, I, O]) (R, error)
+}
+
+// NewContext declares a context function; impl may be nil in a program that
+// only calls it.
+func NewContext[A, S, I, O, R any](name string, impl func(ctx context.Context, args A, s *Session[S, I, O]) (R, error)) *Context[A, S, I, O, R] {
+	return &Context[A, S, I, O, R]{name: name, impl: impl}
+}
+
+// Name returns the declared name.
+func (d *Context[A, S, I, O, R]) Name() string { return d.name }
+
+// Schema describes the function.
+func (d *Context[A, S, I, O, R]) Schema() protocol.Schema {
+	return protocol.Schema{Name: d.name, Kind: protocol.FuncContext, Args: typeSchema[A](),
+		Started: typeSchema[S](), Send: typeSchema[I](), Yield: typeSchema[O](), Result: typeSchema[R]()}
+}
+
+func (d *Context[A, S, I, O, R]) implemented() bool { return d.impl != nil }
+
+func (d *Context[A, S, I, O, R]) handle(t *task, raw protocol.Raw) (any, error) {
+	var a A
+	if err := decodePayload(d.name, "argument", raw, &a); err != nil {
+		return nil, err
+	}
+	t.ack()
+	return d.impl(t.ctx, a, &Session[S, I, O]{t: t})
+}
+
+// Session is the serving side of a context call.
+type Session[S, I, O any] struct{ t *task }
+
+// Started sends the first value; it must come before Send, and only once.
+// A function that returns without calling it sends a zero S.
+func (s *Session[S, I, O]) Started(v S) error { return s.t.sendStarted(v) }
+
+// Send sends one item to the caller, waiting for credit.
+func (s *Session[S, I, O]) Send(v O) error { return s.t.yield(v) }
+
+// Recv returns the caller's next item, or io.EOF once the caller has closed
+// its direction.
+func (s *Session[S, I, O]) Recv() (I, error) {
+	var v I
+	raw, err := s.t.in.pop(s.t.ctx)
+	if err != nil {
+		return v, err
+	}
+	err = decodePayload(s.t.fn, "sent value", raw, &v)
+	return v, err
+}
+
+// CloseSend tells the caller no more items will come.
+func (s *Session[S, I, O]) CloseSend() error { return s.t.closeSend() }
+
+// Open starts the context on the peer of ch and waits for its Started
+// value. ctx governs the whole session.
+func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) (*ContextCall[S, I, O, R], error) {
+	c, err := ch.startCall(ctx, d.name, protocol.FuncContext, args)
+	if err != nil {
+		return nil, err
+	}
+	cc := &ContextCall[S, I, O, R]{c: c, ctx: ctx}
+	select {
+	case <-c.started:
+	case <-c.done:
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
+		if err == nil {
+			err = &ProtocolError{CID: c.cid, Reason: "context ended without started"}
+		}
+		return nil, err
+	case <-ctx.Done():
+		c.abandon(ctx.Err())
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	raw := c.startedValue
+	c.mu.Unlock()
+	if err := decodePayload(d.name, "started value", raw, &cc.started); err != nil {
+		c.abandon(err)
+		return nil, err
+	}
+	return cc, nil
+}
+
+// ContextCall is the calling side of an open context. Send and Recv may be
+// used from different goroutines.
+type ContextCall[S, I, O, R any] struct {
+	c       *call
+	ctx     context.Context
+	started S
+}
+
+// Started returns the value the function sent first.
+func (cc *ContextCall[S, I, O, R]) Started() S { return cc.started }
+
+// Send sends one item to the function, waiting for credit.
+func (cc *ContextCall[S, I, O, R]) Send(v I) error { return cc.c.sendYield(cc.ctx, v) }
+
+// Recv returns the function's next item, or io.EOF once it has closed its
+// direction or returned.
+func (cc *ContextCall[S, I, O, R]) Recv() (O, error) {
+	var v O
+	raw, err := cc.c.in.pop(cc.ctx)
+	if err != nil {
+		return v, err
+	}
+	err = decodePayload(cc.c.fn, "yield", raw, &v)
+	return v, err
+}
+
+// CloseSend tells the function no more items will come. It is safe to call
+// more than once.
+func (cc *ContextCall[S, I, O, R]) CloseSend() error { return cc.c.closeSend() }
+
+// Result waits for the function's result. Like Func.Call, a ctx that ends
+// cancels the remote function.
+func (cc *ContextCall[S, I, O, R]) Result() (R, error) {
+	var r R
+	raw, err := cc.c.wait(cc.ctx)
+	if err != nil {
+		return r, err
+	}
+	err = decodePayload(cc.c.fn, "result", raw, &r)
+	return r, err
+}
+
+// Close cancels the function if it has not ended, waiting for it as
+// StreamReader.Close does. It is safe to call more than once.
+func (cc *ContextCall[S, I, O, R]) Close() error {
+	select {
+	case <-cc.c.done:
+	default:
+		cc.c.abandon(ErrCallEnded)
+	}
+	return nil
+}

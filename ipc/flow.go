@@ -1,0 +1,165 @@
+package ipc
+
+import (
+	"context"
+	"sync"
+
+	"github.com/arbor-go/arbor/protocol"
+)
+
+// DefaultWindow is the default number of stream items a consumer accepts
+// before it grants more credit.
+const DefaultWindow = 128
+
+// inbox is the consuming end of one stream direction. The channel's reader
+// pushes into it without ever blocking; the consumer pops. It holds at most
+// window items, because the producer may send only what was granted: a push
+// beyond that is the producer's protocol violation. After every window/2
+// items consumed, the inbox grants that many again.
+type inbox struct {
+	grant  func(items uint32) // sends a Credit message
+	window int
+
+	mu       sync.Mutex
+	items    []protocol.Raw
+	head     int
+	consumed int
+	end      error // io.EOF after the producer's Stop, or why the call ended
+	wake     chan struct{}
+}
+
+func newInbox(window int, grant func(uint32)) *inbox {
+	return &inbox{grant: grant, window: window, wake: make(chan struct{}, 1)}
+}
+
+// push adds one item; it reports false when the producer exceeded its
+// credit or the direction had already ended.
+func (q *inbox) push(v protocol.Raw) bool {
+	q.mu.Lock()
+	if q.end != nil || len(q.items)-q.head >= q.window {
+		q.mu.Unlock()
+		return false
+	}
+	if q.head > 0 && len(q.items) == cap(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	signal(q.wake)
+	return true
+}
+
+// finish ends the direction: items already queued are still delivered, then
+// pop returns err. Only the first call counts.
+func (q *inbox) finish(err error) {
+	q.mu.Lock()
+	if q.end == nil {
+		q.end = err
+	}
+	q.mu.Unlock()
+	signal(q.wake)
+}
+
+// pop waits for the next item, for the end of the direction, or for ctx.
+func (q *inbox) pop(ctx context.Context) (protocol.Raw, error) {
+	for {
+		q.mu.Lock()
+		if q.head < len(q.items) {
+			v := q.items[q.head]
+			q.items[q.head] = nil
+			q.head++
+			q.consumed++
+			var grant int
+			if q.consumed >= max(q.window/2, 1) && q.end == nil {
+				grant, q.consumed = q.consumed, 0
+			}
+			more := q.head < len(q.items)
+			q.mu.Unlock()
+			if more {
+				signal(q.wake) // pass the wake-up on to another consumer
+			}
+			if grant > 0 {
+				q.grant(uint32(grant))
+			}
+			return v, nil
+		}
+		end := q.end
+		q.mu.Unlock()
+		if end != nil {
+			signal(q.wake)
+			return nil, end
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// outbox is the producing end of one stream direction: it counts the credit
+// the consumer granted.
+type outbox struct {
+	mu     sync.Mutex
+	credit int
+	end    error
+	wake   chan struct{}
+}
+
+func newOutbox(initial int) *outbox {
+	return &outbox{credit: initial, wake: make(chan struct{}, 1)}
+}
+
+func (o *outbox) add(n uint32) {
+	o.mu.Lock()
+	o.credit += int(n)
+	o.mu.Unlock()
+	signal(o.wake)
+}
+
+func (o *outbox) finish(err error) {
+	o.mu.Lock()
+	if o.end == nil {
+		o.end = err
+	}
+	o.mu.Unlock()
+	signal(o.wake)
+}
+
+// acquire takes one unit of credit, waiting while there is none.
+func (o *outbox) acquire(ctx context.Context) error {
+	for {
+		o.mu.Lock()
+		if o.end != nil {
+			err := o.end
+			o.mu.Unlock()
+			signal(o.wake)
+			return err
+		}
+		if o.credit > 0 {
+			o.credit--
+			more := o.credit > 0
+			o.mu.Unlock()
+			if more {
+				signal(o.wake)
+			}
+			return nil
+		}
+		o.mu.Unlock()
+		select {
+		case <-o.wake:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// signal wakes the one waiter of a capacity-1 channel without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}

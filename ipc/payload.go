@@ -1,0 +1,63 @@
+package ipc
+
+import (
+	"bytes"
+	"reflect"
+	"sync"
+
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// codec encodes and decodes payloads; pooled because msgpack's encoder and
+// decoder are worth reusing on the hot path.
+type codec struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var codecs = sync.Pool{New: func() any {
+	c := &codec{}
+	c.enc = msgpack.NewEncoder(&c.buf)
+	c.enc.UseCompactInts(true)
+	c.dec = msgpack.NewDecoder(&c.rd)
+	return c
+}}
+
+// encodePayload encodes v and passes the bytes to use, which must not keep
+// them: they are reused as soon as use returns.
+func encodePayload(v any, use func(protocol.Raw) error) error {
+	c := codecs.Get().(*codec)
+	defer codecs.Put(c)
+	c.buf.Reset()
+	if err := c.enc.Encode(v); err != nil {
+		return err
+	}
+	err := use(c.buf.Bytes())
+	if c.buf.Cap() > 1<<20 {
+		c.buf = bytes.Buffer{} // do not pin a huge buffer in the pool
+		c.enc.Reset(&c.buf)
+		c.enc.UseCompactInts(true)
+	}
+	return err
+}
+
+// decodePayload decodes raw into *v, or returns a *DecodeError that names
+// the declared type and the msgpack type that arrived.
+func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) error {
+	if len(raw) == 0 {
+		raw = protocol.Raw{0xc0}
+	}
+	c := codecs.Get().(*codec)
+	c.rd.Reset(raw)
+	err := c.dec.Decode(v)
+	c.rd.Reset(nil)
+	codecs.Put(c)
+	if err != nil {
+		return &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
+			Got: protocol.MsgpackTypeName(raw[0]), Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package ipc
+
+import (
+	"context"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/arbor-go/arbor/protocol"
+)
+
+// Handler is a declared function that a Table can serve: a *Func, *Stream
+// or *Context with an implementation.
+type Handler interface {
+	// Schema describes the function's name, kind and types.
+	Schema() protocol.Schema
+	// handle decodes the arguments, acknowledges the call and runs the
+	// implementation; the result is encoded by the caller of handle.
+	handle(t *task, args protocol.Raw) (result any, err error)
+	implemented() bool
+}
+
+var (
+	_ Handler = (*Func[int, int])(nil)
+	_ Handler = (*Stream[int, int])(nil)
+	_ Handler = (*Context[int, int, int, int, int])(nil)
+)
+
+// ReservedPrefix starts the names of the runtime's own functions; no
+// declared function may use it.
+const ReservedPrefix = "arbor."
+
+// Table is the set of functions an endpoint serves. It is immutable once
+// built and safe to share between channels.
+type Table struct {
+	byName map[string]Handler
+}
+
+// NewTable builds a table from declared functions. It fails with a
+// *TableError for an empty or reserved name, a name used twice, or a
+// declaration without an implementation.
+func NewTable(handlers ...Handler) (*Table, error) {
+	t := &Table{byName: make(map[string]Handler, len(handlers))}
+	for _, h := range handlers {
+		name := h.Schema().Name
+		switch {
+		case name == "":
+			return nil, &TableError{Function: name, Reason: "the name is empty"}
+		case strings.HasPrefix(name, ReservedPrefix):
+			return nil, &TableError{Function: name, Reason: "names starting with " + ReservedPrefix + " are reserved for the runtime"}
+		case t.byName[name] != nil:
+			return nil, &TableError{Function: name, Reason: "declared twice"}
+		case !h.implemented():
+			return nil, &TableError{Function: name, Reason: "declared without an implementation, so it can only be called"}
+		}
+		t.byName[name] = h
+	}
+	return t, nil
+}
+
+// MustNewTable is NewTable for tables built at program start: it panics
+// where NewTable returns an error.
+func MustNewTable(handlers ...Handler) *Table {
+	t, err := NewTable(handlers...)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// Schemas describes every function in the table, sorted by name.
+func (t *Table) Schemas() []protocol.Schema {
+	out := make([]protocol.Schema, 0, len(t.byName))
+	for _, h := range t.byName {
+		out = append(out, h.Schema())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (t *Table) lookup(name string) (Handler, bool) {
+	if strings.HasPrefix(name, ReservedPrefix) {
+		h, ok := runtimeFuncs[name]
+		return h, ok
+	}
+	h, ok := t.byName[name]
+	return h, ok
+}
+
+// The runtime's own functions, served by every endpoint.
+const (
+	fnCancel = ReservedPrefix + "cancel"
+	fnSchema = ReservedPrefix + "schema"
+	fnPing   = ReservedPrefix + "ping"
+)
+
+type cancelArgs struct {
+	CID uint64 `msgpack:"cid"`
+}
+
+// runtimeFuncs is read-only after package initialisation.
+var runtimeFuncs = map[string]Handler{
+	fnCancel: NewFunc(fnCancel, func(ctx context.Context, a cancelArgs) (struct{}, error) {
+		ch, _ := ChannelFrom(ctx)
+		ch.mu.Lock()
+		t := ch.tasks[a.CID]
+		ch.mu.Unlock()
+		if t != nil { // a task that has already ended needs nothing
+			t.cancelBy(ch.peer)
+		}
+		return struct{}{}, nil
+	}),
+	fnSchema: NewFunc(fnSchema, func(ctx context.Context, _ struct{}) ([]protocol.Schema, error) {
+		ch, _ := ChannelFrom(ctx)
+		return ch.funcs.Schemas(), nil
+	}),
+	fnPing: NewFunc(fnPing, func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil }),
+}
+
+// RemoteSchemas asks the peer for the schemas of the functions it serves.
+func RemoteSchemas(ctx context.Context, ch *Channel) ([]protocol.Schema, error) {
+	return runtimeFuncs[fnSchema].(*Func[struct{}, []protocol.Schema]).Call(ctx, ch, struct{}{})
+}
+
+// Ping makes a round trip to the peer's runtime.
+func Ping(ctx context.Context, ch *Channel) error {
+	_, err := runtimeFuncs[fnPing].(*Func[struct{}, struct{}]).Call(ctx, ch, struct{}{})
+	return err
+}
+
+func typeSchema[T any]() *protocol.TypeSchema { return protocol.SchemaOf(reflect.TypeFor[T]()) }

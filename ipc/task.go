@@ -1,0 +1,320 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+
+	"github.com/arbor-go/arbor/protocol"
+)
+
+// task is one call this end serves, from the peer's Start to this end's
+// final message.
+type task struct {
+	ch     *Channel
+	cid    uint64
+	fn     string
+	kind   protocol.FuncKind
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	in     *inbox  // the caller's Yields (contexts)
+	out    *outbox // credit for Yields to the caller (streams, contexts)
+
+	mu          sync.Mutex
+	cancelledBy protocol.ActorID // who asked for the cancellation, if anyone did
+	violated    *ProtocolError   // the caller broke the protocol on this call
+	acked       bool
+	startedSent bool
+	stopSent    bool
+	ended       bool
+}
+
+// cancelCause is the cause a served call's ctx is cancelled with when the
+// peer asked for it.
+type cancelCause struct{ by protocol.ActorID }
+
+func (c *cancelCause) Error() string { return "cancelled by actor " + c.by.String() }
+func (c *cancelCause) Is(target error) bool {
+	return target == context.Canceled
+}
+
+// accept handles a Start from the peer: it checks the call and runs it in a
+// goroutine of its own, owned by the channel.
+func (ch *Channel) accept(s *protocol.Start) {
+	refuse := func(code protocol.ErrorCode, format string, args ...any) {
+		ch.send(&protocol.Error{CID: s.CID, Err: &protocol.RemoteError{
+			Code: code, Type: "*ipc.CallError", Message: fmt.Sprintf(format, args...), Source: ch.self}})
+	}
+	if ch.ownID(s.CID) {
+		refuse(protocol.CodeProtocol, "start with call id %d, which has the parity of this side's own calls", s.CID)
+		return
+	}
+	h, ok := ch.funcs.lookup(s.Function)
+	if !ok {
+		refuse(protocol.CodeUnknownFunction, "actor %s serves no function %q", ch.self, s.Function)
+		return
+	}
+	if h.Schema().Kind != s.FuncKind {
+		refuse(protocol.CodeWrongKind, "%s is a %s, called as a %s", s.Function, h.Schema().Kind, s.FuncKind)
+		return
+	}
+	ctx, cancel := context.WithCancelCause(ch.base)
+	if s.Timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, s.Timeout)
+		inner := cancel
+		cancel = func(err error) { inner(err); cancelTimeout() }
+	}
+	t := &task{ch: ch, cid: s.CID, fn: s.Function, kind: s.FuncKind, ctx: ctx, cancel: cancel}
+	if s.FuncKind != protocol.FuncUnary {
+		t.out = newOutbox(int(s.Credit))
+	}
+	if s.FuncKind == protocol.FuncContext {
+		t.in = newInbox(ch.window, t.grant)
+	}
+
+	ch.mu.Lock()
+	if ch.err != nil {
+		ch.mu.Unlock()
+		cancel(nil)
+		return
+	}
+	if _, live := ch.tasks[s.CID]; live {
+		ch.mu.Unlock()
+		cancel(nil)
+		refuse(protocol.CodeProtocol, "call id %d is already in use by a running call", s.CID)
+		return
+	}
+	ch.tasks[s.CID] = t
+	ch.lastPeerID = max(ch.lastPeerID, s.CID)
+	ch.wg.Add(1)
+	ch.mu.Unlock()
+	go t.run(h, s.Args)
+}
+
+func (t *task) run(h Handler, args protocol.Raw) {
+	defer t.ch.wg.Done()
+	result, err := t.call(h, args)
+	t.end(result, err)
+}
+
+// call runs the function, turning a panic into an error that keeps the
+// panic's value and stack.
+func (t *task) call(h Handler, args protocol.Raw) (result any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())}
+		}
+	}()
+	return h.handle(t, args)
+}
+
+// PanicError is a panic recovered in a served function.
+type PanicError struct {
+	Value string
+	Stack string
+}
+
+func (e *PanicError) Error() string { return "panic: " + e.Value }
+
+// ack sends StartAck: the arguments decoded and the function is running.
+func (t *task) ack() {
+	t.mu.Lock()
+	t.acked = true
+	t.mu.Unlock()
+	t.ch.send(&protocol.StartAck{CID: t.cid, FuncKind: t.kind})
+}
+
+func (t *task) grant(items uint32) {
+	t.mu.Lock()
+	ended := t.ended
+	t.mu.Unlock()
+	if !ended {
+		t.ch.send(&protocol.Credit{CID: t.cid, Items: items})
+	}
+}
+
+// sendStarted sends a context's Started value, once.
+func (t *task) sendStarted(v any) error {
+	t.mu.Lock()
+	if t.startedSent {
+		t.mu.Unlock()
+		return fmt.Errorf("%s: Started called twice", t.fn)
+	}
+	t.startedSent = true
+	t.mu.Unlock()
+	return encodePayload(v, func(raw protocol.Raw) error {
+		return t.ch.send(&protocol.Started{CID: t.cid, Value: raw, Credit: uint32(t.ch.window)})
+	})
+}
+
+// yield sends one item to the caller, waiting for credit.
+func (t *task) yield(v any) error {
+	t.mu.Lock()
+	notStarted := t.kind == protocol.FuncContext && !t.startedSent
+	stopped := t.stopSent
+	t.mu.Unlock()
+	if notStarted {
+		return fmt.Errorf("%s: Send before Started", t.fn)
+	}
+	if stopped {
+		return fmt.Errorf("%s: Send after CloseSend: %w", t.fn, ErrCallEnded)
+	}
+	if err := t.out.acquire(t.ctx); err != nil {
+		return err
+	}
+	return encodePayload(v, func(raw protocol.Raw) error {
+		return t.ch.send(&protocol.Yield{CID: t.cid, Value: raw})
+	})
+}
+
+// closeSend ends this end's direction of a stream or context, once.
+func (t *task) closeSend() error {
+	t.mu.Lock()
+	already := t.stopSent
+	t.stopSent = true
+	t.mu.Unlock()
+	if already {
+		return nil
+	}
+	return t.ch.send(&protocol.Stop{CID: t.cid})
+}
+
+// receive handles a message from the caller; it runs on the reader
+// goroutine and never blocks.
+func (t *task) receive(m protocol.Message) {
+	switch m := m.(type) {
+	case *protocol.Yield:
+		t.mu.Lock()
+		started := t.startedSent
+		t.mu.Unlock()
+		switch {
+		case t.kind != protocol.FuncContext:
+			t.violation(fmt.Sprintf("yield from the caller of a %s", t.kind))
+		case !started:
+			t.violation("yield from the caller before started")
+		case !t.in.push(m.Value):
+			t.violation(fmt.Sprintf("yield beyond the %d items of credit granted, or after stop", t.ch.window))
+		}
+	case *protocol.Stop:
+		if t.kind != protocol.FuncContext {
+			t.violation(fmt.Sprintf("stop from the caller of a %s; cancel with %s", t.kind, fnCancel))
+			return
+		}
+		t.in.finish(io.EOF)
+	case *protocol.Credit:
+		if t.out == nil {
+			t.violation("credit for a func call")
+			return
+		}
+		t.out.add(m.Items)
+	default:
+		t.violation(fmt.Sprintf("%s sent by the caller", m.Kind()))
+	}
+}
+
+// violation fails the call because the caller broke the protocol.
+func (t *task) violation(reason string) {
+	perr := &ProtocolError{CID: t.cid, Reason: reason}
+	t.mu.Lock()
+	if t.violated == nil {
+		t.violated = perr
+	}
+	t.mu.Unlock()
+	t.ch.log.Warn("rejected a message from the caller", "cid", t.cid, "function", t.fn, "reason", reason)
+	t.cancel(perr)
+}
+
+// cancelBy cancels the task at the request of actor by.
+func (t *task) cancelBy(by protocol.ActorID) {
+	t.mu.Lock()
+	if t.cancelledBy.IsZero() {
+		t.cancelledBy = by
+	}
+	t.mu.Unlock()
+	t.cancel(&cancelCause{by: by})
+}
+
+// end sends the call's final messages and forgets the task.
+func (t *task) end(result any, err error) {
+	t.mu.Lock()
+	t.ended = true
+	if t.violated != nil {
+		err = t.violated
+	}
+	needStarted := t.kind == protocol.FuncContext && !t.startedSent && err == nil
+	needStop := t.kind != protocol.FuncUnary && !t.stopSent && err == nil
+	t.mu.Unlock()
+
+	ch := t.ch
+	ch.mu.Lock()
+	if ch.tasks[t.cid] == t {
+		delete(ch.tasks, t.cid)
+	}
+	ch.mu.Unlock()
+	defer t.cancel(nil)
+	if t.out != nil {
+		t.out.finish(ErrCallEnded)
+	}
+	if t.in != nil {
+		t.in.finish(ErrCallEnded)
+	}
+
+	if err == nil && needStarted {
+		err = t.sendStarted(nil)
+	}
+	if err == nil && needStop {
+		err = t.closeSend()
+	}
+	if err == nil && t.kind != protocol.FuncStream {
+		err = encodePayload(result, func(raw protocol.Raw) error {
+			return ch.send(&protocol.Return{CID: t.cid, Value: raw})
+		})
+		if err == nil {
+			return
+		}
+		err = fmt.Errorf("%s: sending the result: %w", t.fn, err)
+	}
+	if err == nil {
+		return
+	}
+	ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)})
+}
+
+// box turns an error from a served function into a RemoteError.
+func (t *task) box(err error) *protocol.RemoteError {
+	self := t.ch.self
+	var re *protocol.RemoteError
+	if errors.As(err, &re) {
+		// An error from an actor further away: pass it on, noting the hop.
+		return re.RelayedThrough(self)
+	}
+	e := &protocol.RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Source: self}
+	var (
+		pe *PanicError
+		de *DecodeError
+		pr *ProtocolError
+	)
+	switch {
+	case errors.As(err, &pe):
+		e.Code, e.Type, e.Message, e.Stack = protocol.CodePanic, "panic", pe.Value, pe.Stack
+	case errors.As(err, &pr):
+		e.Code = protocol.CodeProtocol
+	case errors.As(err, &de) && de.What == "argument" && de.Function == t.fn:
+		e.Code = protocol.CodeBadArgument
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Code = protocol.CodeDeadline
+	case errors.Is(err, context.Canceled):
+		e.Code = protocol.CodeCancelled
+		t.mu.Lock()
+		e.Canceller = t.cancelledBy
+		t.mu.Unlock()
+		if e.Canceller.IsZero() {
+			e.Canceller = self // the function cancelled itself
+		}
+	}
+	return e
+}
