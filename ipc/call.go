@@ -63,7 +63,7 @@ func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncK
 		ch.calls[c.cid] = c
 		ch.mu.Unlock()
 		start.CID, start.Args = c.cid, raw
-		if err := ch.send(start); err != nil {
+		if err := ch.send(start, flushNow); err != nil {
 			ch.forget(c)
 			return err
 		}
@@ -101,7 +101,7 @@ func (c *call) grant(items uint32) {
 	select {
 	case <-c.done:
 	default:
-		c.ch.send(&protocol.Credit{CID: c.cid, Items: items})
+		c.ch.send(&protocol.Credit{CID: c.cid, Items: items}, flushNow)
 	}
 }
 
@@ -170,7 +170,7 @@ func (c *call) cancelRemote() {
 		cid := ch.nextID
 		ch.nextID += 2
 		ch.mu.Unlock()
-		return ch.send(&protocol.Start{CID: cid, Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw})
+		return ch.send(&protocol.Start{CID: cid, Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushAsync)
 	})
 }
 
@@ -296,7 +296,7 @@ func (c *call) sendYield(ctx context.Context, v any) error {
 		return err
 	}
 	return encodePayload(v, func(raw protocol.Raw) error {
-		return c.ch.send(&protocol.Yield{CID: c.cid, Value: raw})
+		return c.ch.send(&protocol.Yield{CID: c.cid, Value: raw}, flushAsync)
 	})
 }
 
@@ -314,5 +314,5 @@ func (c *call) closeSend() error {
 	if already {
 		return nil
 	}
-	return c.ch.send(&protocol.Stop{CID: c.cid})
+	return c.ch.send(&protocol.Stop{CID: c.cid}, flushNow)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arbor-go/arbor/protocol"
@@ -69,14 +70,20 @@ type Channel struct {
 	done        chan struct{}    // closed when err is set
 	closeCalled bool
 
-	wmu     sync.Mutex
-	wbuf    []byte // frames waiting for the writer
-	wspare  []byte
-	werr    error
-	wake    chan struct{}
-	closing chan struct{} // closed by Close: the writer flushes and exits
+	wmu       sync.Mutex
+	wcond     *sync.Cond // signalled when writing becomes false
+	wbuf      []byte     // frames waiting to be written
+	wspare    []byte
+	writing   bool // a goroutine is writing; it drains wbuf before it stops
+	werr      error
+	lazy      *time.Timer // wakes the writer for frames queued with flushLazy
+	lazyArmed bool
+	wake      chan struct{}
+	closing   chan struct{} // closed by Close: the writer flushes and exits
 
-	wg sync.WaitGroup // reader, writer and served calls
+	jobs chan job       // accepted calls, to idle workers
+	idle atomic.Int32   // workers waiting on jobs
+	wg   sync.WaitGroup // reader, writer and workers
 }
 
 type channelKey struct{}
@@ -111,8 +118,12 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		tasks:    make(map[uint64]*task),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		jobs:     make(chan job),
 		closing:  make(chan struct{}),
 	}
+	ch.wcond = sync.NewCond(&ch.wmu)
+	ch.lazy = time.AfterFunc(time.Hour, func() { signal(ch.wake) })
+	ch.lazy.Stop()
 	if ch.funcs == nil {
 		ch.funcs = &Table{}
 	}
@@ -299,9 +310,29 @@ func (ch *Channel) lost(cause error) {
 	signal(ch.wake)
 }
 
-// send queues one message for the writer. It fails only this message when
-// the frame is too large, and returns the channel's error once it has ended.
-func (ch *Channel) send(m protocol.Message) error {
+// How a queued frame reaches the connection.
+type flushMode uint8
+
+const (
+	// flushNow: the sending goroutine writes the queue itself unless a
+	// write is already in progress (whose writer then takes this frame
+	// too). It saves a hand-off to the writer goroutine on the hot path.
+	flushNow flushMode = iota
+	// flushAsync: the writer goroutine writes it. The reader uses this, so
+	// it never blocks on a peer that is not reading.
+	flushAsync
+	// flushLazy: the frame goes out with the next one, or within lazyDelay.
+	// StartAck uses it, so that a quick call's StartAck and Return share
+	// one write.
+	flushLazy
+)
+
+// lazyDelay bounds how long a lazily queued frame may wait.
+const lazyDelay = time.Millisecond
+
+// send queues one message. It fails only this message when the frame is too
+// large, and returns the channel's error once it has ended.
+func (ch *Channel) send(m protocol.Message, mode flushMode) error {
 	ch.wmu.Lock()
 	if ch.werr != nil {
 		err := ch.werr
@@ -310,15 +341,56 @@ func (ch *Channel) send(m protocol.Message) error {
 	}
 	var err error
 	ch.wbuf, err = protocol.AppendFrame(ch.wbuf, m, ch.maxFrame)
-	ch.wmu.Unlock()
-	if err == nil {
+	switch {
+	case err != nil || ch.writing:
+		ch.wmu.Unlock()
+	case mode == flushLazy:
+		if !ch.lazyArmed {
+			ch.lazyArmed = true
+			ch.lazy.Reset(lazyDelay)
+		}
+		ch.wmu.Unlock()
+	case mode == flushAsync:
+		ch.wmu.Unlock()
 		signal(ch.wake)
+	default:
+		ch.writing = true
+		ch.drainLocked()
 	}
 	return err
 }
 
-// writeLoop writes whatever has been queued in one write per wake-up, so
-// messages queued while a write is in progress are batched into the next.
+// drainLocked writes the queue until it is empty. It is called with wmu
+// held and writing set by the caller, and returns with wmu released.
+func (ch *Channel) drainLocked() {
+	for len(ch.wbuf) > 0 && ch.werr == nil {
+		batch := ch.wbuf
+		ch.wbuf = ch.wspare[:0]
+		ch.lazyArmed = false
+		ch.wmu.Unlock()
+		_, err := ch.conn.Write(batch)
+		if cap(batch) > 1<<20 {
+			batch = nil // let a huge batch go rather than keep it
+		}
+		ch.wmu.Lock()
+		ch.wspare = batch[:0]
+		if err != nil && ch.werr == nil {
+			ch.werr = err
+			ch.wbuf = nil
+			ch.writing = false
+			ch.wcond.Broadcast()
+			ch.wmu.Unlock()
+			ch.lost(err)
+			return
+		}
+	}
+	ch.writing = false
+	ch.wcond.Broadcast()
+	ch.wmu.Unlock()
+}
+
+// writeLoop writes what other goroutines queued without writing it
+// themselves, and flushes the queue when the channel closes.
 func (ch *Channel) writeLoop() {
 	defer ch.wg.Done()
 	for {
@@ -331,32 +403,33 @@ func (ch *Channel) writeLoop() {
 			closing = true
 		}
 		ch.wmu.Lock()
-		batch := ch.wbuf
-		ch.wbuf = ch.wspare[:0]
-		ch.wmu.Unlock()
-		var err error
-		if len(batch) > 0 {
-			_, err = ch.conn.Write(batch)
-		}
-		if cap(batch) > 1<<20 {
-			batch = nil // let a huge batch go rather than keep it
-		}
-		ch.wspare = batch[:0]
-		if err != nil || closing {
-			if err == nil {
-				err = ErrClosed
+		if closing {
+			// Let a write in progress finish, bounded by a deadline where
+			// the connection has one, then flush what is left and stop.
+			if d, ok := ch.conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+				d.SetWriteDeadline(time.Now().Add(ch.cwait))
 			}
+			for ch.writing {
+				ch.wcond.Wait()
+			}
+			ch.writing = true
+			ch.drainLocked()
 			ch.wmu.Lock()
-			ch.werr = err
+			if ch.werr == nil {
+				ch.werr = ErrClosed
+			}
 			ch.wbuf = nil
 			ch.wmu.Unlock()
-			if closing {
-				ch.conn.Close()
-			} else {
-				ch.lost(err)
-			}
+			ch.lazy.Stop()
+			ch.conn.Close()
 			return
 		}
+		if ch.writing {
+			ch.wmu.Unlock() // the goroutine writing will take the queue
+			continue
+		}
+		ch.writing = true
+		ch.drainLocked()
 	}
 }
 
@@ -387,7 +460,7 @@ func (ch *Channel) readLoop() {
 func (ch *Channel) reject(perr *ProtocolError) {
 	ch.log.Warn("rejected a message from the peer", "cid", perr.CID, "reason", perr.Reason)
 	ch.send(&protocol.Error{Err: &protocol.RemoteError{
-		Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Reason, Source: ch.self}})
+		Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Reason, Source: ch.self}}, flushAsync)
 }
 
 // ownID reports whether cid numbers a call made by this end.

@@ -17,25 +17,27 @@ import (
 //	})
 //	sum, err := Add.Call(ctx, ch, [2]int{1, 2})
 type Func[A, R any] struct {
-	name string
-	impl func(context.Context, A) (R, error)
+	fname string
+	impl  func(context.Context, A) (R, error)
 }
 
 // NewFunc declares a unary function. impl may be nil in a program that only
 // calls the function.
 func NewFunc[A, R any](name string, impl func(ctx context.Context, args A) (R, error)) *Func[A, R] {
-	return &Func[A, R]{name: name, impl: impl}
+	return &Func[A, R]{fname: name, impl: impl}
 }
 
 // Name returns the declared name.
-func (f *Func[A, R]) Name() string { return f.name }
+func (f *Func[A, R]) Name() string { return f.fname }
 
 // Schema describes the function.
 func (f *Func[A, R]) Schema() protocol.Schema {
-	return protocol.Schema{Name: f.name, Kind: protocol.FuncUnary, Args: typeSchema[A](), Result: typeSchema[R]()}
+	return protocol.Schema{Name: f.fname, Kind: protocol.FuncUnary, Args: typeSchema[A](), Result: typeSchema[R]()}
 }
 
-func (f *Func[A, R]) implemented() bool { return f.impl != nil }
+func (f *Func[A, R]) implemented() bool           { return f.impl != nil }
+func (f *Func[A, R]) name() string                { return f.fname }
+func (f *Func[A, R]) funcKind() protocol.FuncKind { return protocol.FuncUnary }
 
 // Call calls the function on the peer of ch and waits for its result. If ctx
 // ends first, the remote call is cancelled and Call returns ctx.Err() once
@@ -43,7 +45,7 @@ func (f *Func[A, R]) implemented() bool { return f.impl != nil }
 // from the remote function is a *protocol.RemoteError.
 func (f *Func[A, R]) Call(ctx context.Context, ch *Channel, args A) (R, error) {
 	var r R
-	c, err := ch.startCall(ctx, f.name, protocol.FuncUnary, args)
+	c, err := ch.startCall(ctx, f.fname, protocol.FuncUnary, args)
 	if err != nil {
 		return r, err
 	}
@@ -51,13 +53,13 @@ func (f *Func[A, R]) Call(ctx context.Context, ch *Channel, args A) (R, error) {
 	if err != nil {
 		return r, err
 	}
-	err = decodePayload(f.name, "result", raw, &r)
+	err = decodePayload(f.fname, "result", raw, &r)
 	return r, err
 }
 
 func (f *Func[A, R]) handle(t *task, raw protocol.Raw) (any, error) {
 	var a A
-	if err := decodePayload(f.name, "argument", raw, &a); err != nil {
+	if err := decodePayload(f.fname, "argument", raw, &a); err != nil {
 		return nil, err
 	}
 	t.ack()
@@ -68,30 +70,32 @@ func (f *Func[A, R]) handle(t *task, raw protocol.Raw) (any, error) {
 // sequence of Y. The consumer's credit paces the producer: Send waits while
 // the caller has not caught up, so memory per stream stays bounded.
 type Stream[A, Y any] struct {
-	name string
-	impl func(context.Context, A, *Yielder[Y]) error
+	fname string
+	impl  func(context.Context, A, *Yielder[Y]) error
 }
 
 // NewStream declares a streaming function; impl may be nil in a program that
 // only calls it. The stream ends when impl returns: normally when it returns
 // nil, with an error otherwise.
 func NewStream[A, Y any](name string, impl func(ctx context.Context, args A, out *Yielder[Y]) error) *Stream[A, Y] {
-	return &Stream[A, Y]{name: name, impl: impl}
+	return &Stream[A, Y]{fname: name, impl: impl}
 }
 
 // Name returns the declared name.
-func (s *Stream[A, Y]) Name() string { return s.name }
+func (s *Stream[A, Y]) Name() string { return s.fname }
 
 // Schema describes the function.
 func (s *Stream[A, Y]) Schema() protocol.Schema {
-	return protocol.Schema{Name: s.name, Kind: protocol.FuncStream, Args: typeSchema[A](), Yield: typeSchema[Y]()}
+	return protocol.Schema{Name: s.fname, Kind: protocol.FuncStream, Args: typeSchema[A](), Yield: typeSchema[Y]()}
 }
 
-func (s *Stream[A, Y]) implemented() bool { return s.impl != nil }
+func (s *Stream[A, Y]) implemented() bool           { return s.impl != nil }
+func (s *Stream[A, Y]) name() string                { return s.fname }
+func (s *Stream[A, Y]) funcKind() protocol.FuncKind { return protocol.FuncStream }
 
 func (s *Stream[A, Y]) handle(t *task, raw protocol.Raw) (any, error) {
 	var a A
-	if err := decodePayload(s.name, "argument", raw, &a); err != nil {
+	if err := decodePayload(s.fname, "argument", raw, &a); err != nil {
 		return nil, err
 	}
 	t.ack()
@@ -101,7 +105,7 @@ func (s *Stream[A, Y]) handle(t *task, raw protocol.Raw) (any, error) {
 // Open starts the stream on the peer of ch. ctx governs the whole stream:
 // when it ends, the remote function is cancelled.
 func (s *Stream[A, Y]) Open(ctx context.Context, ch *Channel, args A) (*StreamReader[Y], error) {
-	c, err := ch.startCall(ctx, s.name, protocol.FuncStream, args)
+	c, err := ch.startCall(ctx, s.fname, protocol.FuncStream, args)
 	if err != nil {
 		return nil, err
 	}
@@ -183,30 +187,32 @@ func (r *StreamReader[Y]) Close() error {
 // exchanges items with the caller — I from the caller, O to the caller —
 // and finally returns a result of type R.
 type Context[A, S, I, O, R any] struct {
-	name string
-	impl func(context.Context, A, *Session[S, I, O]) (R, error)
+	fname string
+	impl  func(context.Context, A, *Session[S, I, O]) (R, error)
 }
 
 // NewContext declares a context function; impl may be nil in a program that
 // only calls it.
 func NewContext[A, S, I, O, R any](name string, impl func(ctx context.Context, args A, s *Session[S, I, O]) (R, error)) *Context[A, S, I, O, R] {
-	return &Context[A, S, I, O, R]{name: name, impl: impl}
+	return &Context[A, S, I, O, R]{fname: name, impl: impl}
 }
 
 // Name returns the declared name.
-func (d *Context[A, S, I, O, R]) Name() string { return d.name }
+func (d *Context[A, S, I, O, R]) Name() string { return d.fname }
 
 // Schema describes the function.
 func (d *Context[A, S, I, O, R]) Schema() protocol.Schema {
-	return protocol.Schema{Name: d.name, Kind: protocol.FuncContext, Args: typeSchema[A](),
+	return protocol.Schema{Name: d.fname, Kind: protocol.FuncContext, Args: typeSchema[A](),
 		Started: typeSchema[S](), Send: typeSchema[I](), Yield: typeSchema[O](), Result: typeSchema[R]()}
 }
 
-func (d *Context[A, S, I, O, R]) implemented() bool { return d.impl != nil }
+func (d *Context[A, S, I, O, R]) implemented() bool           { return d.impl != nil }
+func (d *Context[A, S, I, O, R]) name() string                { return d.fname }
+func (d *Context[A, S, I, O, R]) funcKind() protocol.FuncKind { return protocol.FuncContext }
 
 func (d *Context[A, S, I, O, R]) handle(t *task, raw protocol.Raw) (any, error) {
 	var a A
-	if err := decodePayload(d.name, "argument", raw, &a); err != nil {
+	if err := decodePayload(d.fname, "argument", raw, &a); err != nil {
 		return nil, err
 	}
 	t.ack()
@@ -241,7 +247,7 @@ func (s *Session[S, I, O]) CloseSend() error { return s.t.closeSend() }
 // Open starts the context on the peer of ch and waits for its Started
 // value. ctx governs the whole session.
 func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) (*ContextCall[S, I, O, R], error) {
-	c, err := ch.startCall(ctx, d.name, protocol.FuncContext, args)
+	c, err := ch.startCall(ctx, d.fname, protocol.FuncContext, args)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +269,7 @@ func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) 
 	c.mu.Lock()
 	raw := c.startedValue
 	c.mu.Unlock()
-	if err := decodePayload(d.name, "started value", raw, &cc.started); err != nil {
+	if err := decodePayload(d.fname, "started value", raw, &cc.started); err != nil {
 		c.abandon(err)
 		return nil, err
 	}

@@ -14,6 +14,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(benchPeerEnv); mode != "" {
+		benchPeer(mode)
+	}
 	goleak.VerifyTestMain(m)
 }
 

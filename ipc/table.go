@@ -18,6 +18,8 @@ type Handler interface {
 	// implementation; the result is encoded by the caller of handle.
 	handle(t *task, args protocol.Raw) (result any, err error)
 	implemented() bool
+	name() string
+	funcKind() protocol.FuncKind
 }
 
 var (
@@ -42,7 +44,7 @@ type Table struct {
 func NewTable(handlers ...Handler) (*Table, error) {
 	t := &Table{byName: make(map[string]Handler, len(handlers))}
 	for _, h := range handlers {
-		name := h.Schema().Name
+		name := h.name()
 		switch {
 		case name == "":
 			return nil, &TableError{Function: name, Reason: "the name is empty"}

@@ -46,7 +46,7 @@ func (c *cancelCause) Is(target error) bool {
 func (ch *Channel) accept(s *protocol.Start) {
 	refuse := func(code protocol.ErrorCode, format string, args ...any) {
 		ch.send(&protocol.Error{CID: s.CID, Err: &protocol.RemoteError{
-			Code: code, Type: "*ipc.CallError", Message: fmt.Sprintf(format, args...), Source: ch.self}})
+			Code: code, Type: "*ipc.CallError", Message: fmt.Sprintf(format, args...), Source: ch.self}}, flushAsync)
 	}
 	if ch.ownID(s.CID) {
 		refuse(protocol.CodeProtocol, "start with call id %d, which has the parity of this side's own calls", s.CID)
@@ -57,8 +57,8 @@ func (ch *Channel) accept(s *protocol.Start) {
 		refuse(protocol.CodeUnknownFunction, "actor %s serves no function %q", ch.self, s.Function)
 		return
 	}
-	if h.Schema().Kind != s.FuncKind {
-		refuse(protocol.CodeWrongKind, "%s is a %s, called as a %s", s.Function, h.Schema().Kind, s.FuncKind)
+	if h.funcKind() != s.FuncKind {
+		refuse(protocol.CodeWrongKind, "%s is a %s, called as a %s", s.Function, h.funcKind(), s.FuncKind)
 		return
 	}
 	ctx, cancel := context.WithCancelCause(ch.base)
@@ -90,13 +90,48 @@ func (ch *Channel) accept(s *protocol.Start) {
 	}
 	ch.tasks[s.CID] = t
 	ch.lastPeerID = max(ch.lastPeerID, s.CID)
-	ch.wg.Add(1)
+	j := job{t: t, h: h, args: s.Args}
+	select {
+	case ch.jobs <- j: // an idle worker took it
+	default:
+		ch.wg.Add(1)
+		go ch.worker(j)
+	}
 	ch.mu.Unlock()
-	go t.run(h, s.Args)
+}
+
+// job is one accepted call waiting for a goroutine to run it.
+type job struct {
+	t    *task
+	h    Handler
+	args protocol.Raw
+}
+
+// maxIdleWorkers is how many goroutines that ran a served call may wait for
+// the next one. Reusing them saves starting a goroutine, and growing its
+// stack, for every call.
+const maxIdleWorkers = 64
+
+// worker runs served calls until the channel ends or enough workers idle.
+func (ch *Channel) worker(j job) {
+	defer ch.wg.Done()
+	for {
+		j.t.run(j.h, j.args)
+		if ch.idle.Add(1) > maxIdleWorkers {
+			ch.idle.Add(-1)
+			return
+		}
+		select {
+		case j = <-ch.jobs:
+			ch.idle.Add(-1)
+		case <-ch.base.Done():
+			ch.idle.Add(-1)
+			return
+		}
+	}
 }
 
 func (t *task) run(h Handler, args protocol.Raw) {
-	defer t.ch.wg.Done()
 	result, err := t.call(h, args)
 	t.end(result, err)
 }
@@ -125,7 +160,7 @@ func (t *task) ack() {
 	t.mu.Lock()
 	t.acked = true
 	t.mu.Unlock()
-	t.ch.send(&protocol.StartAck{CID: t.cid, FuncKind: t.kind})
+	t.ch.send(&protocol.StartAck{CID: t.cid, FuncKind: t.kind}, flushLazy)
 }
 
 func (t *task) grant(items uint32) {
@@ -133,7 +168,7 @@ func (t *task) grant(items uint32) {
 	ended := t.ended
 	t.mu.Unlock()
 	if !ended {
-		t.ch.send(&protocol.Credit{CID: t.cid, Items: items})
+		t.ch.send(&protocol.Credit{CID: t.cid, Items: items}, flushNow)
 	}
 }
 
@@ -147,7 +182,7 @@ func (t *task) sendStarted(v any) error {
 	t.startedSent = true
 	t.mu.Unlock()
 	return encodePayload(v, func(raw protocol.Raw) error {
-		return t.ch.send(&protocol.Started{CID: t.cid, Value: raw, Credit: uint32(t.ch.window)})
+		return t.ch.send(&protocol.Started{CID: t.cid, Value: raw, Credit: uint32(t.ch.window)}, flushNow)
 	})
 }
 
@@ -167,7 +202,7 @@ func (t *task) yield(v any) error {
 		return err
 	}
 	return encodePayload(v, func(raw protocol.Raw) error {
-		return t.ch.send(&protocol.Yield{CID: t.cid, Value: raw})
+		return t.ch.send(&protocol.Yield{CID: t.cid, Value: raw}, flushAsync)
 	})
 }
 
@@ -180,7 +215,7 @@ func (t *task) closeSend() error {
 	if already {
 		return nil
 	}
-	return t.ch.send(&protocol.Stop{CID: t.cid})
+	return t.ch.send(&protocol.Stop{CID: t.cid}, flushNow)
 }
 
 // receive handles a message from the caller; it runs on the reader
@@ -271,7 +306,7 @@ func (t *task) end(result any, err error) {
 	}
 	if err == nil && t.kind != protocol.FuncStream {
 		err = encodePayload(result, func(raw protocol.Raw) error {
-			return ch.send(&protocol.Return{CID: t.cid, Value: raw})
+			return ch.send(&protocol.Return{CID: t.cid, Value: raw}, flushNow)
 		})
 		if err == nil {
 			return
@@ -281,7 +316,7 @@ func (t *task) end(result any, err error) {
 	if err == nil {
 		return
 	}
-	ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)})
+	ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)}, flushNow)
 }
 
 // box turns an error from a served function into a RemoteError.

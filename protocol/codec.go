@@ -404,6 +404,11 @@ func decodeRemoteError(r *reader) (*RemoteError, error) {
 			return nil, err
 		}
 	}
+	if len(e.Relay) == 0 {
+		// An empty relay is encoded by leaving it out, which decodes as nil:
+		// decode it as nil too, so that decoding is the inverse of encoding.
+		e.Relay = nil
+	}
 	return e, nil
 }
 

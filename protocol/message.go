@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"crypto/rand"
 	"fmt"
 	"time"
 )
@@ -236,4 +237,13 @@ func CallID(m Message) uint64 {
 		return m.CID
 	}
 	return 0
+}
+
+// NewUUID returns a random (version 4) UUID in its usual text form.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -1,0 +1,592 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The golden vectors pin the bytes of every message kind so that a peer in
+// another language can check itself. Each vector is a pair of files in
+// goldenDir: NAME.hex holds one frame (length prefix included) as lowercase
+// hex, with '#' comment lines, and NAME.json describes the decoded message
+// with wire field names, raw msgpack payloads shown as hex strings.
+//
+// TestGolden builds the expected message from the JSON, independently of the
+// encoder, so a change to the encoder cannot silently rewrite what the
+// vectors promise. Regenerate after a deliberate change with
+//
+//	go test ./protocol -run TestGolden -update
+
+var update = flag.Bool("update", false, "rewrite the golden vectors in "+goldenDir)
+
+const goldenDir = "../testdata/protocol"
+
+var (
+	rootActor   = ActorID{Name: "root", UUID: "0f8e6a52-3c1d-4b7a-9e21-5d4c3b2a1908"}
+	poolActor   = ActorID{Name: "root.pool", UUID: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}
+	workerActor = ActorID{Name: "root.pool.worker-1", UUID: "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f"}
+)
+
+// goldenVectors is what -update writes. Payloads are spelled out as msgpack
+// bytes so that the vectors do not depend on any msgpack library.
+var goldenVectors = []struct {
+	name, note string
+	msg        Message
+}{
+	{"hello-initiator", "the side that spawned or dialed: it numbers its calls 1, 3, 5, ...",
+		&Hello{Version: Version{1, 0}, Actor: rootActor, PID: 4242, Initiator: true}},
+	{"hello-responder", "the spawned or dialed side: it numbers its calls 2, 4, 6, ...",
+		&Hello{Version: Version{1, 0}, Actor: workerActor, PID: 70000, Initiator: false}},
+	{"start-func", "unary call; args is the msgpack array [1, 2]",
+		&Start{CID: 1, Function: "math.add", FuncKind: FuncUnary, Args: Raw{0x92, 0x01, 0x02}}},
+	{"start-stream", "stream call with initial credit 128 and 1.5 s left before the deadline; args is the string \"/tmp\"",
+		&Start{CID: 3, Function: "files.walk", FuncKind: FuncStream, Args: Raw{0xa4, '/', 't', 'm', 'p'},
+			Credit: 128, Timeout: 1500 * time.Millisecond}},
+	{"start-context", "context call made by the responder (even call id); args is the map {\"room\": \"ops\"}",
+		&Start{CID: 2, Function: "chat.session", FuncKind: FuncContext,
+			Args: Raw{0x81, 0xa4, 'r', 'o', 'o', 'm', 0xa3, 'o', 'p', 's'}, Credit: 128}},
+	{"start-cancel", "cancel call 3: a unary call of arbor.cancel with args {\"cid\": 3}",
+		&Start{CID: 5, Function: "arbor.cancel", FuncKind: FuncUnary, Args: Raw{0x81, 0xa3, 'c', 'i', 'd', 0x03}}},
+	{"start-schema", "ask for the peer's function schemas; args is nil",
+		&Start{CID: 7, Function: "arbor.schema", FuncKind: FuncUnary}},
+	{"startack-func", "the callee accepted unary call 1",
+		&StartAck{CID: 1, FuncKind: FuncUnary}},
+	{"startack-context", "the callee accepted context call 2",
+		&StartAck{CID: 2, FuncKind: FuncContext}},
+	{"started", "first value of context call 2 (the string \"welcome\") and the callee's initial credit 128 for the caller's yields",
+		&Started{CID: 2, Value: Raw{0xa7, 'w', 'e', 'l', 'c', 'o', 'm', 'e'}, Credit: 128}},
+	{"yield", "one item of stream 3: the string \"/tmp/a.txt\"",
+		&Yield{CID: 3, Value: Raw{0xaa, '/', 't', 'm', 'p', '/', 'a', '.', 't', 'x', 't'}}},
+	{"yield-large-cid", "a call id above 2^32 takes the 8-byte unsigned form; the value is 42",
+		&Yield{CID: 1<<33 + 1, Value: Raw{0x2a}}},
+	{"stop", "the sender ends its direction of stream 3",
+		&Stop{CID: 3}},
+	{"return", "unary call 1 returns 3",
+		&Return{CID: 1, Value: Raw{0x03}}},
+	{"return-nil", "the answer to arbor.cancel (call 5): nil",
+		&Return{CID: 5}},
+	{"credit", "the consumer of stream 3 grants 64 more yields",
+		&Credit{CID: 3, Items: 64}},
+	{"error-application", "an error returned by the function: code is the empty string",
+		&Error{CID: 1, Err: &RemoteError{Type: "*fs.PathError", Message: "open /etc/shadow: permission denied",
+			Source: workerActor}}},
+	{"error-cancelled", "call 3 cancelled by root, raised in worker-1 and relayed through root.pool",
+		&Error{CID: 3, Err: &RemoteError{Code: CodeCancelled, Type: "*errors.errorString", Message: "context canceled",
+			Stack:  "goroutine 21 [running]:\nmain.walk({0xc0000a2000, 0x4})\n\t/src/walk.go:31 +0x1c5",
+			Source: workerActor, Relay: []ActorID{poolActor}, Canceller: rootActor}}},
+	{"error-panic", "the function panicked; stack is the panicking goroutine's",
+		&Error{CID: 9, Err: &RemoteError{Code: CodePanic, Type: "panic",
+			Message: "runtime error: index out of range [3] with length 3",
+			Stack:   "goroutine 8 [running]:\nmain.pick(...)\n\t/src/pick.go:12",
+			Source:  workerActor}}},
+	{"error-unknown-function", "answer to a Start of a function the callee does not serve",
+		&Error{CID: 11, Err: &RemoteError{Code: CodeUnknownFunction, Message: `unknown function "math.sub"`,
+			Source: workerActor}}},
+	{"error-channel", "a problem with the channel itself, not with one call: no cid (call id 0)",
+		&Error{Err: &RemoteError{Code: CodeProtocol, Message: "yield for unknown call 9", Source: rootActor}}},
+}
+
+// goldenFile is the JSON side of a vector.
+type goldenFile struct {
+	Kind   string       `json:"kind"`
+	Note   string       `json:"note,omitempty"`
+	Fields goldenFields `json:"fields"`
+}
+
+// goldenFields has one member per wire field, in the order the encoder
+// writes them. Pointers tell a field that is absent from one that is zero.
+type goldenFields struct {
+	CID     *uint64      `json:"cid,omitempty"`
+	Version *[2]uint16   `json:"ver,omitempty"`
+	Actor   *ActorID     `json:"actor,omitempty"`
+	PID     *int64       `json:"pid,omitempty"`
+	Init    *bool        `json:"init,omitempty"`
+	Fn      *string      `json:"fn,omitempty"`
+	Fk      *string      `json:"fk,omitempty"`
+	Args    *string      `json:"args,omitempty"` // msgpack, as hex
+	Value   *string      `json:"v,omitempty"`    // msgpack, as hex
+	Credit  *uint32      `json:"credit,omitempty"`
+	Timeout *int64       `json:"timeout,omitempty"` // nanoseconds
+	Err     *goldenError `json:"err,omitempty"`
+	Items   *uint32      `json:"n,omitempty"`
+}
+
+type goldenError struct {
+	Code      *string   `json:"code"`
+	Type      *string   `json:"type"`
+	Msg       *string   `json:"msg"`
+	Stack     *string   `json:"stack,omitempty"`
+	Src       *ActorID  `json:"src"`
+	Relay     []ActorID `json:"relay,omitempty"`
+	Canceller *ActorID  `json:"canceller,omitempty"`
+}
+
+// kindFields lists the wire fields each kind may carry.
+var kindFields = map[Kind][]string{
+	KindHello:    {"ver", "actor", "pid", "init"},
+	KindStart:    {"cid", "fn", "fk", "args", "credit", "timeout"},
+	KindStartAck: {"cid", "fk"},
+	KindStarted:  {"cid", "v", "credit"},
+	KindYield:    {"cid", "v"},
+	KindStop:     {"cid"},
+	KindReturn:   {"cid", "v"},
+	KindError:    {"cid", "err"},
+	KindCredit:   {"cid", "n"},
+}
+
+func TestGolden(t *testing.T) {
+	if *update {
+		writeGolden(t)
+	}
+	hexFiles, err := filepath.Glob(filepath.Join(goldenDir, "*.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonFiles, err := filepath.Glob(filepath.Join(goldenDir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jsonFiles {
+		if _, err := os.Stat(strings.TrimSuffix(j, ".json") + ".hex"); err != nil {
+			t.Errorf("%s has no .hex beside it", j)
+		}
+	}
+	covered := map[Kind]bool{}
+	for _, h := range hexFiles {
+		name := strings.TrimSuffix(filepath.Base(h), ".hex")
+		t.Run(name, func(t *testing.T) {
+			checkGolden(t, strings.TrimSuffix(h, ".hex"), func(k Kind) { covered[k] = true })
+		})
+	}
+	for k := KindHello; k <= KindCredit; k++ {
+		if !covered[k] {
+			t.Errorf("no golden vector for message kind %q", k)
+		}
+	}
+}
+
+// checkGolden checks one vector, reporting its kind to cover as soon as the
+// frame decodes, so that a broken vector is not also reported as missing.
+func checkGolden(t *testing.T, base string, cover func(Kind)) {
+	frame := readHexFile(t, base+".hex")
+
+	fr := NewFrameReader(bytes.NewReader(frame), 0)
+	body, err := fr.Next()
+	if err != nil {
+		t.Fatalf("reading the frame: %v", err)
+	}
+	if _, err := fr.Next(); err != io.EOF {
+		t.Fatalf("after the frame: %v, want io.EOF (one frame per vector)", err)
+	}
+	got, err := DecodeMessage(body)
+	if err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	cover(got.Kind())
+
+	var g goldenFile
+	data, err := os.ReadFile(base + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&g); err != nil {
+		t.Fatalf("%s.json: %v", base, err)
+	}
+	want, err := g.message()
+	if err != nil {
+		t.Fatalf("%s.json: %v", base, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the frame decodes to\n%#v\nbut the JSON describes\n%#v", got, want)
+	}
+	checkWireKeys(t, body, data)
+
+	again, err := AppendFrame(nil, got, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, frame) {
+		t.Fatalf("re-encoding differs:\n got %x\nwant %x", again, frame)
+	}
+}
+
+// readHexFile reads a vector's frame. Lines starting with '#' are comments;
+// the others hold at most 64 lowercase hex digits, spaces allowed.
+func readHexFile(t *testing.T, path string) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := parseHex(data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return frame
+}
+
+func parseHex(data []byte) ([]byte, error) {
+	var digits strings.Builder
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.Join(strings.Fields(line), "")
+		if len(line) > 64 {
+			return nil, fmt.Errorf("line %d has %d hex digits, more than 64", i+1, len(line))
+		}
+		if line != strings.ToLower(line) {
+			return nil, fmt.Errorf("line %d: hex digits must be lowercase", i+1)
+		}
+		digits.WriteString(line)
+	}
+	return hex.DecodeString(digits.String())
+}
+
+// message builds the Go message the JSON describes, field by field.
+func (g *goldenFile) message() (Message, error) {
+	var kind Kind
+	for k, allowed := range kindFields {
+		if k.String() == g.Kind {
+			kind = k
+			if extra := g.Fields.present(allowed); len(extra) > 0 {
+				return nil, fmt.Errorf("a %s message has no field %q", g.Kind, extra[0])
+			}
+		}
+	}
+	if kind == 0 {
+		return nil, fmt.Errorf("unknown kind %q", g.Kind)
+	}
+	f := &g.Fields
+	var missing []string
+	need := func(name string, present bool) {
+		if !present {
+			missing = append(missing, name)
+		}
+	}
+	var m Message
+	switch kind {
+	case KindHello:
+		need("ver", f.Version != nil)
+		need("actor", f.Actor != nil)
+		need("pid", f.PID != nil)
+		need("init", f.Init != nil)
+		if missing == nil {
+			m = &Hello{Version: Version{f.Version[0], f.Version[1]}, Actor: *f.Actor, PID: *f.PID, Initiator: *f.Init}
+		}
+	case KindStart:
+		need("cid", f.CID != nil)
+		need("fn", f.Fn != nil)
+		need("fk", f.Fk != nil)
+		need("args", f.Args != nil)
+		if missing == nil {
+			s := &Start{CID: *f.CID, Function: *f.Fn}
+			var err error
+			if s.FuncKind, err = parseGoldenFuncKind(*f.Fk); err != nil {
+				return nil, err
+			}
+			if s.Args, err = hexRaw(*f.Args); err != nil {
+				return nil, err
+			}
+			if f.Credit != nil {
+				s.Credit = *f.Credit
+			}
+			if f.Timeout != nil {
+				s.Timeout = time.Duration(*f.Timeout)
+			}
+			m = s
+		}
+	case KindStartAck:
+		need("cid", f.CID != nil)
+		need("fk", f.Fk != nil)
+		if missing == nil {
+			fk, err := parseGoldenFuncKind(*f.Fk)
+			if err != nil {
+				return nil, err
+			}
+			m = &StartAck{CID: *f.CID, FuncKind: fk}
+		}
+	case KindStarted:
+		need("cid", f.CID != nil)
+		need("v", f.Value != nil)
+		need("credit", f.Credit != nil)
+		if missing == nil {
+			v, err := hexRaw(*f.Value)
+			if err != nil {
+				return nil, err
+			}
+			m = &Started{CID: *f.CID, Value: v, Credit: *f.Credit}
+		}
+	case KindYield, KindReturn:
+		need("cid", f.CID != nil)
+		need("v", f.Value != nil)
+		if missing == nil {
+			v, err := hexRaw(*f.Value)
+			if err != nil {
+				return nil, err
+			}
+			if kind == KindYield {
+				m = &Yield{CID: *f.CID, Value: v}
+			} else {
+				m = &Return{CID: *f.CID, Value: v}
+			}
+		}
+	case KindStop:
+		need("cid", f.CID != nil)
+		if missing == nil {
+			m = &Stop{CID: *f.CID}
+		}
+	case KindError:
+		need("err", f.Err != nil)
+		if missing == nil {
+			e, err := f.Err.remoteError()
+			if err != nil {
+				return nil, err
+			}
+			msg := &Error{Err: e}
+			if f.CID != nil {
+				msg.CID = *f.CID
+			}
+			m = msg
+		}
+	case KindCredit:
+		need("cid", f.CID != nil)
+		need("n", f.Items != nil)
+		if missing == nil {
+			m = &Credit{CID: *f.CID, Items: *f.Items}
+		}
+	}
+	if missing != nil {
+		return nil, fmt.Errorf("a %s vector must show field %q", g.Kind, missing[0])
+	}
+	return m, nil
+}
+
+// present returns the fields set in f that are not in allowed.
+func (f *goldenFields) present(allowed []string) []string {
+	var extra []string
+	v := reflect.ValueOf(f).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		if !v.Field(i).IsNil() && !slices.Contains(allowed, name) {
+			extra = append(extra, name)
+		}
+	}
+	return extra
+}
+
+func (e *goldenError) remoteError() (*RemoteError, error) {
+	if e.Code == nil || e.Type == nil || e.Msg == nil || e.Src == nil {
+		return nil, errors.New(`an error must show "code", "type", "msg" and "src"`)
+	}
+	r := &RemoteError{Code: ErrorCode(*e.Code), Type: *e.Type, Message: *e.Msg, Source: *e.Src, Relay: e.Relay}
+	if e.Stack != nil {
+		r.Stack = *e.Stack
+	}
+	if e.Canceller != nil {
+		r.Canceller = *e.Canceller
+	}
+	return r, nil
+}
+
+// parseGoldenFuncKind accepts only the three wire names, independently of
+// ParseFuncKind.
+func parseGoldenFuncKind(s string) (FuncKind, error) {
+	switch s {
+	case "func":
+		return FuncUnary, nil
+	case "stream":
+		return FuncStream, nil
+	case "context":
+		return FuncContext, nil
+	}
+	return 0, fmt.Errorf("unknown function kind %q", s)
+}
+
+func hexRaw(s string) (Raw, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("payload %q: %w", s, err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("payload %q: write msgpack nil as \"c0\"", s)
+	}
+	return b, nil
+}
+
+// checkWireKeys checks that the JSON shows exactly the fields present on the
+// wire, at the top level and in "err", so that a reader of the JSON learns
+// which optional fields the encoder leaves out.
+func checkWireKeys(t *testing.T, body, jsonData []byte) {
+	t.Helper()
+	var doc struct {
+		Fields map[string]json.RawMessage `json:"fields"`
+	}
+	if err := json.Unmarshal(jsonData, &doc); err != nil {
+		t.Fatal(err)
+	}
+	wire, values, err := msgpackMapKeys(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire = slices.DeleteFunc(wire, func(k string) bool { return k == keyKind })
+	compareKeys(t, "fields", wire, doc.Fields)
+	if raw, ok := values[keyErr]; ok {
+		var errDoc map[string]json.RawMessage
+		if err := json.Unmarshal(doc.Fields[keyErr], &errDoc); err != nil {
+			t.Fatal(err)
+		}
+		errKeys, _, err := msgpackMapKeys(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compareKeys(t, "fields.err", errKeys, errDoc)
+	}
+}
+
+func compareKeys(t *testing.T, where string, wire []string, doc map[string]json.RawMessage) {
+	t.Helper()
+	var shown []string
+	for k := range doc {
+		shown = append(shown, k)
+	}
+	slices.Sort(wire)
+	slices.Sort(shown)
+	if !slices.Equal(wire, shown) {
+		t.Errorf("%s: the wire has keys %q, the JSON shows %q", where, wire, shown)
+	}
+}
+
+// msgpackMapKeys returns the keys of the msgpack map b and their raw values.
+func msgpackMapKeys(b []byte) ([]string, map[string][]byte, error) {
+	r := &reader{buf: b}
+	n, err := r.mapLen()
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]string, 0, n)
+	values := make(map[string][]byte, n)
+	for i := 0; i < n; i++ {
+		k, err := r.str()
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := r.raw()
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, k)
+		values[k] = v
+	}
+	return keys, values, nil
+}
+
+// writeGolden replaces the vectors in goldenDir with goldenVectors.
+func writeGolden(t *testing.T) {
+	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, pattern := range []string{"*.hex", "*.json"} {
+		old, _ := filepath.Glob(filepath.Join(goldenDir, pattern))
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, v := range goldenVectors {
+		frame, err := AppendFrame(nil, v.msg, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		var h strings.Builder
+		fmt.Fprintf(&h, "# %s: %s\n", v.name, v.note)
+		fmt.Fprintf(&h, "# %d-byte frame: 4-byte big-endian body length (%d), then the msgpack body\n",
+			len(frame), len(frame)-frameHeader)
+		fmt.Fprintf(&h, "%x\n", frame[:frameHeader])
+		for body := frame[frameHeader:]; len(body) > 0; {
+			line := body[:min(32, len(body))]
+			body = body[len(line):]
+			fmt.Fprintf(&h, "%x\n", line)
+		}
+		base := filepath.Join(goldenDir, v.name)
+		if err := os.WriteFile(base+".hex", []byte(h.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data, err := json.MarshalIndent(goldenFor(v.msg, v.note), "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// goldenFor describes m as the encoder writes it: a field the encoder leaves
+// out is left out here too.
+func goldenFor(m Message, note string) goldenFile {
+	g := goldenFile{Kind: m.Kind().String(), Note: note}
+	f := &g.Fields
+	raw := func(r Raw) *string {
+		if len(r) == 0 {
+			r = Raw{0xc0}
+		}
+		s := hex.EncodeToString(r)
+		return &s
+	}
+	ptr := func(s string) *string { return &s }
+	switch m := m.(type) {
+	case *Hello:
+		f.Version = &[2]uint16{m.Version.Major, m.Version.Minor}
+		f.Actor, f.PID, f.Init = &m.Actor, &m.PID, &m.Initiator
+	case *Start:
+		f.CID, f.Fn, f.Fk, f.Args = &m.CID, &m.Function, ptr(m.FuncKind.String()), raw(m.Args)
+		if m.Credit != 0 {
+			f.Credit = &m.Credit
+		}
+		if m.Timeout != 0 {
+			ns := int64(m.Timeout)
+			f.Timeout = &ns
+		}
+	case *StartAck:
+		f.CID, f.Fk = &m.CID, ptr(m.FuncKind.String())
+	case *Started:
+		f.CID, f.Value, f.Credit = &m.CID, raw(m.Value), &m.Credit
+	case *Yield:
+		f.CID, f.Value = &m.CID, raw(m.Value)
+	case *Stop:
+		f.CID = &m.CID
+	case *Return:
+		f.CID, f.Value = &m.CID, raw(m.Value)
+	case *Error:
+		if m.CID != 0 {
+			f.CID = &m.CID
+		}
+		e := m.Err
+		f.Err = &goldenError{Code: ptr(string(e.Code)), Type: &e.Type, Msg: &e.Message, Src: &e.Source, Relay: e.Relay}
+		if e.Stack != "" {
+			f.Err.Stack = &e.Stack
+		}
+		if !e.Canceller.IsZero() {
+			f.Err.Canceller = &e.Canceller
+		}
+	case *Credit:
+		f.CID, f.Items = &m.CID, &m.Items
+	}
+	return g
+}
