@@ -239,7 +239,7 @@ func TestBadInputFromCallee(t *testing.T) {
 			for range s.Credit + 1 {
 				p.send(&protocol.Yield{CID: s.CID, Value: encode(p.t, 1)})
 			}
-		}, "beyond the 128 items of credit"},
+		}, "beyond the credit granted"},
 		{"return on a stream", func(ch *Channel) error {
 			s, err := count.Open(context.Background(), ch, 1)
 			if err != nil {

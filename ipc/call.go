@@ -96,6 +96,16 @@ func (ch *Channel) forget(c *call) {
 	ch.mu.Unlock()
 }
 
+// ended reports whether the call has ended.
+func (c *call) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // grant gives the callee more credit for its Yields.
 func (c *call) grant(items uint32) {
 	select {
@@ -251,7 +261,7 @@ func (c *call) receive(m protocol.Message) {
 			}
 		}
 		if !c.in.push(m.Value) {
-			c.violation(fmt.Sprintf("yield beyond the %d items of credit granted, or after stop", c.ch.window))
+			c.violation("yield beyond the credit granted, or after stop")
 		}
 	case *protocol.Stop:
 		switch c.kind {

@@ -29,8 +29,9 @@ type Options struct {
 	// MaxFrame is the largest frame body sent or accepted, in bytes; zero
 	// means protocol.DefaultMaxFrame (16 MiB).
 	MaxFrame int
-	// Window is the credit, in items, that a stream consumer grants at a
-	// time; zero means DefaultWindow (128).
+	// Window is the credit, in items, that a stream consumer grants; it
+	// bounds the memory a stream takes at Window items. Zero means
+	// DefaultWindow (1024).
 	Window int
 	// CancelWait bounds how long a call whose ctx ended waits for the remote
 	// task to end before it returns; zero means 1s.
@@ -80,6 +81,11 @@ type Channel struct {
 	lazyArmed bool
 	wake      chan struct{}
 	closing   chan struct{} // closed by Close: the writer flushes and exits
+
+	// The reader's cache of the last call it routed a message to.
+	routeCID  uint64
+	routeCall *call
+	routeTask *task
 
 	jobs chan job       // accepted calls, to idle workers
 	idle atomic.Int32   // workers waiting on jobs
@@ -481,6 +487,18 @@ func (ch *Channel) route(m protocol.Message) {
 		}
 		return
 	}
+	// Messages come in runs for one call (a stream's items), so the reader
+	// remembers the last call it routed to and skips the table for it.
+	if cid == ch.routeCID {
+		if c := ch.routeCall; c != nil && !c.ended() {
+			c.receive(m)
+			return
+		}
+		if t := ch.routeTask; t != nil && !t.gone.Load() {
+			t.receive(m)
+			return
+		}
+	}
 	ch.mu.Lock()
 	if ch.ownID(cid) {
 		c, live := ch.calls[cid]
@@ -488,6 +506,7 @@ func (ch *Channel) route(m protocol.Message) {
 		ch.mu.Unlock()
 		switch {
 		case live:
+			ch.routeCID, ch.routeCall, ch.routeTask = cid, c, nil
 			c.receive(m)
 		case !issued:
 			ch.reject(&ProtocolError{CID: cid, Reason: fmt.Sprintf("%s for call id %d, which this side never used", m.Kind(), cid)})
@@ -501,6 +520,7 @@ func (ch *Channel) route(m protocol.Message) {
 	ch.mu.Unlock()
 	switch {
 	case live:
+		ch.routeCID, ch.routeCall, ch.routeTask = cid, nil, t
 		t.receive(m)
 	case !seen:
 		ch.reject(&ProtocolError{CID: cid, Reason: fmt.Sprintf("%s for call id %d, which was never started", m.Kind(), cid)})

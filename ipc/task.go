@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/arbor-go/arbor/protocol"
 )
@@ -22,6 +23,8 @@ type task struct {
 	cancel context.CancelCauseFunc
 	in     *inbox  // the caller's Yields (contexts)
 	out    *outbox // credit for Yields to the caller (streams, contexts)
+
+	gone atomic.Bool // set once the task has left the channel's table
 
 	mu          sync.Mutex
 	cancelledBy protocol.ActorID // who asked for the cancellation, if anyone did
@@ -232,7 +235,7 @@ func (t *task) receive(m protocol.Message) {
 		case !started:
 			t.violation("yield from the caller before started")
 		case !t.in.push(m.Value):
-			t.violation(fmt.Sprintf("yield beyond the %d items of credit granted, or after stop", t.ch.window))
+			t.violation("yield beyond the credit granted, or after stop")
 		}
 	case *protocol.Stop:
 		if t.kind != protocol.FuncContext {
@@ -289,6 +292,7 @@ func (t *task) end(result any, err error) {
 	if ch.tasks[t.cid] == t {
 		delete(ch.tasks, t.cid)
 	}
+	t.gone.Store(true)
 	ch.mu.Unlock()
 	defer t.cancel(nil)
 	if t.out != nil {

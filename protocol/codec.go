@@ -151,7 +151,7 @@ func appendRemoteError(b []byte, e *RemoteError) []byte {
 // against its kind, so that entries may come in any order.
 type fields struct {
 	kind      Kind
-	has       uint32 // bits of keyOrder, for the fields seen
+	has       uint32 // keyBit of each field seen
 	cid       uint64
 	version   Version
 	actor     ActorID
@@ -183,12 +183,7 @@ func DecodeMessage(body []byte) (Message, error) {
 	return f.message()
 }
 
-// keyOrder lists the known field names; a field's bit in fields.has is its
-// index here.
-var keyOrder = [...]string{keyKind, keyCID, keyVersion, keyActor, keyPID, keyInitiator,
-	keyFunction, keyFuncKind, keyArgs, keyCredit, keyTimeout, keyValue, keyErr, keyItems}
-
-// Bits of fields.has, in keyOrder.
+// Bits of fields.has, one for each known field.
 const (
 	bitKind uint32 = 1 << iota
 	bitCID
@@ -206,11 +201,37 @@ const (
 	bitItems
 )
 
+// keyBit returns the bit of a known field name, or 0 for an unknown one.
 func keyBit[S string | []byte](key S) uint32 {
-	for i, k := range keyOrder {
-		if k == string(key) {
-			return 1 << i
-		}
+	switch string(key) {
+	case keyKind:
+		return bitKind
+	case keyCID:
+		return bitCID
+	case keyVersion:
+		return bitVersion
+	case keyActor:
+		return bitActor
+	case keyPID:
+		return bitPID
+	case keyInitiator:
+		return bitInitiator
+	case keyFunction:
+		return bitFunction
+	case keyFuncKind:
+		return bitFuncKind
+	case keyArgs:
+		return bitArgs
+	case keyCredit:
+		return bitCredit
+	case keyTimeout:
+		return bitTimeout
+	case keyValue:
+		return bitValue
+	case keyErr:
+		return bitErr
+	case keyItems:
+		return bitItems
 	}
 	return 0
 }

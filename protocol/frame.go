@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 )
 
 // DefaultMaxFrame is the default maximum size of one frame's body.
@@ -20,11 +21,13 @@ const eagerAlloc = 64 << 10
 
 // AppendFrame appends m as one frame (4-byte big-endian length, then the
 // msgpack body) to b. If the body is larger than max it returns b unchanged
-// and a *FrameTooLargeError; max <= 0 means DefaultMaxFrame.
+// and a *FrameTooLargeError; max <= 0 means DefaultMaxFrame, and a max
+// beyond what the 4-byte length can say is capped there.
 func AppendFrame(b []byte, m Message, max int) ([]byte, error) {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
+	max = int(min(uint64(max), math.MaxUint32))
 	start := len(b)
 	b = append(b, 0, 0, 0, 0)
 	b = m.appendFields(b)
@@ -38,9 +41,16 @@ func AppendFrame(b []byte, m Message, max int) ([]byte, error) {
 
 // FrameReader reads frames from a byte stream.
 type FrameReader struct {
-	r   *bufio.Reader
-	max int
+	r    *bufio.Reader
+	max  int
+	slab []byte // small bodies are cut from here, saving an allocation each
 }
+
+// Bodies up to slabBody bytes share slabs of slabSize bytes.
+const (
+	slabSize = 32 << 10
+	slabBody = 1 << 10
+)
 
 // NewFrameReader reads frames from r, refusing bodies over max bytes
 // (max <= 0 means DefaultMaxFrame).
@@ -51,8 +61,8 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
 }
 
-// Next returns the next frame's body, freshly allocated, so callers may keep
-// slices of it. At a clean end of stream between frames it returns io.EOF;
+// Next returns the next frame's body. The body is never overwritten by
+// later frames, so callers may keep slices of it. At a clean end of stream between frames it returns io.EOF;
 // inside a frame, a *TruncatedFrameError; for a length over the maximum, a
 // *FrameTooLargeError, before reading or allocating the body.
 func (fr *FrameReader) Next() ([]byte, error) {
@@ -70,6 +80,17 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	size := binary.BigEndian.Uint32(hdr[:])
 	if uint64(size) > uint64(fr.max) {
 		return nil, &FrameTooLargeError{Size: uint64(size), Max: fr.max, Incoming: true}
+	}
+	if size <= slabBody {
+		if len(fr.slab) < int(size) {
+			fr.slab = make([]byte, slabSize)
+		}
+		body := fr.slab[:size:size] // capped, so appending to it cannot spill into the next body
+		if n, err := io.ReadFull(fr.r, body); err != nil {
+			return nil, truncated(err, int(size), n)
+		}
+		fr.slab = fr.slab[size:]
+		return body, nil
 	}
 	if size <= eagerAlloc {
 		body := make([]byte, size)

@@ -3,6 +3,8 @@ package protocol
 import (
 	"crypto/rand"
 	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
 	"time"
 )
 
@@ -42,10 +44,25 @@ func (k Kind) String() string {
 }
 
 func parseKind(s []byte) (Kind, bool) {
-	for k, name := range kindNames {
-		if name != "" && name == string(s) {
-			return Kind(k), true
-		}
+	switch string(s) {
+	case "hello":
+		return KindHello, true
+	case "start":
+		return KindStart, true
+	case "startack":
+		return KindStartAck, true
+	case "started":
+		return KindStarted, true
+	case "yield":
+		return KindYield, true
+	case "stop":
+		return KindStop, true
+	case "return":
+		return KindReturn, true
+	case "error":
+		return KindError, true
+	case "credit":
+		return KindCredit, true
 	}
 	return 0, false
 }
@@ -80,6 +97,19 @@ func ParseFuncKind(s string) (FuncKind, bool) {
 		}
 	}
 	return 0, false
+}
+
+// EncodeMsgpack writes a FuncKind as its name, a msgpack string, as in the
+// envelope (msgpack/v5 would otherwise write MarshalText's result as binary).
+func (k FuncKind) EncodeMsgpack(enc *msgpack.Encoder) error { return enc.EncodeString(k.String()) }
+
+// DecodeMsgpack is the inverse of EncodeMsgpack.
+func (k *FuncKind) DecodeMsgpack(dec *msgpack.Decoder) error {
+	s, err := dec.DecodeString()
+	if err != nil {
+		return err
+	}
+	return k.UnmarshalText([]byte(s))
 }
 
 // MarshalText makes a FuncKind readable in JSON schemas.

@@ -26,7 +26,7 @@ type Schema struct {
 
 // TypeSchema is a JSON-Schema-like description of a Go type as msgpack
 // carries it. Type is one of "null", "boolean", "integer", "number",
-// "string", "binary", "array", "object" or "any".
+// "string", "binary", "timestamp", "array", "object" or "any".
 type TypeSchema struct {
 	Type   string `msgpack:"type" json:"type"`
 	GoType string `msgpack:"go_type,omitempty" json:"go_type,omitempty"`
