@@ -189,7 +189,7 @@ func openBench(b *testing.B, conn io.ReadWriteCloser) *Channel {
 // the machine's slow and fast spells (frequent on small VMs, where waking
 // another process's thread varies from 5 to 50 µs) fall on both alike. It
 // runs op n times in all and returns the time per op of each.
-func interleave(b *testing.B, n int, op, baseline func(k int)) (per, basePer time.Duration) {
+func interleave(b *testing.B, n int, op, baseline func(k int)) (per, basePer seconds) {
 	const rounds = 10
 	var opTime, baseTime time.Duration
 	done := 0
@@ -208,8 +208,14 @@ func interleave(b *testing.B, n int, op, baseline func(k int)) (per, basePer tim
 		opTime += time.Since(start)
 		done += k
 	}
-	return opTime / time.Duration(n), baseTime / time.Duration(n)
+	return seconds(opTime.Seconds() / float64(n)), seconds(baseTime.Seconds() / float64(n))
 }
+
+// seconds is a duration kept in floating point, since a baseline op can take
+// less than a nanosecond per item.
+type seconds float64
+
+func (s seconds) Seconds() float64 { return float64(s) }
 
 func pingPong(raw io.ReadWriter, k int) {
 	var buf [8]byte
@@ -235,8 +241,8 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 					}
 				}
 			}, func(k int) { pingPong(raw, k) })
-			b.ReportMetric(float64(base.Nanoseconds()), "baseline-ns/op")
-			b.ReportMetric(float64(per)/float64(base), "x-baseline")
+			b.ReportMetric(base.Seconds()*1e9, "baseline-ns/op")
+			b.ReportMetric(per.Seconds()/base.Seconds(), "x-baseline")
 		})
 	}
 }

@@ -58,9 +58,11 @@ type Channel struct {
 	window   int
 	cwait    time.Duration
 
-	// base is the parent of every served call's ctx; it ends with the channel.
-	base       context.Context
-	cancelBase context.CancelCauseFunc
+	// base is the parent of every served call's ctx. It only carries the
+	// channel (for ChannelFrom) and is never cancelled: end cancels each
+	// served call itself, which spares every call registering with, and
+	// contending on, a shared parent.
+	base context.Context
 
 	mu          sync.Mutex
 	calls       map[uint64]*call // calls this end made, by id
@@ -158,8 +160,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		return nil, err
 	}
 	ch.log = ch.log.With("peer", ch.peer.String())
-	base := context.WithValue(context.Background(), channelKey{}, ch)
-	ch.base, ch.cancelBase = context.WithCancelCause(base)
+	ch.base = context.WithValue(context.Background(), channelKey{}, ch)
 	ch.wg.Add(2)
 	go ch.readLoop()
 	go ch.writeLoop()
@@ -295,6 +296,10 @@ func (ch *Channel) end(reason error) {
 	close(ch.done)
 	calls := ch.calls
 	ch.calls = map[uint64]*call{}
+	tasks := make([]*task, 0, len(ch.tasks))
+	for _, t := range ch.tasks {
+		tasks = append(tasks, t)
+	}
 	ch.mu.Unlock()
 
 	if !errors.Is(reason, ErrClosed) {
@@ -303,8 +308,10 @@ func (ch *Channel) end(reason error) {
 	for _, c := range calls {
 		c.finish(nil, reason)
 	}
-	// Served calls wait on their ctx, which descends from base.
-	ch.cancelBase(reason)
+	// No task joins the table once err is set, so these are all of them.
+	for _, t := range tasks {
+		t.cancel(reason)
+	}
 }
 
 // lost ends the channel because the connection failed.

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/arbor-go/arbor/protocol"
 )
@@ -110,24 +111,39 @@ type job struct {
 	args protocol.Raw
 }
 
-// maxIdleWorkers is how many goroutines that ran a served call may wait for
-// the next one. Reusing them saves starting a goroutine, and growing its
-// stack, for every call.
-const maxIdleWorkers = 64
+// Workers that ran a served call wait for the next one, at most
+// maxIdleWorkers of them and for at most workerIdle each. Reusing them
+// saves starting a goroutine, and growing its stack, for every call; a burst
+// of concurrent calls leaves workers behind for the next burst.
+const (
+	maxIdleWorkers = 1024
+	workerIdle     = 5 * time.Second
+)
 
-// worker runs served calls until the channel ends or enough workers idle.
+// worker runs served calls until the channel ends or it has idled long
+// enough.
 func (ch *Channel) worker(j job) {
 	defer ch.wg.Done()
+	var idle *time.Timer
 	for {
 		j.t.run(j.h, j.args)
 		if ch.idle.Add(1) > maxIdleWorkers {
 			ch.idle.Add(-1)
 			return
 		}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+			defer idle.Stop()
+		} else {
+			idle.Reset(workerIdle)
+		}
 		select {
 		case j = <-ch.jobs:
 			ch.idle.Add(-1)
-		case <-ch.base.Done():
+		case <-ch.done:
+			ch.idle.Add(-1)
+			return
+		case <-idle.C:
 			ch.idle.Add(-1)
 			return
 		}

@@ -44,6 +44,7 @@ type FrameReader struct {
 	r    *bufio.Reader
 	max  int
 	slab []byte // small bodies are cut from here, saving an allocation each
+	hdr  [frameHeader]byte
 }
 
 // Bodies up to slabBody bytes share slabs of slabSize bytes.
@@ -66,8 +67,8 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 // inside a frame, a *TruncatedFrameError; for a length over the maximum, a
 // *FrameTooLargeError, before reading or allocating the body.
 func (fr *FrameReader) Next() ([]byte, error) {
-	var hdr [frameHeader]byte
-	n, err := io.ReadFull(fr.r, hdr[:])
+	hdr := fr.hdr[:] // a local array would escape through io.ReadFull
+	n, err := io.ReadFull(fr.r, hdr)
 	if err != nil {
 		if err == io.EOF {
 			return nil, io.EOF
@@ -77,7 +78,7 @@ func (fr *FrameReader) Next() ([]byte, error) {
 		}
 		return nil, err
 	}
-	size := binary.BigEndian.Uint32(hdr[:])
+	size := binary.BigEndian.Uint32(hdr)
 	if uint64(size) > uint64(fr.max) {
 		return nil, &FrameTooLargeError{Size: uint64(size), Max: fr.max, Incoming: true}
 	}
