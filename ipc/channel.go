@@ -171,26 +171,24 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 // so that a peer that is not an arbor actor can be quoted in the error.
 type firstBytes struct {
 	r    io.Reader
+	done atomic.Bool // set after the handshake; Read then only passes through
 	mu   sync.Mutex
 	seen []byte
-	done bool
 }
 
 func (f *firstBytes) Read(p []byte) (int, error) {
 	n, err := f.r.Read(p)
-	f.mu.Lock()
-	if !f.done && len(f.seen) < 64 {
-		f.seen = append(f.seen, p[:min(n, 64-len(f.seen))]...)
+	if !f.done.Load() {
+		f.mu.Lock()
+		if len(f.seen) < 64 {
+			f.seen = append(f.seen, p[:min(n, 64-len(f.seen))]...)
+		}
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	return n, err
 }
 
-func (f *firstBytes) stop() {
-	f.mu.Lock()
-	f.done = true
-	f.mu.Unlock()
-}
+func (f *firstBytes) stop() { f.done.Store(true) }
 
 func (f *firstBytes) bytes() []byte {
 	f.mu.Lock()
