@@ -39,6 +39,12 @@ type Options struct {
 	// Logger receives protocol errors from the peer and other diagnostics;
 	// nil discards them.
 	Logger hclog.Logger
+	// Explain, if set, is asked once why the peer went away, with the
+	// connection error (io.EOF, a reset), before pending calls fail. What
+	// it returns becomes the Cause of the *PeerGoneError they fail with;
+	// package spawn uses it to report the child's exit status instead of a
+	// bare end of stream. It may block briefly.
+	Explain func(cause error) error
 }
 
 // Channel is one end of an arbor channel: it serves this end's functions to
@@ -57,6 +63,7 @@ type Channel struct {
 	maxFrame int
 	window   int
 	cwait    time.Duration
+	explain  func(error) error
 
 	// base is the parent of every served call's ctx. It only carries the
 	// channel (for ChannelFrom) and is never cancelled: end cancels each
@@ -122,6 +129,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		maxFrame: opts.MaxFrame,
 		window:   opts.Window,
 		cwait:    opts.CancelWait,
+		explain:  opts.Explain,
 		calls:    make(map[uint64]*call),
 		tasks:    make(map[uint64]*task),
 		done:     make(chan struct{}),
@@ -282,6 +290,30 @@ func (ch *Channel) Close() error {
 	return nil
 }
 
+// Drain cancels every call this end is serving, with cause, and waits until
+// they have all returned and sent their final messages, or until ctx ends.
+// Calls the peer starts meanwhile are served as usual. An actor uses it to
+// stop gracefully before Close.
+func (ch *Channel) Drain(ctx context.Context, cause error) error {
+	ch.mu.Lock()
+	tasks := make([]*task, 0, len(ch.tasks))
+	for _, t := range ch.tasks {
+		tasks = append(tasks, t)
+	}
+	ch.mu.Unlock()
+	for _, t := range tasks {
+		t.cancel(cause)
+	}
+	for _, t := range tasks {
+		select {
+		case <-t.finished:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // end records why the channel ended and fails everything that depends on
 // it. The first reason wins.
 func (ch *Channel) end(reason error) {
@@ -314,6 +346,14 @@ func (ch *Channel) end(reason error) {
 
 // lost ends the channel because the connection failed.
 func (ch *Channel) lost(cause error) {
+	if ch.explain != nil {
+		ch.mu.Lock()
+		ended := ch.err != nil
+		ch.mu.Unlock()
+		if !ended {
+			cause = ch.explain(cause)
+		}
+	}
 	ch.end(&PeerGoneError{Peer: ch.peer, Cause: cause})
 	// Closing the connection unblocks the reader, and the writer exits on
 	// its own once it sees the channel has ended.

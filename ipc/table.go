@@ -35,7 +35,8 @@ const ReservedPrefix = "arbor."
 // Table is the set of functions an endpoint serves. It is immutable once
 // built and safe to share between channels.
 type Table struct {
-	byName map[string]Handler
+	byName  map[string]Handler
+	runtime map[string]Handler // extra arbor.* functions, from WithRuntime
 }
 
 // NewTable builds a table from declared functions. It fails with a
@@ -80,9 +81,39 @@ func (t *Table) Schemas() []protocol.Schema {
 	return out
 }
 
+// WithRuntime returns a copy of t that also serves handlers under reserved
+// names (ReservedPrefix). It is how arbor's own packages add runtime
+// functions, such as an actor's arbor.stop; application code has no use for
+// it. A nil t serves only the handlers.
+func (t *Table) WithRuntime(handlers ...Handler) (*Table, error) {
+	out := &Table{runtime: map[string]Handler{}}
+	if t != nil {
+		out.byName = t.byName
+		for k, v := range t.runtime {
+			out.runtime[k] = v
+		}
+	}
+	for _, h := range handlers {
+		name := h.name()
+		switch {
+		case !strings.HasPrefix(name, ReservedPrefix):
+			return nil, &TableError{Function: name, Reason: "a runtime function's name must start with " + ReservedPrefix}
+		case runtimeFuncs[name] != nil || out.runtime[name] != nil:
+			return nil, &TableError{Function: name, Reason: "declared twice"}
+		case !h.implemented():
+			return nil, &TableError{Function: name, Reason: "declared without an implementation"}
+		}
+		out.runtime[name] = h
+	}
+	return out, nil
+}
+
 func (t *Table) lookup(name string) (Handler, bool) {
 	if strings.HasPrefix(name, ReservedPrefix) {
-		h, ok := runtimeFuncs[name]
+		if h, ok := runtimeFuncs[name]; ok {
+			return h, true
+		}
+		h, ok := t.runtime[name]
 		return h, ok
 	}
 	h, ok := t.byName[name]

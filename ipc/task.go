@@ -25,7 +25,8 @@ type task struct {
 	in     *inbox  // the caller's Yields (contexts)
 	out    *outbox // credit for Yields to the caller (streams, contexts)
 
-	gone atomic.Bool // set once the task has left the channel's table
+	gone     atomic.Bool   // set once the task has left the channel's table
+	finished chan struct{} // closed once the final message is queued
 
 	mu          sync.Mutex
 	cancelledBy protocol.ActorID // who asked for the cancellation, if anyone did
@@ -72,7 +73,7 @@ func (ch *Channel) accept(s *protocol.Start) {
 		inner := cancel
 		cancel = func(err error) { inner(err); cancelTimeout() }
 	}
-	t := &task{ch: ch, cid: s.CID, fn: s.Function, kind: s.FuncKind, ctx: ctx, cancel: cancel}
+	t := &task{ch: ch, cid: s.CID, fn: s.Function, kind: s.FuncKind, ctx: ctx, cancel: cancel, finished: make(chan struct{})}
 	if s.FuncKind != protocol.FuncUnary {
 		t.out = newOutbox(int(s.Credit))
 	}
@@ -304,6 +305,7 @@ func (t *task) end(result any, err error) {
 	t.mu.Unlock()
 
 	ch := t.ch
+	defer close(t.finished)
 	ch.mu.Lock()
 	if ch.tasks[t.cid] == t {
 		delete(ch.tasks, t.cid)
