@@ -19,7 +19,10 @@ func TestTables(t *testing.T) {
 	}{
 		{"reserved name in a user table", func() error { _, err := NewTable(custom); return err }, "reserved for the runtime"},
 		{"duplicate", func() error { _, err := NewTable(add, add); return err }, "declared twice"},
-		{"empty name", func() error { _, err := NewTable(NewFunc[int, int]("", func(context.Context, int) (int, error) { return 0, nil })); return err }, "name is empty"},
+		{"empty name", func() error {
+			_, err := NewTable(NewFunc[int, int]("", func(context.Context, int) (int, error) { return 0, nil }))
+			return err
+		}, "name is empty"},
 		{"no implementation", func() error { _, err := NewTable(NewFunc[int, int]("x", nil)); return err }, "without an implementation"},
 		{"runtime name without prefix", func() error { _, err := testFuncs.WithRuntime(add); return err }, "must start with arbor."},
 		{"runtime name taken by a built-in", func() error {
