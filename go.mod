@@ -1,6 +1,6 @@
 module github.com/arbor-go/arbor
 
-go 1.24.0
+go 1.26.0
 
 require (
 	github.com/fatih/color v1.13.0 // indirect
@@ -10,5 +10,5 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	go.uber.org/goleak v1.3.0 // indirect
-	golang.org/x/sys v0.0.0-20220503163025-988cb79eb6c6 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

@@ -39,6 +39,9 @@ type Options struct {
 	// Logger receives protocol errors from the peer and other diagnostics;
 	// nil discards them.
 	Logger hclog.Logger
+	// BaseContext, if set, supplies the values (not the cancellation) of
+	// every served call's ctx: an actor puts its logger there.
+	BaseContext context.Context
 	// Explain, if set, is asked once why the peer went away, with the
 	// connection error (io.EOF, a reset), before pending calls fail. What
 	// it returns becomes the Cause of the *PeerGoneError they fail with;
@@ -168,7 +171,11 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		return nil, err
 	}
 	ch.log = ch.log.With("peer", ch.peer.String())
-	ch.base = context.WithValue(context.Background(), channelKey{}, ch)
+	base := context.Background()
+	if opts.BaseContext != nil {
+		base = context.WithoutCancel(opts.BaseContext)
+	}
+	ch.base = context.WithValue(base, channelKey{}, ch)
 	ch.wg.Add(2)
 	go ch.readLoop()
 	go ch.writeLoop()

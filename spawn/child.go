@@ -1,0 +1,185 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/hashicorp/go-hclog"
+)
+
+// stopFunc is the runtime function a parent calls to stop its child
+// gracefully. The child answers at once and then stops.
+var stopFunc = ipc.NewFunc("arbor.stop", func(ctx context.Context, _ struct{}) (struct{}, error) {
+	if stop, ok := ctx.Value(stopKey{}).(chan<- struct{}); ok {
+		select {
+		case stop <- struct{}{}:
+		default: // already stopping
+		}
+	}
+	return struct{}{}, nil
+})
+
+type stopKey struct{}
+type loggerKey struct{}
+
+// Logger returns the logger of the actor a served function runs in: its
+// lines reach the parent's logger with their level and fields. Outside an
+// actor it returns a logger that discards everything.
+func Logger(ctx context.Context) hclog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(hclog.Logger); ok {
+		return l
+	}
+	return hclog.NewNullLogger()
+}
+
+// lifelineGrace bounds how long an actor whose parent has gone spends
+// stopping what it runs before it exits anyway.
+const lifelineGrace = 900 * time.Millisecond
+
+// Main runs this process as an actor if its parent started it as one, and
+// otherwise returns at once. Call it at the top of main in every binary
+// that serves actors, with the functions the actor serves:
+//
+//	func main() {
+//		spawn.Main(functions)
+//		// the program's own main, for a normal run
+//	}
+//
+// As an actor, Main serves functions to its parent until the parent asks it
+// to stop, sends it SIGTERM or SIGINT, or goes away; it then cancels the
+// calls it is serving, waits for them to return, and exits the process
+// with status 0. It never returns. If the actor cannot start, it prints why
+// to stderr and exits with status 2.
+func Main(functions *ipc.Table) {
+	sp, isChild, err := childSpec()
+	if !isChild {
+		return
+	}
+	if err == nil {
+		err = runChild(sp, functions)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "arbor actor: %v\n", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+func runChild(sp *spec, functions *ipc.Table) error {
+	os.Unsetenv(specEnv) // programs this actor runs are not actors unless it spawns them
+	level := hclog.LevelFromString(sp.LogLevel)
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name: sp.Actor.Name, Level: level, JSONFormat: true, Output: os.Stderr,
+	})
+
+	// SIGTERM and SIGINT stop the actor like a stop request. A terminal's
+	// Ctrl-C does not reach it (it has a process group of its own), so a
+	// signal comes from its parent or from someone who means it.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	conn, err := childConn(sp)
+	if err != nil {
+		return fmt.Errorf("connecting to the parent over %s: %w", sp.Transport, err)
+	}
+	stop := make(chan struct{}, 1)
+	table, err := functions.WithRuntime(stopFunc)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	base := context.WithValue(context.Background(), loggerKey{}, logger)
+	base = context.WithValue(base, stopKey{}, (chan<- struct{})(stop))
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
+	ch, err := ipc.Open(ctx, conn, ipc.Options{
+		Actor: sp.Actor, Functions: table, Logger: logger, BaseContext: base,
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	var reason error
+	grace := time.Duration(0) // no bound: a stop request is answered by stopping in good order
+	select {
+	case <-stop:
+		reason = errors.New("actor stopped by its parent")
+	case sig := <-signals:
+		reason = fmt.Errorf("actor received %v", sig)
+	case <-ch.Done():
+		reason = fmt.Errorf("actor's parent went away: %w", ch.Err())
+		grace = lifelineGrace
+	}
+	logger.Debug("stopping", "reason", reason)
+	drainCtx := context.Background()
+	if grace > 0 {
+		var cancel context.CancelFunc
+		drainCtx, cancel = context.WithTimeout(drainCtx, grace)
+		defer cancel()
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- ch.Drain(drainCtx, reason) }()
+	select {
+	case err := <-drained:
+		if err == nil {
+			ch.Close()
+		}
+		// Otherwise served calls ignored cancellation and would hold the
+		// exit forever; with the parent gone, nobody is left to wait.
+	case <-signals:
+		// A signal while stopping means now: the parent's grace period
+		// is over.
+	}
+	return nil
+}
+
+// inherited wraps an inherited descriptor as a pollable file, so that
+// closing it interrupts a read in progress, and keeps it from the programs
+// this actor runs.
+func inherited(fd int, name string) *os.File {
+	syscall.SetNonblock(fd, true)
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name)
+}
+
+// childConn opens the child's end of the transport its spec names.
+func childConn(sp *spec) (io.ReadWriteCloser, error) {
+	switch sp.Transport {
+	case Socketpair.String():
+		f := os.NewFile(3, "arbor-socket")
+		conn, err := net.FileConn(f)
+		f.Close()
+		return conn, err
+	case Pipes.String():
+		return &pipeConn{r: inherited(3, "arbor-in"), w: inherited(4, "arbor-out")}, nil
+	case Stdio.String():
+		in, out, err := takeStdio()
+		if err != nil {
+			return nil, err
+		}
+		return &pipeConn{r: in, w: out}, nil
+	case UnixSocket.String():
+		conn, err := net.DialTimeout("unix", sp.Addr, DefaultHandshakeTimeout)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.WriteString(conn, sp.Secret+"\n"); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
+	return nil, fmt.Errorf("unknown transport %q", sp.Transport)
+}

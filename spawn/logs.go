@@ -1,0 +1,181 @@
+package spawn
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+const (
+	// maxLine is the longest line forwarded as one record; longer lines are
+	// split.
+	maxLine = 16 << 10
+	// tailLines is how many of the last stderr lines an ExitError keeps.
+	tailLines = 20
+	// headLines is how many of the first output lines a StartError keeps.
+	headLines = 5
+	// maxPanicLines bounds the panic trace kept for an ExitError.
+	maxPanicLines = 200
+	// logQueue is how many lines may wait for a slow logger before lines
+	// are dropped: a child must never block on its parent's logging.
+	logQueue = 1024
+)
+
+type logLine struct {
+	stream string // "stdout" or "stderr"
+	text   string
+}
+
+// logForwarder drains a child's output streams and re-emits each line
+// through the parent's logger. The drains never wait on the logger: lines
+// go through a bounded queue, and when it is full they are counted and
+// dropped, so a child can never be blocked by a busy parent.
+type logForwarder struct {
+	log   hclog.Logger
+	lines chan logLine
+	wg    sync.WaitGroup // the drains
+	done  chan struct{}  // closed when the emitter has finished
+
+	mu       sync.Mutex
+	dropped  int
+	tail     []string // last stderr lines
+	head     []string // first output lines
+	inPanic  bool
+	panicBuf []string
+}
+
+func newLogForwarder(log hclog.Logger) *logForwarder {
+	f := &logForwarder{log: log, lines: make(chan logLine, logQueue), done: make(chan struct{})}
+	go f.emit()
+	return f
+}
+
+// drain reads r until it ends and queues its lines. It is one of the
+// goroutines the forwarder owns; wait returns after all of them.
+func (f *logForwarder) drain(r io.ReadCloser, stream string) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer r.Close()
+		br := bufio.NewReaderSize(r, maxLine)
+		for {
+			line, err := br.ReadSlice('\n')
+			if len(line) > 0 {
+				f.take(stream, strings.TrimRight(string(line), "\r\n"))
+			}
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+		}
+	}()
+}
+
+// take records a line for the exit report and queues it for the logger.
+func (f *logForwarder) take(stream, text string) {
+	f.mu.Lock()
+	if len(f.head) < headLines && text != "" {
+		f.head = append(f.head, text)
+	}
+	if stream == "stderr" {
+		if len(f.tail) == tailLines {
+			copy(f.tail, f.tail[1:])
+			f.tail = f.tail[:tailLines-1]
+		}
+		f.tail = append(f.tail, text)
+		if strings.HasPrefix(text, "panic: ") || strings.HasPrefix(text, "fatal error: ") {
+			f.inPanic = true
+		}
+		if f.inPanic && len(f.panicBuf) < maxPanicLines {
+			f.panicBuf = append(f.panicBuf, text)
+		}
+	}
+	panicking := f.inPanic && stream == "stderr"
+	f.mu.Unlock()
+	if panicking {
+		stream = "panic"
+	}
+	select {
+	case f.lines <- logLine{stream: stream, text: text}:
+	default:
+		f.mu.Lock()
+		f.dropped++
+		f.mu.Unlock()
+	}
+}
+
+// emit writes queued lines to the logger until the drains have finished.
+func (f *logForwarder) emit() {
+	defer close(f.done)
+	for l := range f.lines {
+		f.mu.Lock()
+		dropped := f.dropped
+		f.dropped = 0
+		f.mu.Unlock()
+		if dropped > 0 {
+			f.log.Warn("dropped output lines: the logger could not keep up", "lines", dropped)
+		}
+		f.emitLine(l)
+	}
+}
+
+func (f *logForwarder) emitLine(l logLine) {
+	if l.stream == "panic" {
+		f.log.Error(l.text, "stream", "stderr")
+		return
+	}
+	if strings.HasPrefix(l.text, "{") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(l.text), &rec) == nil {
+			if lvl, ok := rec["@level"].(string); ok {
+				f.emitJSON(hclog.LevelFromString(lvl), rec)
+				return
+			}
+		}
+	}
+	f.log.Info(l.text, "stream", l.stream)
+}
+
+// emitJSON re-emits an hclog JSON record with its level and fields.
+func (f *logForwarder) emitJSON(level hclog.Level, rec map[string]any) {
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	msg, _ := rec["@message"].(string)
+	keys := make([]string, 0, len(rec))
+	for k := range rec {
+		if !strings.HasPrefix(k, "@") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	args := make([]any, 0, 2*len(keys)+2)
+	for _, k := range keys {
+		args = append(args, k, rec[k])
+	}
+	if mod, ok := rec["@module"].(string); ok && mod != "" {
+		args = append(args, "module", mod)
+	}
+	f.log.Log(level, msg, args...)
+}
+
+// wait returns when every drain has reached the end of its stream and the
+// emitter has logged what they read.
+func (f *logForwarder) wait() {
+	f.wg.Wait()
+	close(f.lines)
+	<-f.done
+}
+
+// report returns the first output lines, the last stderr lines and the
+// panic trace, if any.
+func (f *logForwarder) report() (head, tail []string, panicTrace string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.head...), append([]string(nil), f.tail...), strings.Join(f.panicBuf, "\n")
+}

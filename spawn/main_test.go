@@ -1,0 +1,243 @@
+package spawn
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/ipc"
+	"go.uber.org/goleak"
+)
+
+// The test binary is also every child these tests start: TestMain hands
+// it to Main, which runs it as an actor when a parent started it as one.
+
+var (
+	echo = ipc.NewFunc("test.echo", func(ctx context.Context, s string) (string, error) { return s, nil })
+	pid  = ipc.NewFunc("test.pid", func(ctx context.Context, _ struct{}) (int, error) { return os.Getpid(), nil })
+	exit = ipc.NewFunc("test.exit", func(ctx context.Context, code int) (int, error) {
+		os.Exit(code)
+		return 0, nil
+	})
+	block = ipc.NewFunc("test.block", func(ctx context.Context, _ struct{}) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	// stubborn ignores both its ctx and SIGTERM, as a wedged program would.
+	stubborn = ipc.NewFunc("test.stubborn", func(ctx context.Context, _ struct{}) (int, error) {
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	})
+	count = ipc.NewStream("test.count", func(ctx context.Context, n int, out *ipc.Yielder[int]) error {
+		for i := range n {
+			if err := out.Send(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// say prints to stdout and logs through the actor's logger.
+	say = ipc.NewFunc("test.say", func(ctx context.Context, words string) (int, error) {
+		fmt.Println("stdout says " + words)
+		Logger(ctx).Warn("logger says "+words, "answer", 42)
+		if words == "long" {
+			fmt.Fprintln(os.Stderr, strings.Repeat("x", maxLine+100))
+		}
+		return len(words), nil
+	})
+	// tree starts a grandchild, reports its pid, and keeps it until
+	// cancelled.
+	tree = ipc.NewStream("test.tree", func(ctx context.Context, _ struct{}, out *ipc.Yielder[int]) error {
+		g, err := Start(ctx, Options{Name: "grandchild"})
+		if err != nil {
+			return err
+		}
+		defer g.Stop(context.Background())
+		if err := out.Send(g.PID()); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
+	})
+)
+
+var testFuncs = ipc.MustNewTable(echo, pid, exit, block, stubborn, count, say, tree)
+
+const modeEnv = "ARBOR_TEST_MODE"
+
+func TestMain(m *testing.M) {
+	// Under -race, every process sleeps a second before it exits
+	// (GORACE's atexit_sleep_ms); the children need not.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	switch os.Getenv(modeEnv) {
+	case "panic-at-start":
+		panic("boom at start")
+	case "hang":
+		select {}
+	case "no-main":
+		// A child whose main forgot spawn.Main and goes on to spawn.
+		_, err := Start(context.Background(), Options{})
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(7)
+	case "wrong-secret":
+		var sp spec
+		json.Unmarshal([]byte(os.Getenv(specEnv)), &sp)
+		if c, err := net.Dial("unix", sp.Addr); err == nil {
+			io.WriteString(c, "not-the-secret\n")
+			c.Close()
+		}
+	case "bare":
+		// The baseline for spawning: start and answer one line.
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	case "parent-tree":
+		parentTree()
+	}
+	Main(testFuncs)
+	goleak.VerifyTestMain(m)
+}
+
+// parentTree is a helper parent: two children, each with a grandchild. It
+// prints every descendant's pid and waits to be killed.
+func parentTree() {
+	os.Unsetenv(modeEnv) // the children are ordinary actors
+	ctx := context.Background()
+	var pids []string
+	for i := range 2 {
+		a, err := Start(ctx, Options{Name: fmt.Sprintf("child-%d", i)})
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		s, err := tree.Open(ctx, a.Channel(), struct{}{})
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		g, err := s.Recv()
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		pids = append(pids, strconv.Itoa(a.PID()), strconv.Itoa(g))
+	}
+	fmt.Println("pids:", strings.Join(pids, " "))
+	select {}
+}
+
+// withMode returns an environment that puts a child in a helper mode.
+func withMode(mode string) []string {
+	return append(os.Environ(), modeEnv+"="+mode)
+}
+
+// alive reports whether pid names a process that has not exited (a zombie
+// has exited).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// children lists the processes whose parent is this one, zombies included.
+func children(t testing.TB) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc:", err)
+	}
+	var out []int
+	self := os.Getpid()
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		fields := strings.Fields(s[i+1:])
+		if len(fields) > 1 {
+			if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// noChildrenLeft fails the test if any child process remains.
+func noChildrenLeft(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		left := children(t)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child processes left behind: %v", left)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// within fails the test if f does not return within d.
+func within(t testing.TB, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not finish within %v", what, d)
+	}
+}
+
+// start starts an actor and stops it when the test ends.
+func start(t testing.TB, opts Options) *Actor {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { a.Stop(context.Background()) })
+	return a
+}
+
+// readLine reads one line from r within d.
+func readLine(t testing.TB, r *bufio.Reader, d time.Duration) string {
+	t.Helper()
+	var line string
+	var err error
+	within(t, d, "reading a line", func() { line, err = r.ReadString('\n') })
+	if err != nil {
+		t.Fatalf("reading a line: %v", err)
+	}
+	return strings.TrimSpace(line)
+}

@@ -1,0 +1,74 @@
+package spawn
+
+import (
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+)
+
+func platformAttrs(attr *syscall.SysProcAttr) {
+	// SIGKILL, not SIGTERM: when the parent is gone nobody can be told how
+	// the child ended, and the child's own children get the same signal
+	// when it dies, so a whole tree goes at once.
+	attr.Pdeathsig = syscall.SIGKILL
+}
+
+// The parent-death signal is sent when the *thread* that forked the child
+// exits, not the process (golang/go#27505), and Go may end a thread under a
+// goroutine that dies locked to it. So every child is forked from one
+// goroutine locked to its thread, which lives while any child it forked is
+// alive and exits — taking its thread with it — only when none is.
+var forks forker
+
+type forker struct {
+	mu   sync.Mutex
+	live int // children started and not yet released
+	reqs chan forkRequest
+}
+
+type forkRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// start starts cmd on the forking thread. Every successful start must be
+// matched by one release once the child has been reaped.
+func (f *forker) start(cmd *exec.Cmd) error {
+	f.mu.Lock()
+	if f.live == 0 {
+		f.reqs = make(chan forkRequest)
+		go f.loop(f.reqs)
+	}
+	f.live++
+	reqs := f.reqs
+	f.mu.Unlock()
+	req := forkRequest{cmd: cmd, done: make(chan error, 1)}
+	reqs <- req
+	err := <-req.done
+	if err != nil {
+		f.release()
+	}
+	return err
+}
+
+func (f *forker) release() {
+	f.mu.Lock()
+	f.live--
+	if f.live == 0 {
+		close(f.reqs)
+	}
+	f.mu.Unlock()
+}
+
+func (f *forker) loop(reqs chan forkRequest) {
+	runtime.LockOSThread()
+	// Never unlocked: when the loop ends, the goroutine exits locked and Go
+	// ends the thread, which by then has no living children.
+	for req := range reqs {
+		req.done <- req.cmd.Start()
+	}
+}
+
+func startCommand(cmd *exec.Cmd) error { return forks.start(cmd) }
+func releaseCommand()                  { forks.release() }

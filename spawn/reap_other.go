@@ -1,0 +1,7 @@
+//go:build unix && !linux
+
+package spawn
+
+// waitExited returns at once where waitid(WNOWAIT) is not available: the
+// reap that follows waits instead, and group signals stop at the reap.
+func waitExited(pid int) {}

@@ -1,0 +1,660 @@
+package spawn
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Default durations; see Options.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultGracePeriod      = 2 * time.Second
+	DefaultKillDelay        = time.Second
+)
+
+// Options describe one actor to start. The zero value starts this program
+// again as an actor named "actor" over a socketpair. Start never modifies
+// the Options it is given.
+type Options struct {
+	// Name is the actor's name within its parent; its full name, used for
+	// its logger and in errors, is the parent's name, a dot, and Name.
+	// Empty means "actor".
+	Name string
+	// Parent is the spawning actor's id. Zero means the actor whose served
+	// call ctx belongs to, or else this process's root actor.
+	Parent protocol.ActorID
+	// Binary is the program to run; empty means this program. Another
+	// binary must be built with arbor and call Main.
+	Binary string
+	// Args are the program's arguments (without the program name).
+	Args []string
+	// Env is the child's environment; nil means this process's.
+	Env []string
+	// Dir is the child's working directory; empty means this process's.
+	Dir string
+	// Transport connects parent and child; the zero value is Socketpair.
+	Transport Transport
+	// Functions is what this side serves to the child; nil serves only the
+	// runtime functions.
+	Functions *ipc.Table
+	// Logger receives the child's output, line by line, under a logger
+	// named by the child's full name; hclog JSON lines keep their level and
+	// fields. Nil discards it.
+	Logger hclog.Logger
+	// LogLevel is the level of the logger the child's runtime gives its
+	// code; NoLevel means Info.
+	LogLevel hclog.Level
+	// HandshakeTimeout bounds the time from start to a completed handshake;
+	// zero means DefaultHandshakeTimeout (10s).
+	HandshakeTimeout time.Duration
+	// GracePeriod is how long Stop waits after asking the child to stop
+	// before it sends StopSignal; zero means DefaultGracePeriod (2s).
+	GracePeriod time.Duration
+	// KillDelay is how long Stop waits after StopSignal before SIGKILL;
+	// zero means DefaultKillDelay (1s).
+	KillDelay time.Duration
+	// StopSignal is sent to the child's process group when the grace
+	// period is over; zero means SIGTERM.
+	StopSignal syscall.Signal
+}
+
+// rootID names this process when it spawns outside any actor. It is set
+// once, at package initialisation, and never changes.
+var rootID = protocol.ActorID{Name: "root", UUID: protocol.NewUUID()}
+
+// Actor is a running child actor. It owns the process, the goroutines that
+// reap it and forward its output, and the channel to it.
+type Actor struct {
+	id     protocol.ActorID
+	binary string
+	cmd    *exec.Cmd
+	ch     *ipc.Channel
+	logs   *logForwarder
+	grace  time.Duration
+	kill   time.Duration
+	sig    syscall.Signal
+
+	mu       sync.Mutex
+	reaped   bool // once set, the process group may no longer be signalled
+	stopping bool
+
+	started   chan struct{} // closed when Start has set ch, or given up on it
+	exitKnown chan struct{} // closed once exit is set
+	exit      *ExitError
+	done      chan struct{} // closed once everything the Actor owns has ended
+	stopOnce  sync.Once
+}
+
+// Start starts an actor process and completes the handshake with it. ctx
+// bounds the start only; the actor runs until it exits or is stopped.
+func Start(ctx context.Context, opts Options) (*Actor, error) {
+	if _, isChild := os.LookupEnv(specEnv); isChild {
+		return nil, ErrMainNotCalled
+	}
+	parent := opts.Parent
+	if parent.IsZero() {
+		parent = rootID
+		if ch, ok := ipc.ChannelFrom(ctx); ok {
+			parent = ch.Self()
+		}
+	}
+	name := opts.Name
+	if name == "" {
+		name = "actor"
+	}
+	a := &Actor{
+		id:        protocol.ActorID{Name: parent.Name + "." + name, UUID: protocol.NewUUID()},
+		binary:    opts.Binary,
+		grace:     orDefault(opts.GracePeriod, DefaultGracePeriod),
+		kill:      orDefault(opts.KillDelay, DefaultKillDelay),
+		sig:       opts.StopSignal,
+		started:   make(chan struct{}),
+		exitKnown: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if a.sig == 0 {
+		a.sig = syscall.SIGTERM
+	}
+	if a.binary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, a.startError("finding this program", err)
+		}
+		a.binary = self
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	logger = logger.ResetNamed(a.id.Name)
+	level := opts.LogLevel
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	sp := spec{Actor: a.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String()}
+
+	tr, err := newParentTransport(opts.Transport, &sp)
+	if err != nil {
+		return nil, a.startError("setting up the "+opts.Transport.String()+" transport", err)
+	}
+	defer tr.cleanup()
+
+	cmd := exec.Command(a.binary, opts.Args...)
+	cmd.Dir = opts.Dir
+	env := opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	specJSON, _ := json.Marshal(sp)
+	cmd.Env = append(append(make([]string, 0, len(env)+1), env...), specEnv+"="+string(specJSON))
+	prepareCommand(cmd)
+	outputs, err := tr.attach(cmd)
+	if err != nil {
+		return nil, a.startError("setting up the child's streams", err)
+	}
+	a.cmd = cmd
+	if err := startCommand(cmd); err != nil {
+		tr.closeChildEnds()
+		closeAll(outputs)
+		return nil, a.startError("running the program", err)
+	}
+	tr.closeChildEnds()
+	a.logs = newLogForwarder(logger)
+	for stream, r := range outputs {
+		a.logs.drain(r, stream)
+	}
+	go a.own()
+
+	hctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
+	defer cancel()
+	conn, err := tr.connect(hctx, logger, a.exitKnown)
+	if err == nil {
+		a.ch, err = ipc.Open(hctx, conn, ipc.Options{
+			Actor:     parent,
+			Initiator: true,
+			Functions: opts.Functions,
+			Logger:    logger,
+			Explain:   a.explain,
+		})
+	}
+	if err == nil && a.ch.Peer().UUID != a.id.UUID {
+		err = fmt.Errorf("the child introduced itself as %s, not as the actor %s started", a.ch.Peer(), a.id)
+		a.ch.Close()
+		a.ch = nil
+	}
+	close(a.started)
+	if err != nil {
+		return nil, a.failStart(ctx, hctx, err)
+	}
+	return a, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func closeAll(files map[string]io.ReadCloser) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+func (a *Actor) startError(reason string, err error) *StartError {
+	return &StartError{Actor: a.id, Binary: a.binary, Reason: reason, Err: err}
+}
+
+// failStart kills a child whose handshake failed and explains why.
+func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
+	exitedAlready := false
+	select {
+	case <-a.exitKnown:
+		exitedAlready = true
+	case <-time.After(50 * time.Millisecond): // the EOF may come just before the exit status
+	}
+	if !exitedAlready {
+		a.mu.Lock()
+		a.stopping = true
+		a.mu.Unlock()
+		a.signal(syscall.SIGKILL)
+	}
+	<-a.done
+	head, _, _ := a.logs.report()
+	se := a.startError("the handshake failed", err)
+	se.Output = head
+	var he *ipc.HandshakeError
+	switch {
+	case exitedAlready && a.exit.Panic != "":
+		se.Reason, se.Exit = "the actor crashed before the handshake", a.exit
+	case exitedAlready:
+		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor, or it did not call spawn.Main", a.exit
+	case ctx.Err() != nil:
+		se.Reason, se.Err = "cancelled during the handshake", ctx.Err()
+	case hctx.Err() != nil:
+		se.Reason, se.Err = "no handshake within the timeout", hctx.Err()
+	case errors.As(err, &he) && len(he.Received) > 0:
+		se.Reason = "the program is not an arbor actor"
+	}
+	return se
+}
+
+// own reaps the process and then closes what depends on it. It is the
+// goroutine behind Wait.
+func (a *Actor) own() {
+	pid := a.cmd.Process.Pid
+	waitExited(pid)
+	a.mu.Lock()
+	a.cmd.Wait() // reaps; the status is read from ProcessState below
+	a.reaped = true
+	stopped := a.stopping
+	a.mu.Unlock()
+	releaseCommand()
+
+	// The output pipes close when the process exits, unless something it
+	// started still holds them; give the forwarders a moment to catch up
+	// so the report has the last lines, without waiting on such helpers.
+	logsDone := make(chan struct{})
+	go func() { a.logs.wait(); close(logsDone) }()
+	select {
+	case <-logsDone:
+	case <-time.After(100 * time.Millisecond):
+	}
+	ps := a.cmd.ProcessState
+	e := &ExitError{Actor: a.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = ws.Signal()
+	}
+	_, e.Stderr, e.Panic = a.logs.report()
+	a.exit = e
+	close(a.exitKnown)
+
+	// The channel ends by itself when the child's end closes with it; wait
+	// a moment for that, so calls in flight fail with the exit status
+	// rather than with ErrClosed, then close it in any case.
+	<-a.started
+	if a.ch != nil {
+		select {
+		case <-a.ch.Done():
+		case <-time.After(time.Second):
+		}
+		a.ch.Close()
+	}
+	<-logsDone
+	close(a.done)
+}
+
+// explain turns the end of the channel into the child's exit status, when
+// the child has exited or does so shortly.
+func (a *Actor) explain(cause error) error {
+	select {
+	case <-a.exitKnown:
+		return a.exit
+	case <-time.After(time.Second):
+		return cause
+	}
+}
+
+// signal sends sig to the child's process group if it has not been reaped.
+func (a *Actor) signal(sig syscall.Signal) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.reaped {
+		signalGroup(a.cmd.Process.Pid, sig)
+	}
+}
+
+// ID returns the actor's id: its full name and a UUID of its own.
+func (a *Actor) ID() protocol.ActorID { return a.id }
+
+// PID returns the actor's process id.
+func (a *Actor) PID() int { return a.cmd.Process.Pid }
+
+// Channel returns the channel to the actor, for calling its functions. It
+// ends when the actor does.
+func (a *Actor) Channel() *ipc.Channel { return a.ch }
+
+// Done is closed when the actor has exited and everything its Actor owns
+// has finished.
+func (a *Actor) Done() <-chan struct{} { return a.done }
+
+// Wait waits for the actor to exit. It returns nil if it exited with status
+// 0, and an *ExitError otherwise. It may be called any number of times.
+func (a *Actor) Wait() error {
+	<-a.done
+	if a.exit.success() {
+		return nil
+	}
+	return a.exit
+}
+
+// Stop stops the actor, escalating as the Options say: a stop request over
+// the protocol, GracePeriod, StopSignal to its process group, KillDelay,
+// SIGKILL. It returns once the actor has exited and been reaped. If ctx
+// ends first, Stop skips to SIGKILL, waits for the reap and returns
+// ctx.Err(). It is safe to call more than once, concurrently, and after the
+// actor has exited; an actor that has already exited is not signalled.
+func (a *Actor) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		a.mu.Lock()
+		a.stopping = true
+		a.mu.Unlock()
+		go a.escalate()
+	})
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		a.signal(syscall.SIGKILL)
+		<-a.done
+		return ctx.Err()
+	}
+}
+
+// escalate runs Stop's steps until the actor is gone. Its lifetime is
+// bounded by the actor's: it returns when done closes.
+func (a *Actor) escalate() {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	deadline := time.NewTimer(a.grace)
+	defer deadline.Stop()
+	asked := make(chan struct{})
+	go func() {
+		defer close(asked)
+		ctx, cancel := context.WithTimeout(context.Background(), a.grace)
+		defer cancel()
+		stopFunc.Call(ctx, a.ch, struct{}{}) // the actor's own exit is the answer that counts
+	}()
+	defer func() { <-asked }()
+	select {
+	case <-a.done:
+		return
+	case <-deadline.C:
+	}
+	a.signal(a.sig)
+	deadline.Reset(a.kill)
+	select {
+	case <-a.done:
+		return
+	case <-deadline.C:
+	}
+	a.signal(syscall.SIGKILL)
+	<-a.done
+}
+
+// parentTransport is the parent's end of a transport while a child starts.
+type parentTransport interface {
+	// attach sets the child's files and returns the output streams to
+	// forward ("stdout", "stderr").
+	attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error)
+	// closeChildEnds closes the parent's copies of the child's ends.
+	closeChildEnds()
+	// connect returns the parent's end of the channel.
+	connect(ctx context.Context, log hclog.Logger, exited <-chan struct{}) (io.ReadWriteCloser, error)
+	// cleanup releases what the transport holds once the start is over.
+	cleanup()
+}
+
+func newParentTransport(t Transport, sp *spec) (parentTransport, error) {
+	switch t {
+	case Socketpair:
+		return &inheritedTransport{socket: true}, nil
+	case Pipes:
+		return &inheritedTransport{}, nil
+	case Stdio:
+		return &stdioTransport{}, nil
+	case UnixSocket:
+		return newUnixTransport(sp)
+	}
+	return nil, fmt.Errorf("unknown transport %v", t)
+}
+
+// outputPipes makes pipes for the streams the child does not use for the
+// protocol.
+func outputPipes(cmd *exec.Cmd, streams ...string) (map[string]io.ReadCloser, []*os.File, error) {
+	readers := map[string]io.ReadCloser{}
+	var writers []*os.File
+	for _, s := range streams {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range readers {
+				f.Close()
+			}
+			for _, f := range writers {
+				f.Close()
+			}
+			return nil, nil, err
+		}
+		readers[s] = r
+		writers = append(writers, w)
+		if s == "stdout" {
+			cmd.Stdout = w
+		} else {
+			cmd.Stderr = w
+		}
+	}
+	return readers, writers, nil
+}
+
+// inheritedTransport hands the child a socketpair end as fd 3, or two pipe
+// ends as fds 3 and 4.
+type inheritedTransport struct {
+	socket     bool
+	parentEnd  io.ReadWriteCloser
+	childEnds  []*os.File
+	outWriters []*os.File
+}
+
+func (t *inheritedTransport) attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error) {
+	if t.socket {
+		p, c, err := socketpair()
+		if err != nil {
+			return nil, err
+		}
+		conn, err := net.FileConn(p)
+		p.Close()
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		t.parentEnd, t.childEnds = conn, []*os.File{c}
+	} else {
+		toChild, fromParent, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		fromChild, toParent, err := os.Pipe()
+		if err != nil {
+			toChild.Close()
+			fromParent.Close()
+			return nil, err
+		}
+		t.parentEnd = &pipeConn{r: fromChild, w: fromParent}
+		t.childEnds = []*os.File{toChild, toParent}
+	}
+	cmd.ExtraFiles = t.childEnds
+	outputs, writers, err := outputPipes(cmd, "stdout", "stderr")
+	t.outWriters = writers
+	return outputs, err
+}
+
+func (t *inheritedTransport) closeChildEnds() {
+	for _, f := range append(t.childEnds, t.outWriters...) {
+		f.Close()
+	}
+}
+
+func (t *inheritedTransport) connect(context.Context, hclog.Logger, <-chan struct{}) (io.ReadWriteCloser, error) {
+	return t.parentEnd, nil
+}
+
+func (t *inheritedTransport) cleanup() {}
+
+// stdioTransport speaks over the child's stdin and stdout.
+type stdioTransport struct {
+	stdin      *os.File // the parent's end of the child's stdin
+	stdout     *os.File
+	childEnds  []*os.File
+	outWriters []*os.File
+}
+
+func (t *stdioTransport) attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error) {
+	childIn, parentIn, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	parentOut, childOut, err := os.Pipe()
+	if err != nil {
+		childIn.Close()
+		parentIn.Close()
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout = childIn, childOut
+	t.stdin, t.stdout = parentIn, parentOut
+	t.childEnds = []*os.File{childIn, childOut}
+	outputs, writers, err := outputPipes(cmd, "stderr")
+	t.outWriters = writers
+	return outputs, err
+}
+
+func (t *stdioTransport) closeChildEnds() {
+	for _, f := range append(t.childEnds, t.outWriters...) {
+		f.Close()
+	}
+}
+
+func (t *stdioTransport) connect(context.Context, hclog.Logger, <-chan struct{}) (io.ReadWriteCloser, error) {
+	return &pipeConn{r: t.stdout, w: t.stdin}, nil
+}
+
+func (t *stdioTransport) cleanup() {}
+
+// unixTransport listens on a socket file in a private directory.
+type unixTransport struct {
+	dir        string
+	ln         *net.UnixListener
+	secret     string
+	outWriters []*os.File
+}
+
+func newUnixTransport(sp *spec) (*unixTransport, error) {
+	dir, err := os.MkdirTemp("", "arbor-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	path := filepath.Join(dir, "actor.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	var secret [32]byte
+	rand.Read(secret[:])
+	t := &unixTransport{dir: dir, ln: ln, secret: hex.EncodeToString(secret[:])}
+	sp.Addr, sp.Secret = path, t.secret
+	return t, nil
+}
+
+func (t *unixTransport) attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error) {
+	outputs, writers, err := outputPipes(cmd, "stdout", "stderr")
+	t.outWriters = writers
+	return outputs, err
+}
+
+func (t *unixTransport) closeChildEnds() {
+	for _, f := range t.outWriters {
+		f.Close()
+	}
+}
+
+// connect accepts connections until one presents the secret. Others are
+// refused and logged; they do not disturb the actor.
+func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, exited <-chan struct{}) (io.ReadWriteCloser, error) {
+	stop := context.AfterFunc(ctx, func() { t.ln.Close() })
+	defer stop()
+	go func() {
+		// A child that exits without connecting must not leave Accept
+		// waiting for the whole handshake timeout.
+		select {
+		case <-exited:
+			t.ln.Close()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		conn, err := t.ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("waiting for the child to connect: %w", err)
+		}
+		// Read exactly the secret's length: the Hello follows at once, and
+		// a buffered reader would swallow its first bytes.
+		want := []byte(t.secret + "\n")
+		got := make([]byte, len(want))
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = io.ReadFull(conn, got)
+		conn.SetReadDeadline(time.Time{})
+		if err == nil && subtle.ConstantTimeCompare(got, want) == 1 {
+			return conn, nil
+		}
+		log.Warn("refused a connection to the actor's socket: wrong or missing secret", "path", t.ln.Addr().String())
+		conn.Close()
+	}
+}
+
+func (t *unixTransport) cleanup() {
+	t.ln.Close()
+	os.RemoveAll(t.dir)
+}
+
+// pipeConn joins a read end and a write end into one connection.
+type pipeConn struct {
+	r *os.File
+	w *os.File
+}
+
+func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipeConn) SetWriteDeadline(t time.Time) error {
+	return p.w.SetWriteDeadline(t)
+}
+func (p *pipeConn) Close() error {
+	werr := p.w.Close()
+	if rerr := p.r.Close(); rerr != nil {
+		return rerr
+	}
+	return werr
+}

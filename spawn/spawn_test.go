@@ -1,0 +1,373 @@
+package spawn
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/hashicorp/go-hclog"
+)
+
+var allTransports = []Transport{Socketpair, Pipes, Stdio, UnixSocket}
+
+func TestSpawnCallStreamStop(t *testing.T) {
+	for _, tr := range allTransports {
+		t.Run(tr.String(), func(t *testing.T) {
+			a := start(t, Options{Name: "worker", Transport: tr})
+			ctx := context.Background()
+			if got, err := echo.Call(ctx, a.Channel(), "hi"); err != nil || got != "hi" {
+				t.Fatalf("echo: %q %v", got, err)
+			}
+			childPID, err := pid.Call(ctx, a.Channel(), struct{}{})
+			if err != nil || childPID != a.PID() {
+				t.Fatalf("the actor reports pid %d, the handle %d (%v)", childPID, a.PID(), err)
+			}
+			s, err := count.Open(ctx, a.Channel(), 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for v, err := range s.All() {
+				if err != nil || v != n {
+					t.Fatalf("item %d: %d %v", n, v, err)
+				}
+				n++
+			}
+			if n != 1000 {
+				t.Fatalf("got %d items", n)
+			}
+			if !strings.HasSuffix(a.ID().Name, ".worker") || a.ID().UUID == "" {
+				t.Fatalf("actor id %+v", a.ID())
+			}
+			within(t, 5*time.Second, "Stop", func() {
+				if err := a.Stop(ctx); err != nil {
+					t.Errorf("stop: %v", err)
+				}
+			})
+			if err := a.Wait(); err != nil {
+				t.Fatalf("a gracefully stopped actor should exit cleanly: %v", err)
+			}
+			if err := a.Stop(ctx); err != nil {
+				t.Fatalf("second Stop: %v", err)
+			}
+			noChildrenLeft(t)
+		})
+	}
+}
+
+func TestChildPanicsAtStart(t *testing.T) {
+	_, err := Start(context.Background(), Options{Env: withMode("panic-at-start")})
+	var se *StartError
+	if !errors.As(err, &se) || se.Exit == nil || !strings.Contains(se.Exit.Panic, "boom at start") {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(err.Error(), "crashed before the handshake") || se.Exit.Code != 2 {
+		t.Fatalf("got %v (exit %+v)", err, se.Exit)
+	}
+	noChildrenLeft(t)
+}
+
+func TestChildExitsDuringCall(t *testing.T) {
+	a := start(t, Options{})
+	began := time.Now()
+	_, err := exit.Call(context.Background(), a.Channel(), 3)
+	took := time.Since(began)
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 || ee.Signal != 0 || ee.Stopped {
+		t.Fatalf("got %v", err)
+	}
+	var gone *ipc.PeerGoneError
+	if !errors.As(err, &gone) {
+		t.Fatalf("the call's error should say the channel was lost: %v", err)
+	}
+	t.Logf("the call failed %v after it was made", took)
+	if err := a.Wait(); !errors.As(err, &ee) || ee.Code != 3 {
+		t.Fatalf("Wait: %v", err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestChildKilled(t *testing.T) {
+	a := start(t, Options{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := block.Call(context.Background(), a.Channel(), struct{}{})
+		errc <- err
+	}()
+	// The call is in flight once the child answers a later call.
+	if _, err := echo.Call(context.Background(), a.Channel(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(a.PID(), syscall.SIGKILL)
+	var err error
+	within(t, 2*time.Second, "the call in flight", func() { err = <-errc })
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL || ee.Stopped {
+		t.Fatalf("got %v", err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestStopEscalatesToKill(t *testing.T) {
+	a := start(t, Options{GracePeriod: 100 * time.Millisecond, KillDelay: 200 * time.Millisecond})
+	go stubborn.Call(context.Background(), a.Channel(), struct{}{})
+	if _, err := echo.Call(context.Background(), a.Channel(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "Stop", func() { a.Stop(context.Background()) })
+	err := a.Wait()
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL || !ee.Stopped {
+		t.Fatalf("a child that ignores its ctx and SIGTERM should be killed: %v", err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestStopWithExpiredContextKills(t *testing.T) {
+	a := start(t, Options{GracePeriod: time.Hour})
+	go stubborn.Call(context.Background(), a.Channel(), struct{}{})
+	if _, err := echo.Call(context.Background(), a.Channel(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	within(t, 5*time.Second, "Stop", func() {
+		if err := a.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	noChildrenLeft(t)
+}
+
+func TestParentKilled(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = withMode("parent-tree")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := readLine(t, bufio.NewReader(out), 20*time.Second)
+	if !strings.HasPrefix(line, "pids: ") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper parent said %q", line)
+	}
+	var pids []int
+	for _, f := range strings.Fields(strings.TrimPrefix(line, "pids: ")) {
+		p, _ := strconv.Atoi(f)
+		pids = append(pids, p)
+	}
+	if len(pids) != 4 {
+		t.Fatalf("want 2 children and 2 grandchildren, got %v", pids)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var left []int
+		for _, p := range pids {
+			if alive(p) {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range left {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+			t.Fatalf("descendants of a killed parent still alive after 2s: %v", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSpawnStopCycles(t *testing.T) {
+	cycles := 200
+	if testing.Short() {
+		cycles = 20
+	}
+	fds := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(entries)
+	}
+	sockets := func() []string {
+		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "arbor-*"))
+		return m
+	}
+	// One cycle first, so that lazily opened descriptors (the poller's)
+	// are not counted as leaks.
+	a := start(t, Options{})
+	a.Stop(context.Background())
+	fdsBefore, socketsBefore := fds(), len(sockets())
+	ctx := context.Background()
+	for i := range cycles {
+		tr := allTransports[i%len(allTransports)]
+		a, err := Start(ctx, Options{Transport: tr})
+		if err != nil {
+			t.Fatalf("cycle %d (%v): %v", i, tr, err)
+		}
+		if _, err := echo.Call(ctx, a.Channel(), "x"); err != nil {
+			t.Fatalf("cycle %d (%v): %v", i, tr, err)
+		}
+		if err := a.Stop(ctx); err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+	}
+	if after := fds(); after != fdsBefore {
+		t.Fatalf("%d cycles leaked file descriptors: %d before, %d after", cycles, fdsBefore, after)
+	}
+	if after := sockets(); len(after) != socketsBefore {
+		t.Fatalf("socket directories left behind: %v", after)
+	}
+	noChildrenLeft(t)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func capture() (hclog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	return hclog.New(&hclog.LoggerOptions{Output: buf, JSONFormat: true, Level: hclog.Trace}), buf
+}
+
+func TestWrongSecretIsRefused(t *testing.T) {
+	log, buf := capture()
+	a := start(t, Options{Transport: UnixSocket, Env: withMode("wrong-secret"), Logger: log})
+	if got, err := echo.Call(context.Background(), a.Channel(), "still fine"); err != nil || got != "still fine" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+	if !strings.Contains(buf.String(), "wrong or missing secret") {
+		t.Fatalf("the refused connection was not logged:\n%s", buf)
+	}
+}
+
+func TestNotAnActor(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"exits with output", Options{Binary: "/bin/sh", Args: []string{"-c", "echo 'usage: tool [flags]'; exit 1"}},
+			[]string{"not an arbor actor", "usage: tool [flags]", "status 1"}},
+		{"stdio transport", Options{Binary: "/bin/sh", Args: []string{"-c", "echo 'hello from a shell'; sleep 5"}, Transport: Stdio},
+			[]string{"not an arbor actor", "hello from a shell"}},
+		{"missing binary", Options{Binary: "/nonexistent/arbor-actor"}, []string{"running the program", "no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			within(t, 10*time.Second, "Start", func() { _, err = Start(context.Background(), tt.opts) })
+			var se *StartError
+			if !errors.As(err, &se) {
+				t.Fatalf("got %v, want a StartError", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not say %q", err, w)
+				}
+			}
+			noChildrenLeft(t)
+		})
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	began := time.Now()
+	_, err := Start(context.Background(), Options{Env: withMode("hang"), HandshakeTimeout: 300 * time.Millisecond})
+	if !strings.Contains(err.Error(), "no handshake within the timeout") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	t.Logf("gave up after %v", time.Since(began))
+	noChildrenLeft(t)
+}
+
+func TestMainNotCalled(t *testing.T) {
+	_, err := Start(context.Background(), Options{Env: withMode("no-main")})
+	var se *StartError
+	if !errors.As(err, &se) || se.Exit == nil || se.Exit.Code != 7 {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(strings.Join(se.Exit.Stderr, "\n"), "spawn.Main was not called") {
+		t.Fatalf("the child's own error should explain: %v", se.Exit.Stderr)
+	}
+	noChildrenLeft(t)
+}
+
+func TestLogs(t *testing.T) {
+	for _, tr := range []Transport{Socketpair, Stdio} {
+		t.Run(tr.String(), func(t *testing.T) {
+			log, buf := capture()
+			a := start(t, Options{Name: "talker", Transport: tr, Logger: log})
+			if n, err := say.Call(context.Background(), a.Channel(), "long"); err != nil || n != 4 {
+				t.Fatalf("say: %d %v", n, err)
+			}
+			a.Stop(context.Background())
+			out := buf.String()
+			var sawJSON, sawPrint, sawLong bool
+			for _, line := range strings.Split(out, "\n") {
+				switch {
+				case strings.Contains(line, `"logger says long"`):
+					sawJSON = strings.Contains(line, `"@level":"warn"`) && strings.Contains(line, `"answer":42`) &&
+						strings.Contains(line, `"@module":"root.talker"`)
+				case strings.Contains(line, "stdout says long"):
+					sawPrint = strings.Contains(line, `"@level":"info"`)
+				case strings.Contains(line, "xxxxxxxx"):
+					sawLong = true
+				}
+			}
+			if !sawJSON || !sawPrint || !sawLong {
+				t.Fatalf("json record kept level and fields: %v; print forwarded: %v; long line forwarded: %v\n%s",
+					sawJSON, sawPrint, sawLong, out)
+			}
+		})
+	}
+}
+
+func TestPanicOutputLoggedAsError(t *testing.T) {
+	log, buf := capture()
+	Start(context.Background(), Options{Env: withMode("panic-at-start"), Logger: log})
+	found := false
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(line, "panic: boom at start") && strings.Contains(line, `"@level":"error"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("panic output not logged at error level:\n%s", buf)
+	}
+}
