@@ -105,6 +105,19 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "parent-tree":
 		parentTree()
+	case "raw-echo":
+		// The baseline for transports: echo 8-byte messages from fd 3 to
+		// fd 4 (a socket, or two pipes), until the stream ends.
+		in, out := os.NewFile(3, "in"), os.NewFile(4, "out")
+		var buf [8]byte
+		for {
+			if _, err := io.ReadFull(in, buf[:]); err != nil {
+				os.Exit(0)
+			}
+			if _, err := out.Write(buf[:]); err != nil {
+				os.Exit(0)
+			}
+		}
 	}
 	Main(testFuncs)
 	goleak.VerifyTestMain(m)

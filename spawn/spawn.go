@@ -30,7 +30,7 @@ const (
 )
 
 // Options describe one actor to start. The zero value starts this program
-// again as an actor named "actor" over a socketpair. Start never modifies
+// again as an actor named "actor" over a pair of pipes. Start never modifies
 // the Options it is given.
 type Options struct {
 	// Name is the actor's name within its parent; its full name, used for
@@ -49,7 +49,7 @@ type Options struct {
 	Env []string
 	// Dir is the child's working directory; empty means this process's.
 	Dir string
-	// Transport connects parent and child; the zero value is Socketpair.
+	// Transport connects parent and child; the zero value is Pipes.
 	Transport Transport
 	// Functions is what this side serves to the child; nil serves only the
 	// runtime functions.
