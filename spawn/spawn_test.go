@@ -371,3 +371,64 @@ func TestPanicOutputLoggedAsError(t *testing.T) {
 		t.Fatalf("panic output not logged at error level:\n%s", buf)
 	}
 }
+
+// openTree starts the test.tree stream on a and returns the grandchild's
+// pid.
+func openTree(t *testing.T, a *Actor) int {
+	t.Helper()
+	s, err := tree.Open(context.Background(), a.Channel(), struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func gone(t *testing.T, what string, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var left []int
+		for _, p := range pids {
+			if alive(p) {
+				left = append(left, p)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still alive after 2s: %v", what, left)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStopStopsGrandchildrenFirst(t *testing.T) {
+	a := start(t, Options{})
+	g := openTree(t, a)
+	within(t, 5*time.Second, "Stop", func() { a.Stop(context.Background()) })
+	if err := a.Wait(); err != nil {
+		t.Fatalf("the child should have stopped cleanly: %v", err)
+	}
+	// The child stopped its grandchild before it exited, so nothing is
+	// left even without the parent-death signal.
+	if alive(g) {
+		t.Fatalf("grandchild %d outlived its parent's graceful stop", g)
+	}
+	noChildrenLeft(t)
+}
+
+func TestLifeline(t *testing.T) {
+	a := start(t, Options{})
+	g := openTree(t, a)
+	began := time.Now()
+	a.Channel().Close() // the child's parent "disappears" without killing it
+	within(t, 3*time.Second, "the orphaned child's exit", func() { a.Wait() })
+	t.Logf("the orphaned child exited %v after losing its parent", time.Since(began))
+	gone(t, "grandchild of an orphaned child", g)
+	noChildrenLeft(t)
+}
