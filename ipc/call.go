@@ -305,9 +305,13 @@ func (c *call) sendYield(ctx context.Context, v any) error {
 	if err := c.out.acquire(ctx); err != nil {
 		return err
 	}
-	return encodePayload(v, func(raw protocol.Raw) error {
+	err := encodePayload(v, func(raw protocol.Raw) error {
 		return c.ch.send(&protocol.Yield{CID: c.cid, Value: raw}, flushAsync)
 	})
+	if err != nil {
+		c.out.add(1) // nothing was sent: the credit is still there
+	}
+	return err
 }
 
 // closeSend ends the caller's direction of a context, once.

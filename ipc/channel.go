@@ -82,6 +82,7 @@ type Channel struct {
 	err         error            // why the channel ended; nil while it runs
 	done        chan struct{}    // closed when err is set
 	closeCalled bool
+	losing      bool // lost has been called: the connection is broken
 
 	wmu       sync.Mutex
 	wcond     *sync.Cond // signalled when writing becomes false
@@ -227,9 +228,27 @@ func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBy
 	if err != nil {
 		return fail("encoding hello", nil, err)
 	}
-	if _, err := ch.conn.Write(frame); err != nil {
+	// Send while reading: on an unbuffered connection (net.Pipe) each
+	// side's write waits for the other's read.
+	sent := make(chan error, 1)
+	go func() {
+		_, err := ch.conn.Write(frame)
+		sent <- err
+	}()
+	err = ch.readHello(initiator, first, fail)
+	if err != nil {
+		ch.conn.Close() // unblocks the write if the peer never reads
+		<-sent
+		return err
+	}
+	if err := <-sent; err != nil {
 		return fail("sending hello", nil, err)
 	}
+	return nil
+}
+
+// readHello reads and checks the peer's Hello.
+func (ch *Channel) readHello(initiator bool, first *firstBytes, fail func(string, []byte, error) error) error {
 	body, err := ch.frames.Next()
 	if err != nil {
 		var tooLarge *protocol.FrameTooLargeError
@@ -281,9 +300,12 @@ func (ch *Channel) Err() error {
 }
 
 // Close ends the channel: served calls see their ctx cancelled, pending
-// calls fail with ErrClosed, frames already queued are flushed, and the
-// connection is closed. It returns once the reader, the writer and every
-// served call have returned. It is safe to call more than once.
+// calls fail with ErrClosed, frames already queued are flushed (for at most
+// Options.CancelWait, if the peer has stopped reading), and the connection
+// is closed. It returns once the reader, the writer and every served call
+// have returned, so it must not be called from a function the channel is
+// serving (it would wait for itself), and a served function that ignores
+// its ctx holds it. It is safe to call more than once.
 func (ch *Channel) Close() error {
 	ch.mu.Lock()
 	first := !ch.closeCalled
@@ -293,7 +315,15 @@ func (ch *Channel) Close() error {
 		ch.end(ErrClosed)
 		close(ch.closing)
 	}
+	// A peer that stopped reading must not hold Close: a write blocked on
+	// it gets a deadline, and the connection is closed outright once
+	// CancelWait has passed.
+	if d, ok := ch.conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		d.SetWriteDeadline(time.Now().Add(ch.cwait))
+	}
+	force := time.AfterFunc(ch.cwait, func() { ch.conn.Close() })
 	ch.wg.Wait()
+	force.Stop()
 	return nil
 }
 
@@ -353,13 +383,18 @@ func (ch *Channel) end(reason error) {
 
 // lost ends the channel because the connection failed.
 func (ch *Channel) lost(cause error) {
+	ch.mu.Lock()
+	first := ch.err == nil && !ch.losing
+	ch.losing = true
+	ch.mu.Unlock()
+	if !first {
+		// The reader and a writer can both find the connection broken;
+		// the first one explains and ends the channel.
+		ch.conn.Close()
+		return
+	}
 	if ch.explain != nil {
-		ch.mu.Lock()
-		ended := ch.err != nil
-		ch.mu.Unlock()
-		if !ended {
-			cause = ch.explain(cause)
-		}
+		cause = ch.explain(cause)
 	}
 	ch.end(&PeerGoneError{Peer: ch.peer, Cause: cause})
 	// Closing the connection unblocks the reader, and the writer exits on
@@ -504,11 +539,44 @@ func (ch *Channel) readLoop() {
 		m, err := protocol.DecodeMessage(body)
 		if err != nil {
 			// The frame boundary is intact, so one bad message costs only
-			// itself: tell the peer and carry on.
-			ch.reject(&ProtocolError{Reason: err.Error()})
+			// itself and the call it belongs to: tell the peer and carry
+			// on.
+			ch.undecodable(err)
 			continue
 		}
 		ch.route(m)
+	}
+}
+
+// undecodable handles a well-framed message that does not decode: the call
+// it belongs to, if the call id was read, fails, so that nobody waits for
+// an answer that will not come.
+func (ch *Channel) undecodable(err error) {
+	perr := &ProtocolError{Reason: err.Error()}
+	var me *protocol.MalformedError
+	if !errors.As(err, &me) || me.CID == 0 {
+		ch.reject(perr)
+		return
+	}
+	perr.CID = me.CID
+	if me.Kind == protocol.KindStart {
+		if !ch.ownID(me.CID) {
+			ch.report(&protocol.Error{CID: me.CID, Err: &protocol.RemoteError{
+				Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Error(), Source: ch.self}})
+			return
+		}
+	}
+	ch.mu.Lock()
+	c := ch.calls[me.CID]
+	t := ch.tasks[me.CID]
+	ch.mu.Unlock()
+	switch {
+	case ch.ownID(me.CID) && c != nil:
+		c.violation(perr.Reason)
+	case !ch.ownID(me.CID) && t != nil:
+		t.violation(perr.Reason)
+	default:
+		ch.reject(perr)
 	}
 }
 
@@ -517,8 +585,26 @@ func (ch *Channel) readLoop() {
 // the log.
 func (ch *Channel) reject(perr *ProtocolError) {
 	ch.log.Warn("rejected a message from the peer", "cid", perr.CID, "reason", perr.Reason)
-	ch.send(&protocol.Error{Err: &protocol.RemoteError{
-		Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Reason, Source: ch.self}}, flushAsync)
+	ch.report(&protocol.Error{Err: &protocol.RemoteError{
+		Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Reason, Source: ch.self}})
+}
+
+// maxReportBacklog bounds the bytes queued for a peer before answers to its
+// bad messages are dropped: a peer that sends garbage and never reads must
+// not make this side's memory grow without end.
+const maxReportBacklog = 1 << 20
+
+// report queues an answer the reader owes the peer, unless the peer is so
+// far behind in reading that the answer would only pile up.
+func (ch *Channel) report(m protocol.Message) {
+	ch.wmu.Lock()
+	backlog := len(ch.wbuf)
+	ch.wmu.Unlock()
+	if backlog > maxReportBacklog {
+		ch.log.Warn("dropped an answer to the peer: it is not reading", "queued_bytes", backlog, "kind", m.Kind())
+		return
+	}
+	ch.send(m, flushAsync)
 }
 
 // ownID reports whether cid numbers a call made by this end.

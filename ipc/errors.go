@@ -27,6 +27,10 @@ func (e *PeerGoneError) Error() string {
 
 func (e *PeerGoneError) Unwrap() error { return e.Cause }
 
+// Is makes a PeerGoneError match protocol.ErrExited, the error code
+// PROTOCOL.md gives a call whose channel ended under it.
+func (e *PeerGoneError) Is(target error) bool { return target == protocol.ErrExited }
+
 // HandshakeError is a failed exchange of Hello messages.
 type HandshakeError struct {
 	Reason string

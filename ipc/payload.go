@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"sync"
 
@@ -46,13 +47,22 @@ func encodePayload(v any, use func(protocol.Raw) error) error {
 
 // decodePayload decodes raw into *v, or returns a *DecodeError that names
 // the declared type and the msgpack type that arrived.
-func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) error {
+func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 	if len(raw) == 0 {
 		raw = protocol.Raw{0xc0}
 	}
 	c := codecs.Get().(*codec)
+	defer func() {
+		// msgpack panics on some input (an array as a map[any]any key);
+		// peer data must never crash this process.
+		if p := recover(); p != nil {
+			c = nil // its state is unknown: do not return it to the pool
+			err = &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
+				Got: protocol.MsgpackTypeName(raw[0]), Err: fmt.Errorf("decoder panicked: %v", p)}
+		}
+	}()
 	c.rd.Reset(raw)
-	err := c.dec.Decode(v)
+	err = c.dec.Decode(v)
 	c.rd.Reset(nil)
 	codecs.Put(c)
 	if err != nil {

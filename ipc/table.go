@@ -143,21 +143,22 @@ var runtimeFuncs = map[string]Handler{
 		}
 		return struct{}{}, nil
 	}),
-	fnSchema: NewFunc(fnSchema, func(ctx context.Context, _ struct{}) ([]protocol.Schema, error) {
+	// ping and schema take no arguments and ignore whatever is sent.
+	fnSchema: NewFunc(fnSchema, func(ctx context.Context, _ any) ([]protocol.Schema, error) {
 		ch, _ := ChannelFrom(ctx)
 		return ch.funcs.Schemas(), nil
 	}),
-	fnPing: NewFunc(fnPing, func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil }),
+	fnPing: NewFunc(fnPing, func(context.Context, any) (struct{}, error) { return struct{}{}, nil }),
 }
 
 // RemoteSchemas asks the peer for the schemas of the functions it serves.
 func RemoteSchemas(ctx context.Context, ch *Channel) ([]protocol.Schema, error) {
-	return runtimeFuncs[fnSchema].(*Func[struct{}, []protocol.Schema]).Call(ctx, ch, struct{}{})
+	return runtimeFuncs[fnSchema].(*Func[any, []protocol.Schema]).Call(ctx, ch, nil)
 }
 
 // Ping makes a round trip to the peer's runtime.
 func Ping(ctx context.Context, ch *Channel) error {
-	_, err := runtimeFuncs[fnPing].(*Func[struct{}, struct{}]).Call(ctx, ch, struct{}{})
+	_, err := runtimeFuncs[fnPing].(*Func[any, struct{}]).Call(ctx, ch, nil)
 	return err
 }
 

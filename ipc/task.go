@@ -50,8 +50,8 @@ func (c *cancelCause) Is(target error) bool {
 // goroutine of its own, owned by the channel.
 func (ch *Channel) accept(s *protocol.Start) {
 	refuse := func(code protocol.ErrorCode, format string, args ...any) {
-		ch.send(&protocol.Error{CID: s.CID, Err: &protocol.RemoteError{
-			Code: code, Type: "*ipc.CallError", Message: fmt.Sprintf(format, args...), Source: ch.self}}, flushAsync)
+		ch.report(&protocol.Error{CID: s.CID, Err: &protocol.RemoteError{
+			Code: code, Message: fmt.Sprintf(format, args...), Source: ch.self}})
 	}
 	if ch.ownID(s.CID) {
 		refuse(protocol.CodeProtocol, "start with call id %d, which has the parity of this side's own calls", s.CID)
@@ -152,7 +152,16 @@ func (ch *Channel) worker(j job) {
 }
 
 func (t *task) run(h Handler, args protocol.Raw) {
+	returned := false
+	defer func() {
+		if !returned {
+			// runtime.Goexit (t.FailNow in a test helper, say) skips both
+			// the return and recover; the caller must still get an answer.
+			t.end(nil, errors.New(t.fn+": the served function exited its goroutine without returning (runtime.Goexit)"))
+		}
+	}()
 	result, err := t.call(h, args)
+	returned = true
 	t.end(result, err)
 }
 
@@ -221,9 +230,13 @@ func (t *task) yield(v any) error {
 	if err := t.out.acquire(t.ctx); err != nil {
 		return err
 	}
-	return encodePayload(v, func(raw protocol.Raw) error {
+	err := encodePayload(v, func(raw protocol.Raw) error {
 		return t.ch.send(&protocol.Yield{CID: t.cid, Value: raw}, flushAsync)
 	})
+	if err != nil {
+		t.out.add(1) // nothing was sent: the credit is still there
+	}
+	return err
 }
 
 // closeSend ends this end's direction of a stream or context, once.

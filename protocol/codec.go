@@ -256,8 +256,13 @@ func (f *fields) decode(r *reader) error {
 		}
 		f.has |= bit
 		if err := f.decodeField(r, bit); err != nil {
-			if me, ok := err.(*MalformedError); ok && me.Field == "" {
-				me.Field = string(key)
+			if me, ok := err.(*MalformedError); ok {
+				if me.Field == "" {
+					me.Field = string(key)
+				}
+				// What was decoded so far lets the receiver fail just the
+				// call the message belongs to.
+				me.Kind, me.CID = f.kind, f.cid
 			}
 			return err
 		}

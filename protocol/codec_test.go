@@ -187,3 +187,39 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("the error must name both versions: %v", err)
 	}
 }
+
+func TestMalformedErrorNamesTheCall(t *testing.T) {
+	b := appendMapLen(nil, 3)
+	b = appendStr(appendStr(b, "k"), "return")
+	b = appendUint(appendStr(b, "cid"), 77)
+	b = appendStr(b, "v")
+	for range 100 {
+		b = appendArrayLen(b, 1)
+	}
+	b = appendNil(b)
+	_, err := DecodeMessage(b)
+	var me *MalformedError
+	if !errors.As(err, &me) || me.CID != 77 || me.Kind != KindReturn || me.Field != "v" {
+		t.Fatalf("got %#v", err)
+	}
+}
+
+type recList []recList
+type recMap map[string]recMap
+type recNode struct {
+	Next     *recNode
+	Children []recNode
+}
+
+func TestSchemaOfRecursiveTypes(t *testing.T) {
+	for _, typ := range []reflect.Type{reflect.TypeFor[recList](), reflect.TypeFor[recMap](), reflect.TypeFor[recNode]()} {
+		s := SchemaOf(typ) // must not recurse without end
+		if s.Type == "" {
+			t.Fatalf("%v: empty schema", typ)
+		}
+	}
+	s := SchemaOf(reflect.TypeFor[recList]())
+	if s.Type != "array" || s.Items.Ref != "protocol.recList" {
+		t.Fatalf("recList: %+v / %+v", s, s.Items)
+	}
+}

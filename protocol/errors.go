@@ -10,6 +10,7 @@ import (
 // MalformedError says why a message body could not be decoded.
 type MalformedError struct {
 	Kind   Kind   // the message kind, when it was known
+	CID    uint64 // the call id, when it was decoded before the problem
 	Field  string // the field being decoded, when known
 	Offset int    // byte offset in the message body, when known
 	Reason string

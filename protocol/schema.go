@@ -65,6 +65,14 @@ func schemaOf(t reflect.Type, inProgress map[reflect.Type]bool) *TypeSchema {
 		return &TypeSchema{Type: "null"}
 	}
 	s := &TypeSchema{GoType: t.String()}
+	if t.Name() != "" {
+		// Only a named type can refer to itself (type List []List).
+		if inProgress[t] {
+			return &TypeSchema{Type: kindName(t), Ref: t.String()}
+		}
+		inProgress[t] = true
+		defer delete(inProgress, t)
+	}
 	if t == timeType {
 		s.Type = "timestamp"
 		return s
@@ -101,11 +109,6 @@ func schemaOf(t reflect.Type, inProgress map[reflect.Type]bool) *TypeSchema {
 		s.Keys = schemaOf(t.Key(), inProgress)
 		s.Items = schemaOf(t.Elem(), inProgress)
 	case reflect.Struct:
-		if inProgress[t] {
-			return &TypeSchema{Type: "object", Ref: t.String()}
-		}
-		inProgress[t] = true
-		defer delete(inProgress, t)
 		s.Type = "object"
 		s.Properties = structProperties(t, inProgress)
 	default: // interfaces, funcs, channels
@@ -115,6 +118,17 @@ func schemaOf(t reflect.Type, inProgress map[reflect.Type]bool) *TypeSchema {
 		s.Type = "string"
 	}
 	return s
+}
+
+// kindName is the schema type of a reference to a type being described.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return "any"
 }
 
 func structProperties(t reflect.Type, inProgress map[reflect.Type]bool) []Property {
