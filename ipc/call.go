@@ -63,7 +63,7 @@ func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncK
 		ch.calls[c.cid] = c
 		ch.mu.Unlock()
 		start.CID, start.Args = c.cid, raw
-		if err := ch.send(start, flushNow); err != nil {
+		if err := ch.send(start, flushAsync); err != nil {
 			ch.forget(c)
 			return err
 		}
@@ -111,7 +111,7 @@ func (c *call) grant(items uint32) {
 	select {
 	case <-c.done:
 	default:
-		c.ch.send(&protocol.Credit{CID: c.cid, Items: items}, flushNow)
+		c.ch.send(&protocol.Credit{CID: c.cid, Items: items}, flushAsync)
 	}
 }
 
@@ -328,5 +328,5 @@ func (c *call) closeSend() error {
 	if already {
 		return nil
 	}
-	return c.ch.send(&protocol.Stop{CID: c.cid}, flushNow)
+	return c.ch.send(&protocol.Stop{CID: c.cid}, flushAsync)
 }

@@ -409,10 +409,11 @@ type flushMode uint8
 const (
 	// flushNow: the sending goroutine writes the queue itself unless a
 	// write is already in progress (whose writer then takes this frame
-	// too). It saves a hand-off to the writer goroutine on the hot path.
+	// too). Served calls use it for their answers, saving a hand-off.
 	flushNow flushMode = iota
-	// flushAsync: the writer goroutine writes it. The reader uses this, so
-	// it never blocks on a peer that is not reading.
+	// flushAsync: the writer goroutine writes it. The reader and every
+	// caller use this, so that the reader never blocks on a peer that is
+	// not reading and a caller's ctx can always end its wait.
 	flushAsync
 	// flushLazy: the frame goes out with the next one, or within lazyDelay.
 	// StartAck uses it, so that a quick call's StartAck and Return share

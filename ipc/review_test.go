@@ -219,3 +219,18 @@ func TestPeerGoneIsExited(t *testing.T) {
 		t.Fatal("PeerGoneError should match protocol.ErrExited")
 	}
 }
+
+func TestCallerCtxWorksWhilePeerDoesNotRead(t *testing.T) {
+	a, b := socketPair(t)
+	defer b.Close()
+	ch := stuckPeer(t, a, b)
+	defer ch.Close()
+	f := NewFunc[string, int]("test.any", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var err error
+	within(t, 3*time.Second, "a call with a 200ms ctx", func() { _, err = f.Call(ctx, ch, strings.Repeat("x", 8<<20)) })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+}
