@@ -133,7 +133,7 @@ type cancelArgs struct {
 
 // runtimeFuncs is read-only after package initialisation.
 var runtimeFuncs = map[string]Handler{
-	fnCancel: NewFunc(fnCancel, func(ctx context.Context, a cancelArgs) (struct{}, error) {
+	fnCancel: NewFunc(fnCancel, func(ctx context.Context, a cancelArgs) (any, error) {
 		ch, _ := ChannelFrom(ctx)
 		ch.mu.Lock()
 		t := ch.tasks[a.CID]
@@ -141,14 +141,14 @@ var runtimeFuncs = map[string]Handler{
 		if t != nil { // a task that has already ended needs nothing
 			t.cancelBy(ch.peer)
 		}
-		return struct{}{}, nil
+		return nil, nil
 	}),
 	// ping and schema take no arguments and ignore whatever is sent.
 	fnSchema: NewFunc(fnSchema, func(ctx context.Context, _ any) ([]protocol.Schema, error) {
 		ch, _ := ChannelFrom(ctx)
 		return ch.funcs.Schemas(), nil
 	}),
-	fnPing: NewFunc(fnPing, func(context.Context, any) (struct{}, error) { return struct{}{}, nil }),
+	fnPing: NewFunc(fnPing, func(context.Context, any) (any, error) { return nil, nil }),
 }
 
 // RemoteSchemas asks the peer for the schemas of the functions it serves.
@@ -158,7 +158,7 @@ func RemoteSchemas(ctx context.Context, ch *Channel) ([]protocol.Schema, error) 
 
 // Ping makes a round trip to the peer's runtime.
 func Ping(ctx context.Context, ch *Channel) error {
-	_, err := runtimeFuncs[fnPing].(*Func[any, struct{}]).Call(ctx, ch, nil)
+	_, err := runtimeFuncs[fnPing].(*Func[any, any]).Call(ctx, ch, nil)
 	return err
 }
 

@@ -17,14 +17,14 @@ import (
 
 // stopFunc is the runtime function a parent calls to stop its child
 // gracefully. The child answers at once and then stops.
-var stopFunc = ipc.NewFunc("arbor.stop", func(ctx context.Context, _ struct{}) (struct{}, error) {
+var stopFunc = ipc.NewFunc("arbor.stop", func(ctx context.Context, _ any) (any, error) {
 	if stop, ok := ctx.Value(stopKey{}).(chan<- struct{}); ok {
 		select {
 		case stop <- struct{}{}:
 		default: // already stopping
 		}
 	}
-	return struct{}{}, nil
+	return nil, nil
 })
 
 type stopKey struct{}

@@ -384,7 +384,7 @@ func (a *Actor) escalate() {
 		defer close(asked)
 		ctx, cancel := context.WithTimeout(context.Background(), a.grace)
 		defer cancel()
-		stopFunc.Call(ctx, a.ch, struct{}{}) // the actor's own exit is the answer that counts
+		stopFunc.Call(ctx, a.ch, nil) // the actor's own exit is the answer that counts
 	}()
 	defer func() { <-asked }()
 	select {
