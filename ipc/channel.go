@@ -329,9 +329,10 @@ func (ch *Channel) Close() error {
 
 // Drain cancels every call this end is serving, with cause, and waits until
 // they have all returned and sent their final messages, or until ctx ends.
-// Calls the peer starts meanwhile are served as usual. An actor uses it to
-// stop gracefully before Close.
-func (ch *Channel) Drain(ctx context.Context, cause error) error {
+// by is the actor on whose behalf they are cancelled (reported as the
+// canceller); the zero id means this one. Calls the peer starts meanwhile
+// are served as usual. An actor uses it to stop gracefully before Close.
+func (ch *Channel) Drain(ctx context.Context, by protocol.ActorID, cause error) error {
 	ch.mu.Lock()
 	tasks := make([]*task, 0, len(ch.tasks))
 	for _, t := range ch.tasks {
@@ -339,6 +340,13 @@ func (ch *Channel) Drain(ctx context.Context, cause error) error {
 	}
 	ch.mu.Unlock()
 	for _, t := range tasks {
+		if !by.IsZero() {
+			t.mu.Lock()
+			if t.cancelledBy.IsZero() {
+				t.cancelledBy = by
+			}
+			t.mu.Unlock()
+		}
 		t.cancel(cause)
 	}
 	for _, t := range tasks {

@@ -74,7 +74,7 @@ func TestDrain(t *testing.T) {
 	stopping := errors.New("actor stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := child.Drain(ctx, stopping); err != nil {
+	if err := child.Drain(ctx, protocol.ActorID{}, stopping); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

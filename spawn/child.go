@@ -2,7 +2,6 @@ package spawn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -111,15 +110,19 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		return err
 	}
 
+	// The reasons wrap context.Canceled: the calls being served see a
+	// cancellation, and report it as one, naming who asked.
 	var reason error
+	by := ch.Peer()
 	grace := time.Duration(0) // no bound: a stop request is answered by stopping in good order
 	select {
 	case <-stop:
-		reason = errors.New("actor stopped by its parent")
+		reason = fmt.Errorf("actor stopped by its parent: %w", context.Canceled)
 	case sig := <-signals:
-		reason = fmt.Errorf("actor received %v", sig)
+		reason = fmt.Errorf("actor received %v: %w", sig, context.Canceled)
+		by = sp.Actor
 	case <-ch.Done():
-		reason = fmt.Errorf("actor's parent went away: %w", ch.Err())
+		reason = fmt.Errorf("actor's parent went away (%v): %w", ch.Err(), context.Canceled)
 		grace = lifelineGrace
 	}
 	logger.Debug("stopping", "reason", reason)
@@ -130,7 +133,7 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		defer cancel()
 	}
 	drained := make(chan error, 1)
-	go func() { drained <- ch.Drain(drainCtx, reason) }()
+	go func() { drained <- ch.Drain(drainCtx, by, reason) }()
 	select {
 	case err := <-drained:
 		if err == nil {

@@ -243,12 +243,13 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 	se.Output = head
 	var he *ipc.HandshakeError
 	switch {
+	case ctx.Err() != nil:
+		// Cancelled: the child's exit, if any, is the consequence.
+		se.Reason, se.Err, se.Exit = "cancelled during the handshake", ctx.Err(), nil
 	case exitedAlready && a.exit.Panic != "":
 		se.Reason, se.Exit = "the actor crashed before the handshake", a.exit
 	case exitedAlready:
 		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor, or it did not call spawn.Main", a.exit
-	case ctx.Err() != nil:
-		se.Reason, se.Err = "cancelled during the handshake", ctx.Err()
 	case hctx.Err() != nil:
 		se.Reason, se.Err = "no handshake within the timeout", hctx.Err()
 	case errors.As(err, &he) && len(he.Received) > 0:

@@ -1,0 +1,239 @@
+package nursery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/spawn"
+	"go.uber.org/goleak"
+)
+
+// The test binary is every actor these tests start.
+
+type DiskFullError struct{ Disk string }
+
+func (e *DiskFullError) Error() string { return "disk " + e.Disk + " is full" }
+
+var (
+	square = ipc.NewFunc("test.square", func(ctx context.Context, x int) (int, error) { return x * x, nil })
+	fail   = ipc.NewFunc("test.fail", func(ctx context.Context, disk string) (int, error) {
+		return 0, &DiskFullError{Disk: disk}
+	})
+	endless = ipc.NewStream("test.endless", func(ctx context.Context, _ struct{}, out *ipc.Yielder[int]) error {
+		for i := 0; ; i++ {
+			if err := out.Send(i); err != nil {
+				return err
+			}
+		}
+	})
+	// watch blocks until cancelled and reports that it saw the cancellation
+	// by returning it.
+	watch = ipc.NewFunc("test.watch", func(ctx context.Context, _ struct{}) (string, error) {
+		<-ctx.Done()
+		return "", context.Cause(ctx)
+	})
+	// wedged says it is stuck, then ignores cancellation and SIGTERM
+	// inside a blocking system call.
+	wedged = ipc.NewStream("test.wedged", func(ctx context.Context, _ struct{}, out *ipc.Yielder[string]) error {
+		signal.Ignore(syscall.SIGTERM)
+		r, _, _ := os.Pipe()
+		if err := out.Send("stuck"); err != nil {
+			return err
+		}
+		var b [1]byte
+		syscall.Read(int(r.Fd()), b[:]) // never returns
+		return nil
+	})
+	// pingpong answers each number with its double.
+	pingpong = ipc.NewContext("test.pingpong", func(ctx context.Context, greeting string, s *ipc.Session[string, int, int]) (int, error) {
+		if err := s.Started(greeting + " ready"); err != nil {
+			return 0, err
+		}
+		n := 0
+		for {
+			v, err := s.Recv()
+			if err == io.EOF {
+				return n, nil
+			}
+			if err != nil {
+				return n, err
+			}
+			n++
+			if err := s.Send(2 * v); err != nil {
+				return n, err
+			}
+		}
+	})
+	selfCancel = ipc.NewFunc("test.selfCancel", func(ctx context.Context, _ struct{}) (int, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		cancel()
+		return 0, ctx.Err()
+	})
+	numbers = ipc.NewStream("test.numbers", func(ctx context.Context, a [2]int, out *ipc.Yielder[int]) error {
+		for i := a[0]; i < a[1]; i++ {
+			if err := out.Send(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// merge starts two producers in a nursery of its own and passes on
+	// their items, tagged with their source.
+	merge = ipc.NewStream("test.merge", func(ctx context.Context, count int, out *ipc.Yielder[[2]int]) error {
+		return Open(ctx, func(ctx context.Context, n *Nursery) error {
+			items := make(chan [2]int)
+			errs := make(chan error, 2)
+			for src := range 2 {
+				p, err := n.StartActor(spawn.Options{Name: "producer-" + strconv.Itoa(src)})
+				if err != nil {
+					return err
+				}
+				go func() {
+					s, err := numbers.Open(ctx, p.Channel(), [2]int{0, count})
+					if err != nil {
+						errs <- err
+						return
+					}
+					for v, err := range s.All() {
+						if err != nil {
+							errs <- err
+							return
+						}
+						select {
+						case items <- [2]int{src, v}:
+						case <-ctx.Done():
+							errs <- ctx.Err()
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for done := 0; done < 2; {
+				select {
+				case it := <-items:
+					if err := out.Send(it); err != nil {
+						return err
+					}
+				case err := <-errs:
+					if err != nil {
+						return err
+					}
+					done++
+				}
+			}
+			return nil
+		})
+	})
+)
+
+type treeArgs struct {
+	Depth, Breadth int
+	Path, Failing  string
+}
+
+// tree runs a subtree: at depth 0 it is a leaf, and the leaf whose path is
+// Failing fails; otherwise it runs Breadth children one level down, in a
+// nursery of its own. (Declared in init: it calls itself.)
+var tree *ipc.Func[treeArgs, int]
+
+var functions *ipc.Table
+
+func init() {
+	tree = ipc.NewFunc("test.tree", runTree)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, tree, pingpong, selfCancel, numbers, merge)
+}
+
+func runTree(ctx context.Context, a treeArgs) (int, error) {
+	if a.Depth == 0 {
+		if a.Path == a.Failing {
+			return 0, errors.New("leaf " + a.Path + " failed")
+		}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	err := Open(ctx, func(ctx context.Context, n *Nursery) error {
+		for i := range a.Breadth {
+			child := treeArgs{Depth: a.Depth - 1, Breadth: a.Breadth, Path: a.Path + "." + strconv.Itoa(i), Failing: a.Failing}
+			if _, err := RunInActor(n, tree, child, spawn.Options{Name: "n" + strconv.Itoa(i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return 0, err
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	spawn.Main(functions)
+	goleak.VerifyTestMain(m)
+}
+
+// children lists this process's child processes.
+func children(t testing.TB) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	var out []int
+	self := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == self {
+				p, _ := strconv.Atoi(e.Name())
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func noChildrenLeft(t testing.TB) {
+	t.Helper()
+	if left := children(t); len(left) > 0 {
+		t.Fatalf("processes left behind: %v", left)
+	}
+}
+
+func within(t testing.TB, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not finish within %v", what, d)
+	}
+}
+
+func describe(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%T: %v", err, err)
+}
+
+// ipcFunc declares a call-only function with other types than the served one.
+func ipcFunc[A, R any](name string) *ipc.Func[A, R] { return ipc.NewFunc[A, R](name, nil) }

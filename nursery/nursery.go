@@ -1,0 +1,380 @@
+// Package nursery is structured concurrency across processes: a scope that
+// owns a set of actor processes, so that a Go program fans work out to
+// processes as safely as it fans out to goroutines with errgroup.
+//
+// Open runs a body with a new Nursery and returns only when every actor
+// started in it has exited. When the body returns nil, Open waits for the
+// results of the functions run with RunInActor, then stops the daemon
+// actors started with StartActor, gracefully. Any failure — the body's
+// error, a run-in-actor function's error, an actor that crashed — cancels
+// everything at once: the body's ctx, every call in flight, every actor.
+// Open then returns an *Error that lists the failures, each naming its
+// actor; the cancellations a failure caused are not failures and are not
+// listed.
+//
+// Code running inside an actor can open its own nursery with the ctx of
+// the call it serves, so trees of any depth form across processes: an
+// error relays up with the actors it crossed in its path, and cancellation
+// flows down.
+package nursery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/arbor-go/arbor/spawn"
+)
+
+// ErrClosed is returned by StartActor and RunInActor once the body has
+// returned or the nursery has been cancelled.
+var ErrClosed = errors.New("nursery: closed to new actors")
+
+// Nursery is the scope handed to Open's body. Its methods are safe for
+// concurrent use by the body and goroutines it starts, until the body
+// returns.
+type Nursery struct {
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	defaults spawn.Options
+
+	mu         sync.Mutex
+	failures   []error
+	cancelling bool // a failure happened, or Cancel was called
+	closed     bool // no new actors
+	actors     []*spawn.Actor
+	runs       sync.WaitGroup // run-in-actor goroutines
+	watchers   sync.WaitGroup // goroutines that watch daemons and stop actors
+}
+
+// Option configures a nursery.
+type Option func(*Nursery)
+
+// WithDefaults sets the spawn options every actor of the nursery starts
+// with, before the options given to StartActor or RunInActor are applied
+// (Logger, durations, transport: whatever those leave zero).
+func WithDefaults(o spawn.Options) Option {
+	return func(n *Nursery) { n.defaults = o }
+}
+
+// Open runs body with a new nursery and returns once body has returned and
+// every actor started in the nursery has exited. It returns nil, or an
+// *Error listing what failed.
+func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error, opts ...Option) error {
+	n := &Nursery{}
+	n.ctx, n.cancel = context.WithCancelCause(ctx)
+	for _, o := range opts {
+		o(n)
+	}
+	// A cancelled parent ctx stops every actor at once, like a failure,
+	// but is reported as the ctx's error rather than as a failure.
+	unwatch := context.AfterFunc(ctx, func() { n.cancelWith(context.Cause(ctx)) })
+	if err := runBody(n.ctx, n, body); err != nil {
+		n.failure(protocol.ActorID{}, err)
+	}
+	// The body is done: results are awaited, then daemons are stopped.
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.runs.Wait()
+	n.stopAll()
+	n.watchers.Wait()
+	unwatch()
+	n.cancel(errBodyReturned)
+	if err := n.result(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+var errBodyReturned = errors.New("nursery: the body returned")
+
+// runBody runs body, turning a panic into an error that keeps its stack.
+func runBody(ctx context.Context, n *Nursery, body func(context.Context, *Nursery) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("nursery body panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return body(ctx, n)
+}
+
+// Cancel cancels the nursery: the body's ctx, every call in flight, every
+// actor. It is not a failure. Calling it again does nothing.
+func (n *Nursery) Cancel() {
+	n.cancelWith(context.Canceled)
+}
+
+func (n *Nursery) cancelWith(cause error) {
+	n.mu.Lock()
+	first := !n.cancelling
+	n.cancelling, n.closed = true, true
+	n.mu.Unlock()
+	if first {
+		n.cancel(cause)
+		n.stopAll()
+	}
+}
+
+// failure records err unless it is only the echo of a cancellation the
+// nursery itself caused, and cancels everything.
+func (n *Nursery) failure(actor protocol.ActorID, err error) {
+	n.mu.Lock()
+	if stoppedByArbor(err) || n.cancelling && causedByCancellation(err) {
+		n.mu.Unlock()
+		return
+	}
+	if !actor.IsZero() {
+		err = &ActorError{Actor: actor, Err: err}
+	}
+	n.failures = append(n.failures, err)
+	n.mu.Unlock()
+	n.cancelWith(err)
+}
+
+// causedByCancellation reports whether err is what a call, a start or the
+// body gives when the nursery is cancelled.
+func causedByCancellation(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
+}
+
+// stoppedByArbor reports whether err is an actor's exit that the nursery
+// caused by stopping it.
+func stoppedByArbor(err error) bool {
+	var exit *spawn.ExitError
+	return errors.As(err, &exit) && exit.Stopped
+}
+
+// stopAll stops every actor the nursery holds, each in a goroutine of its
+// own, so that they stop at once and in parallel.
+func (n *Nursery) stopAll() {
+	n.mu.Lock()
+	actors := n.actors
+	n.actors = nil
+	n.watchers.Add(len(actors)) // under mu: Open's Wait must see these
+	n.mu.Unlock()
+	for _, a := range actors {
+		go func() {
+			defer n.watchers.Done()
+			a.Stop(context.WithoutCancel(n.ctx))
+		}()
+	}
+}
+
+// adopt records a started actor, or stops it at once if the nursery has
+// been cancelled meanwhile.
+func (n *Nursery) adopt(a *spawn.Actor) bool {
+	n.mu.Lock()
+	if n.cancelling {
+		n.mu.Unlock()
+		a.Stop(context.WithoutCancel(n.ctx))
+		return false
+	}
+	n.actors = append(n.actors, a)
+	n.mu.Unlock()
+	return true
+}
+
+func (n *Nursery) options(o spawn.Options) spawn.Options {
+	d := n.defaults
+	if o.Logger == nil {
+		o.Logger = d.Logger
+	}
+	if o.LogLevel == 0 {
+		o.LogLevel = d.LogLevel
+	}
+	if o.GracePeriod == 0 {
+		o.GracePeriod = d.GracePeriod
+	}
+	if o.KillDelay == 0 {
+		o.KillDelay = d.KillDelay
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if o.Transport == 0 {
+		o.Transport = d.Transport
+	}
+	if o.Binary == "" {
+		o.Binary, o.Args = d.Binary, d.Args
+	}
+	if o.Env == nil {
+		o.Env = d.Env
+	}
+	if o.Functions == nil {
+		o.Functions = d.Functions
+	}
+	return o
+}
+
+// enter admits one more goroutine of work to wg, unless the nursery has
+// closed; the check and the Add happen together so that Open's Wait
+// cannot miss it.
+func (n *Nursery) enter(wg *sync.WaitGroup) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	wg.Add(1)
+	return nil
+}
+
+// StartActor starts a daemon actor: it serves its functions until the
+// nursery ends, and its exiting on its own is a failure. It blocks until
+// the actor has completed its handshake.
+func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
+	if err := n.enter(&n.watchers); err != nil {
+		return nil, err
+	}
+	a, err := spawn.Start(n.ctx, n.options(opts))
+	if err != nil {
+		n.watchers.Done()
+		return nil, err
+	}
+	if !n.adopt(a) {
+		n.watchers.Done()
+		return nil, ErrClosed
+	}
+	go func() {
+		defer n.watchers.Done()
+		<-a.Done()
+		if err := a.Wait(); err != nil {
+			n.failure(a.ID(), err)
+			return
+		}
+		n.mu.Lock()
+		expected := n.cancelling || n.closed
+		n.mu.Unlock()
+		if !expected {
+			n.failure(a.ID(), fmt.Errorf("daemon actor exited while the nursery was running"))
+		}
+	}()
+	return a, nil
+}
+
+// Result is the pending result of a function run in an actor of its own.
+type Result[R any] struct {
+	done  chan struct{}
+	value R
+	err   error
+	id    protocol.ActorID
+}
+
+// Wait waits for the function's result, or for ctx.
+func (r *Result[R]) Wait(ctx context.Context) (R, error) {
+	select {
+	case <-r.done:
+		return r.value, r.err
+	case <-ctx.Done():
+		var zero R
+		return zero, ctx.Err()
+	}
+}
+
+// Actor returns the id of the actor the function runs in, once it has
+// started (the zero id if it never did).
+func (r *Result[R]) Actor() protocol.ActorID {
+	<-r.done
+	return r.id
+}
+
+// RunInActor starts a new actor, runs f in it with args, and stops the
+// actor when f has returned. It does not block: the actor starts in the
+// background and the result arrives through the Result. f's error, or the
+// actor's failure to start, is a failure of the nursery.
+func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Options) (*Result[R], error) {
+	if err := n.enter(&n.runs); err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = strings.ReplaceAll(f.Name(), ".", "-")
+	}
+	r := &Result[R]{done: make(chan struct{})}
+	go func() {
+		defer n.runs.Done()
+		defer close(r.done)
+		a, err := spawn.Start(n.ctx, n.options(opts))
+		if err != nil {
+			r.err = err
+			id := protocol.ActorID{Name: opts.Name}
+			var se *spawn.StartError
+			if errors.As(err, &se) {
+				id = se.Actor
+			}
+			n.failure(id, err)
+			return
+		}
+		r.id = a.ID()
+		if !n.adopt(a) {
+			r.err = ErrClosed
+			return
+		}
+		r.value, r.err = f.Call(n.ctx, a.Channel(), args)
+		if r.err != nil {
+			n.failure(a.ID(), r.err)
+		}
+		a.Stop(context.WithoutCancel(n.ctx))
+		n.forget(a)
+	}()
+	return r, nil
+}
+
+// forget drops a stopped actor from the set stopAll stops.
+func (n *Nursery) forget(a *spawn.Actor) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, b := range n.actors {
+		if b == a {
+			n.actors = append(n.actors[:i], n.actors[i+1:]...)
+			return
+		}
+	}
+}
+
+func (n *Nursery) result() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.failures) == 0 {
+		return nil
+	}
+	return &Error{Failures: append([]error(nil), n.failures...)}
+}
+
+// Error is what Open returns when something in the nursery failed.
+type Error struct {
+	// Failures lists each failure once, in the order they happened: the
+	// body's own error as it was returned, and every actor's wrapped in an
+	// *ActorError.
+	Failures []error
+}
+
+func (e *Error) Error() string {
+	if len(e.Failures) == 1 {
+		return "nursery: " + e.Failures[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "nursery: %d failures:", len(e.Failures))
+	for _, f := range e.Failures {
+		b.WriteString("\n\t")
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the failures, for errors.Is and errors.As.
+func (e *Error) Unwrap() []error { return e.Failures }
+
+// ActorError is the failure of one actor of a nursery.
+type ActorError struct {
+	Actor protocol.ActorID
+	Err   error
+}
+
+func (e *ActorError) Error() string { return fmt.Sprintf("actor %s: %v", e.Actor, e.Err) }
+func (e *ActorError) Unwrap() error { return e.Err }

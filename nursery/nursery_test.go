@@ -1,0 +1,391 @@
+package nursery
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/arbor-go/arbor/spawn"
+)
+
+func TestRunInActorReturnsAValue(t *testing.T) {
+	var r *Result[int]
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		var err error
+		r, err = RunInActor(n, square, 7, spawn.Options{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.Wait(context.Background())
+	if err != nil || v != 49 {
+		t.Fatalf("got %d, %v", v, err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestChildErrorStopsSiblings(t *testing.T) {
+	var daemonDone <-chan struct{}
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		d, err := n.StartActor(spawn.Options{Name: "daemon"})
+		if err != nil {
+			return err
+		}
+		daemonDone = d.Done()
+		_, err = RunInActor(n, fail, "sda1", spawn.Options{Name: "writer"})
+		return err
+	})
+	var nerr *Error
+	if !errors.As(err, &nerr) || len(nerr.Failures) != 1 {
+		t.Fatalf("got %s", describe(err))
+	}
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) || re.Type != "*nursery.DiskFullError" || re.Message != "disk sda1 is full" || re.Source.Name != "root.writer" {
+		t.Fatalf("remote error lost detail: %+v", re)
+	}
+	var ae *ActorError
+	if !errors.As(err, &ae) || ae.Actor.Name != "root.writer" {
+		t.Fatalf("the failure does not name its actor: %s", describe(err))
+	}
+	select {
+	case <-daemonDone:
+	default:
+		t.Fatal("the sibling daemon outlived the nursery")
+	}
+	noChildrenLeft(t)
+}
+
+func TestWrongArgumentType(t *testing.T) {
+	wrong := ipcFunc[string, int]("test.square")
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		_, err := RunInActor(n, wrong, "seven", spawn.Options{})
+		return err
+	})
+	if !errors.Is(err, protocol.ErrBadArgument) || !strings.Contains(err.Error(), "want Go type int") {
+		t.Fatalf("got %s", describe(err))
+	}
+	noChildrenLeft(t)
+}
+
+func TestManyFailuresAreEachReportedOnce(t *testing.T) {
+	const children = 25
+	results := make([]*Result[int], 0, children)
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		for i := range children {
+			r, err := RunInActor(n, fail, "disk"+string(rune('a'+i)), spawn.Options{})
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+		return nil
+	})
+	var nerr *Error
+	if !errors.As(err, &nerr) {
+		t.Fatalf("got %s", describe(err))
+	}
+	// Every child either failed on its own (and is listed once) or was
+	// cancelled by the first failure before it ran (and is not listed).
+	seen := map[string]bool{}
+	for _, f := range nerr.Failures {
+		var ae *ActorError
+		var de *protocol.RemoteError
+		if !errors.As(f, &ae) || !errors.As(f, &de) || !strings.Contains(de.Message, "is full") {
+			t.Fatalf("a failure that is not a child's own error: %s", describe(f))
+		}
+		if seen[ae.Actor.UUID] {
+			t.Fatalf("actor %s listed twice", ae.Actor)
+		}
+		seen[ae.Actor.UUID] = true
+	}
+	failed, cancelled := 0, 0
+	for _, r := range results {
+		_, err := r.Wait(context.Background())
+		var re *protocol.RemoteError
+		switch {
+		case errors.As(err, &re) && strings.Contains(re.Message, "is full"):
+			failed++
+		case err != nil:
+			cancelled++
+		default:
+			t.Fatal("a failing child succeeded")
+		}
+	}
+	if failed != len(nerr.Failures) || failed+cancelled != children || failed == 0 {
+		t.Fatalf("%d listed, %d failed, %d cancelled, of %d", len(nerr.Failures), failed, cancelled, children)
+	}
+	t.Logf("%d children failed on their own, %d were cancelled first", failed, cancelled)
+	noChildrenLeft(t)
+}
+
+func TestFailureCancelsAStreamAtOnce(t *testing.T) {
+	var streamEnded, bodyReturned atomic.Int64
+	begin := time.Now()
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		d, err := n.StartActor(spawn.Options{Name: "streamer"})
+		if err != nil {
+			return err
+		}
+		if _, err := RunInActor(n, fail, "sdb", spawn.Options{}); err != nil {
+			return err
+		}
+		s, err := endless.Open(ctx, d.Channel(), struct{}{})
+		if err != nil {
+			return err
+		}
+		for _, err := range s.All() {
+			if err != nil {
+				break
+			}
+		}
+		streamEnded.Store(int64(time.Since(begin)))
+		// The body lingers: the stream must have ended before this.
+		time.Sleep(300 * time.Millisecond)
+		bodyReturned.Store(int64(time.Since(begin)))
+		return ctx.Err()
+	})
+	if !errors.As(err, new(*Error)) || strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("want only the child's failure, got %s", describe(err))
+	}
+	if streamEnded.Load() == 0 || streamEnded.Load() >= bodyReturned.Load() {
+		t.Fatalf("the stream was not cancelled before the body returned")
+	}
+	noChildrenLeft(t)
+}
+
+func TestBodyErrorStopsEveryChild(t *testing.T) {
+	bodyErr := errors.New("the body gave up")
+	var watched *Result[string]
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		if _, err := n.StartActor(spawn.Options{}); err != nil {
+			return err
+		}
+		var err error
+		if watched, err = RunInActor(n, watch, struct{}{}, spawn.Options{}); err != nil {
+			return err
+		}
+		return bodyErr
+	})
+	var nerr *Error
+	if !errors.As(err, &nerr) || len(nerr.Failures) != 1 || !errors.Is(err, bodyErr) {
+		t.Fatalf("got %s", describe(err))
+	}
+	if _, werr := watched.Wait(context.Background()); !errors.Is(werr, context.Canceled) {
+		t.Fatalf("the running function was not cancelled: %s", describe(werr))
+	}
+	noChildrenLeft(t)
+}
+
+func TestTreeErrorShowsItsPath(t *testing.T) {
+	begin := time.Now()
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		_, err := RunInActor(n, tree, treeArgs{Depth: 2, Breadth: 2, Path: "t", Failing: "t.1.0"}, spawn.Options{Name: "top"})
+		return err
+	})
+	t.Logf("a depth-3 tree failed and was torn down in %v", time.Since(begin))
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("got %s", describe(err))
+	}
+	if re.Message != "leaf t.1.0 failed" || re.Source.Name != "root.top.n1.n0" {
+		t.Fatalf("source %s, message %q", re.Source.Name, re.Message)
+	}
+	var relay []string
+	for _, a := range re.Relay {
+		relay = append(relay, a.Name)
+	}
+	if strings.Join(relay, " ") != "root.top.n1 root.top" {
+		t.Fatalf("relay path %v", relay)
+	}
+	noChildrenLeft(t)
+}
+
+func TestWedgedGrandchildIsKilled(t *testing.T) {
+	grace, kill := 200*time.Millisecond, 200*time.Millisecond
+	var failedAt time.Time
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{Name: "wedged"})
+		if err != nil {
+			return err
+		}
+		s, err := wedged.Open(ctx, a.Channel(), struct{}{})
+		if err != nil {
+			return err
+		}
+		if _, err := s.Recv(); err != nil { // it is in the system call now
+			return err
+		}
+		failedAt = time.Now()
+		r, err := RunInActor(n, fail, "sdc", spawn.Options{})
+		if err != nil {
+			return err
+		}
+		r.Wait(context.Background())
+		return nil
+	}, WithDefaults(spawn.Options{GracePeriod: grace, KillDelay: kill}))
+	took := time.Since(failedAt)
+	if !errors.As(err, new(*Error)) {
+		t.Fatalf("got %s", describe(err))
+	}
+	t.Logf("returned %v after the failing child started (grace %v + kill delay %v)", took, grace, kill)
+	if took < grace {
+		t.Fatalf("the wedged actor cannot have been killed before its grace period: %v", took)
+	}
+	noChildrenLeft(t)
+}
+
+func TestContextRoundTrips(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{})
+		if err != nil {
+			return err
+		}
+		cc, err := pingpong.Open(ctx, a.Channel(), "hi")
+		if err != nil {
+			return err
+		}
+		if cc.Started() != "hi ready" {
+			t.Errorf("started %q", cc.Started())
+		}
+		for i := range 10 {
+			if err := cc.Send(i); err != nil {
+				return err
+			}
+			if v, err := cc.Recv(); err != nil || v != 2*i {
+				t.Errorf("round %d: %d %v", i, v, err)
+			}
+		}
+		cc.CloseSend()
+		if _, err := cc.Recv(); err != io.EOF {
+			t.Errorf("after CloseSend: %v", err)
+		}
+		total, err := cc.Result()
+		if err != nil || total != 10 {
+			t.Errorf("result %d %v", total, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestCancelOneRemoteCall(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{})
+		if err != nil {
+			return err
+		}
+		callCtx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := watch.Call(callCtx, a.Channel(), struct{}{}); !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled call returned %s", describe(err))
+		}
+		// The actor is alive and serves the next call.
+		if v, err := square.Call(ctx, a.Channel(), 3); err != nil || v != 9 {
+			t.Errorf("next call: %d %v", v, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestRemoteSelfCancel(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		_, err := RunInActor(n, selfCancel, struct{}{}, spawn.Options{Name: "quitter"})
+		return err
+	})
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) || !errors.Is(err, context.Canceled) || re.Canceller.Name != "root.quitter" {
+		t.Fatalf("got %s (%+v)", describe(err), re)
+	}
+	noChildrenLeft(t)
+}
+
+func TestPipeline(t *testing.T) {
+	const count = 1000
+	next := [2]int{}
+	got := 0
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		agg, err := n.StartActor(spawn.Options{Name: "aggregator"})
+		if err != nil {
+			return err
+		}
+		s, err := merge.Open(ctx, agg.Channel(), count)
+		if err != nil {
+			return err
+		}
+		for it, err := range s.All() {
+			if err != nil {
+				return err
+			}
+			if it[1] != next[it[0]] {
+				t.Errorf("source %d: got %d, want %d", it[0], it[1], next[it[0]])
+			}
+			next[it[0]]++
+			got++
+		}
+		return nil
+	})
+	if err != nil || got != 2*count {
+		t.Fatalf("received %d of %d: %v", got, 2*count, err)
+	}
+	noChildrenLeft(t)
+}
+
+func TestDaemonsStopGracefullyWhenTheBodyEnds(t *testing.T) {
+	var watched error
+	done := make(chan struct{})
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{})
+		if err != nil {
+			return err
+		}
+		// The daemon is busy when the body returns; its function must see
+		// the stop as a cancellation.
+		go func() {
+			defer close(done)
+			_, watched = watch.Call(context.WithoutCancel(ctx), a.Channel(), struct{}{})
+		}()
+		if _, err := square.Call(ctx, a.Channel(), 1); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	var re *protocol.RemoteError
+	if !errors.As(watched, &re) || !errors.Is(watched, context.Canceled) || !strings.Contains(re.Message, "stopped by its parent") ||
+		re.Canceller.Name != "root" {
+		t.Fatalf("the daemon's function saw %s", describe(watched))
+	}
+	noChildrenLeft(t)
+}
+
+func TestParentCtxCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	err := Open(ctx, func(ctx context.Context, n *Nursery) error {
+		if _, err := RunInActor(n, watch, struct{}{}, spawn.Options{}); err != nil {
+			return err
+		}
+		cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %s", describe(err))
+	}
+	noChildrenLeft(t)
+}
