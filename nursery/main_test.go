@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,6 +141,10 @@ var (
 type treeArgs struct {
 	Depth, Breadth int
 	Path, Failing  string
+	// Dir, if set, is where each leaf marks that it is up (a file named by
+	// its path), and where the failing leaf waits for a file named "go"
+	// before it fails: benchmarks time the teardown alone.
+	Dir string
 }
 
 // tree runs a subtree: at depth 0 it is a leaf, and the leaf whose path is
@@ -156,6 +161,19 @@ func init() {
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {
 	if a.Depth == 0 {
+		if a.Dir != "" {
+			os.WriteFile(filepath.Join(a.Dir, a.Path), nil, 0o600)
+			for a.Path == a.Failing {
+				if _, err := os.Stat(filepath.Join(a.Dir, "go")); err == nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
 		if a.Path == a.Failing {
 			return 0, errors.New("leaf " + a.Path + " failed")
 		}
@@ -164,7 +182,7 @@ func runTree(ctx context.Context, a treeArgs) (int, error) {
 	}
 	err := Open(ctx, func(ctx context.Context, n *Nursery) error {
 		for i := range a.Breadth {
-			child := treeArgs{Depth: a.Depth - 1, Breadth: a.Breadth, Path: a.Path + "." + strconv.Itoa(i), Failing: a.Failing}
+			child := treeArgs{Depth: a.Depth - 1, Breadth: a.Breadth, Path: a.Path + "." + strconv.Itoa(i), Failing: a.Failing, Dir: a.Dir}
 			if _, err := RunInActor(n, tree, child, spawn.Options{Name: "n" + strconv.Itoa(i)}); err != nil {
 				return err
 			}
@@ -174,9 +192,17 @@ func runTree(ctx context.Context, a treeArgs) (int, error) {
 	return 0, err
 }
 
+const benchModeEnv = "ARBOR_NURSERY_BENCH"
+
 func TestMain(m *testing.M) {
 	if os.Getenv("GORACE") == "" {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	if os.Getenv(benchModeEnv) == "bare" {
+		// A baseline child: start, answer a line, wait for stdin to end.
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
 	}
 	spawn.Main(functions)
 	goleak.VerifyTestMain(m)
