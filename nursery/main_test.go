@@ -80,6 +80,29 @@ var (
 		cancel()
 		return 0, ctx.Err()
 	})
+	// holdWedged starts a wedged grandchild in a nursery of its own,
+	// reports the grandchild's pid once it is stuck, and waits.
+	holdWedged = ipc.NewStream("test.holdWedged", func(ctx context.Context, ms int, out *ipc.Yielder[int]) error {
+		d := time.Duration(ms) * time.Millisecond
+		return Open(ctx, func(ctx context.Context, n *Nursery) error {
+			g, err := n.StartActor(spawn.Options{Name: "wedged"})
+			if err != nil {
+				return err
+			}
+			s, err := wedged.Open(ctx, g.Channel(), struct{}{})
+			if err != nil {
+				return err
+			}
+			if _, err := s.Recv(); err != nil {
+				return err
+			}
+			if err := out.Send(g.PID()); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}, WithDefaults(spawn.Options{GracePeriod: d, KillDelay: d}))
+	})
 	numbers = ipc.NewStream("test.numbers", func(ctx context.Context, a [2]int, out *ipc.Yielder[int]) error {
 		for i := a[0]; i < a[1]; i++ {
 			if err := out.Send(i); err != nil {
@@ -156,7 +179,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, tree, pingpong, selfCancel, numbers, merge)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {
@@ -263,3 +286,15 @@ func describe(err error) string {
 
 // ipcFunc declares a call-only function with other types than the served one.
 func ipcFunc[A, R any](name string) *ipc.Func[A, R] { return ipc.NewFunc[A, R](name, nil) }
+
+// alive reports whether pid names a process that has not exited (a zombie
+// has exited: it waits only for its new parent to reap it).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}

@@ -3,6 +3,7 @@ package nursery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -124,6 +125,46 @@ func TestManyFailuresAreEachReportedOnce(t *testing.T) {
 	noChildrenLeft(t)
 }
 
+func TestChildrenFailingToStartAreEachAFailure(t *testing.T) {
+	// Children that cannot start fail on their own, whatever the nursery
+	// is doing: each one the nursery accepted is listed once, though the
+	// first failure cancels the nursery while later ones are still being
+	// started. Once cancelled, the nursery refuses new children.
+	const children = 25
+	accepted, refused := 0, 0
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		for i := range children {
+			_, err := RunInActor(n, fail, "x", spawn.Options{Name: fmt.Sprint("c", i), Binary: "/nonexistent/arbor-worker"})
+			switch {
+			case err == nil:
+				accepted++
+			case errors.Is(err, ErrClosed):
+				refused++
+			default:
+				return err
+			}
+		}
+		return nil
+	})
+	var nerr *Error
+	if !errors.As(err, &nerr) || len(nerr.Failures) != accepted || accepted+refused != children {
+		t.Fatalf("%d accepted, %d refused: %s", accepted, refused, describe(err))
+	}
+	names := map[string]bool{}
+	for _, f := range nerr.Failures {
+		var ae *ActorError
+		var se *spawn.StartError
+		if !errors.As(f, &ae) || !errors.As(f, &se) || !strings.Contains(f.Error(), "no such file") {
+			t.Fatalf("failure %s", describe(f))
+		}
+		names[ae.Actor.Name] = true
+	}
+	if len(names) != accepted {
+		t.Fatalf("%d distinct actors among %d failures", len(names), accepted)
+	}
+	t.Logf("%d children accepted and failed, %d refused after the first failure", accepted, refused)
+}
+
 func TestFailureCancelsAStreamAtOnce(t *testing.T) {
 	var streamEnded, bodyReturned atomic.Int64
 	begin := time.Now()
@@ -206,7 +247,7 @@ func TestTreeErrorShowsItsPath(t *testing.T) {
 	noChildrenLeft(t)
 }
 
-func TestWedgedGrandchildIsKilled(t *testing.T) {
+func TestWedgedChildIsKilled(t *testing.T) {
 	grace, kill := 200*time.Millisecond, 200*time.Millisecond
 	var failedAt time.Time
 	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
@@ -236,6 +277,45 @@ func TestWedgedGrandchildIsKilled(t *testing.T) {
 	t.Logf("returned %v after the failing child started (grace %v + kill delay %v)", took, grace, kill)
 	if took < grace {
 		t.Fatalf("the wedged actor cannot have been killed before its grace period: %v", took)
+	}
+	noChildrenLeft(t)
+}
+
+func TestWedgedGrandchildIsKilledThroughItsParent(t *testing.T) {
+	const ms = 200
+	var grandchild int
+	var failedAt time.Time
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		mid, err := n.StartActor(spawn.Options{Name: "middle"})
+		if err != nil {
+			return err
+		}
+		s, err := holdWedged.Open(ctx, mid.Channel(), ms)
+		if err != nil {
+			return err
+		}
+		if grandchild, err = s.Recv(); err != nil {
+			return err
+		}
+		failedAt = time.Now()
+		r, err := RunInActor(n, fail, "sdd", spawn.Options{})
+		if err != nil {
+			return err
+		}
+		r.Wait(context.Background())
+		return nil
+	}, WithDefaults(spawn.Options{GracePeriod: ms * time.Millisecond, KillDelay: ms * time.Millisecond}))
+	took := time.Since(failedAt)
+	if !errors.As(err, new(*Error)) {
+		t.Fatalf("got %s", describe(err))
+	}
+	t.Logf("returned %v after the failure (grace and kill delay %d ms at each level)", took, ms)
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(grandchild) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the wedged grandchild %d is still alive", grandchild)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	noChildrenLeft(t)
 }

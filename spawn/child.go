@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +29,45 @@ var stopFunc = ipc.NewFunc("arbor.stop", func(ctx context.Context, _ any) (any, 
 
 type stopKey struct{}
 type loggerKey struct{}
+type registryKey struct{}
+
+// registry holds the actors an actor process started from the calls it
+// serves, so that stopping the actor stops them too, after its calls.
+type registry struct {
+	mu     sync.Mutex
+	actors map[*Actor]struct{}
+}
+
+func (r *registry) add(a *Actor) {
+	r.mu.Lock()
+	r.actors[a] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *registry) remove(a *Actor) {
+	r.mu.Lock()
+	delete(r.actors, a)
+	r.mu.Unlock()
+}
+
+// stopAll stops every registered actor, all at once, and waits for them.
+func (r *registry) stopAll(ctx context.Context) {
+	r.mu.Lock()
+	actors := make([]*Actor, 0, len(r.actors))
+	for a := range r.actors {
+		actors = append(actors, a)
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range actors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+}
 
 // Logger returns the logger of the actor a served function runs in: its
 // lines reach the parent's logger with their level and fields. Outside an
@@ -99,8 +139,10 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		conn.Close()
 		return err
 	}
+	started := &registry{actors: map[*Actor]struct{}{}}
 	base := context.WithValue(context.Background(), loggerKey{}, logger)
 	base = context.WithValue(base, stopKey{}, (chan<- struct{})(stop))
+	base = context.WithValue(base, registryKey{}, started)
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
 	ch, err := ipc.Open(ctx, conn, ipc.Options{
 		Actor: sp.Actor, Functions: table, Logger: logger, BaseContext: base,
@@ -133,7 +175,15 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		defer cancel()
 	}
 	drained := make(chan error, 1)
-	go func() { drained <- ch.Drain(drainCtx, by, reason) }()
+	go func() {
+		err := ch.Drain(drainCtx, by, reason)
+		if err == nil {
+			// Actors this one started and still holds stop next, before
+			// it goes.
+			started.stopAll(drainCtx)
+		}
+		drained <- err
+	}()
 	select {
 	case err := <-drained:
 		if err == nil {

@@ -37,10 +37,11 @@ type logLine struct {
 // go through a bounded queue, and when it is full they are counted and
 // dropped, so a child can never be blocked by a busy parent.
 type logForwarder struct {
-	log   hclog.Logger
-	lines chan logLine
-	wg    sync.WaitGroup // the drains
-	done  chan struct{}  // closed when the emitter has finished
+	log     hclog.Logger
+	readers []io.Closer // the streams being drained, for abort
+	lines   chan logLine
+	wg      sync.WaitGroup // the drains
+	done    chan struct{}  // closed when the emitter has finished
 
 	mu       sync.Mutex
 	dropped  int
@@ -59,6 +60,9 @@ func newLogForwarder(log hclog.Logger) *logForwarder {
 // drain reads r until it ends and queues its lines. It is one of the
 // goroutines the forwarder owns; wait returns after all of them.
 func (f *logForwarder) drain(r io.ReadCloser, stream string) {
+	f.mu.Lock()
+	f.readers = append(f.readers, r)
+	f.mu.Unlock()
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -170,6 +174,16 @@ func (f *logForwarder) wait() {
 	f.wg.Wait()
 	close(f.lines)
 	<-f.done
+}
+
+// abort stops the drains by closing their streams: what a process outside
+// the child's group still holds open is not waited for.
+func (f *logForwarder) abort() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.readers {
+		r.Close()
+	}
 }
 
 // report returns the first output lines, the last stderr lines and the

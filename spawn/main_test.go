@@ -71,7 +71,7 @@ var (
 	})
 )
 
-var testFuncs = ipc.MustNewTable(echo, pid, exit, block, stubborn, count, say, tree)
+var testFuncs *ipc.Table // built in init, with every function of this file
 
 const modeEnv = "ARBOR_TEST_MODE"
 
@@ -253,4 +253,28 @@ func readLine(t testing.TB, r *bufio.Reader, d time.Duration) string {
 		t.Fatalf("reading a line: %v", err)
 	}
 	return strings.TrimSpace(line)
+}
+
+// keeper starts a grandchild that outlives the call (a pool would), and
+// has it run linger, which writes the marker file when it is cancelled:
+// the grandchild was stopped gracefully, not killed.
+var keeper = ipc.NewFunc("test.keeper", func(ctx context.Context, marker string) (int, error) {
+	g, err := Start(ctx, Options{Name: "kept"})
+	if err != nil {
+		return 0, err
+	}
+	go linger.Call(context.WithoutCancel(ctx), g.Channel(), marker)
+	if _, err := echo.Call(ctx, g.Channel(), "ready"); err != nil {
+		return 0, err
+	}
+	return g.PID(), nil
+})
+
+var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string) (int, error) {
+	<-ctx.Done()
+	return 0, os.WriteFile(marker, []byte("stopped gracefully"), 0o600)
+})
+
+func init() {
+	testFuncs = ipc.MustNewTable(echo, pid, exit, block, stubborn, count, say, tree, keeper, linger)
 }

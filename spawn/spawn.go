@@ -100,6 +100,8 @@ type Actor struct {
 	exit      *ExitError
 	done      chan struct{} // closed once everything the Actor owns has ended
 	stopOnce  sync.Once
+	escalated chan struct{} // closed when Stop's escalation has finished
+	registry  *registry     // the actor process's registry this actor is in, if any
 }
 
 // Start starts an actor process and completes the handshake with it. ctx
@@ -126,6 +128,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		kill:      orDefault(opts.KillDelay, DefaultKillDelay),
 		sig:       opts.StopSignal,
 		started:   make(chan struct{}),
+		escalated: make(chan struct{}),
 		exitKnown: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -167,11 +170,15 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	prepareCommand(cmd)
 	outputs, err := tr.attach(cmd)
 	if err != nil {
+		tr.closeChildEnds()
+		tr.abort()
+		closeAll(outputs)
 		return nil, a.startError("setting up the child's streams", err)
 	}
 	a.cmd = cmd
 	if err := startCommand(cmd); err != nil {
 		tr.closeChildEnds()
+		tr.abort()
 		closeAll(outputs)
 		return nil, a.startError("running the program", err)
 	}
@@ -185,7 +192,9 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	hctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
 	defer cancel()
 	conn, err := tr.connect(hctx, logger, a.exitKnown)
-	if err == nil {
+	if err != nil {
+		tr.abort()
+	} else {
 		a.ch, err = ipc.Open(hctx, conn, ipc.Options{
 			Actor:     parent,
 			Initiator: true,
@@ -198,6 +207,12 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		err = fmt.Errorf("the child introduced itself as %s, not as the actor %s started", a.ch.Peer(), a.id)
 		a.ch.Close()
 		a.ch = nil
+	}
+	if reg, ok := ctx.Value(registryKey{}).(*registry); ok && err == nil {
+		// Started from a call an actor serves: stopping that actor stops
+		// this one too. own removes it again once it has exited.
+		a.registry = reg
+		reg.add(a)
 	}
 	close(a.started)
 	if err != nil {
@@ -251,7 +266,8 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 	case exitedAlready:
 		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor, or it did not call spawn.Main", a.exit
 	case hctx.Err() != nil:
-		se.Reason, se.Err = "no handshake within the timeout", hctx.Err()
+		// The exit report carries the child's last stderr lines.
+		se.Reason, se.Err, se.Exit = "no handshake within the timeout", hctx.Err(), a.exit
 	case errors.As(err, &he) && len(he.Received) > 0:
 		se.Reason = "the program is not an arbor actor"
 	}
@@ -262,17 +278,32 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 // goroutine behind Wait.
 func (a *Actor) own() {
 	pid := a.cmd.Process.Pid
-	waitExited(pid)
+	if waitExited(pid) {
+		// The child has exited but is not reaped, so its process group id
+		// is still reserved: whatever it left running in its group (a
+		// helper started without arbor, a shell's background job) goes
+		// with it, and cannot hold its output pipes open.
+		a.mu.Lock()
+		signalGroup(pid, syscall.SIGKILL)
+		a.cmd.Wait() // reaps; the status is read from ProcessState below
+		a.reaped = true
+		a.mu.Unlock()
+	} else {
+		// Without a way to wait before reaping, wait unlocked (signals
+		// must still get through meanwhile) and close the window after.
+		a.cmd.Wait()
+		a.mu.Lock()
+		a.reaped = true
+		a.mu.Unlock()
+	}
 	a.mu.Lock()
-	a.cmd.Wait() // reaps; the status is read from ProcessState below
-	a.reaped = true
 	stopped := a.stopping
 	a.mu.Unlock()
 	releaseCommand()
 
-	// The output pipes close when the process exits, unless something it
-	// started still holds them; give the forwarders a moment to catch up
-	// so the report has the last lines, without waiting on such helpers.
+	// The output pipes close when the process exits; give the forwarders
+	// a moment to catch up so the report has the last lines, and then
+	// stop reading what a descendant outside the group may still hold.
 	logsDone := make(chan struct{})
 	go func() { a.logs.wait(); close(logsDone) }()
 	select {
@@ -285,6 +316,9 @@ func (a *Actor) own() {
 		e.Signal = ws.Signal()
 	}
 	_, e.Stderr, e.Panic = a.logs.report()
+	if e.Code != 2 {
+		e.Panic = "" // a Go panic exits with status 2; this was a printed, recovered one
+	}
 	a.exit = e
 	close(a.exitKnown)
 
@@ -299,7 +333,16 @@ func (a *Actor) own() {
 		}
 		a.ch.Close()
 	}
-	<-logsDone
+	select {
+	case <-logsDone:
+	case <-time.After(time.Second):
+		a.logs.abort()
+		<-logsDone
+	}
+	<-a.started
+	if a.registry != nil {
+		a.registry.remove(a)
+	}
 	close(a.done)
 }
 
@@ -362,10 +405,12 @@ func (a *Actor) Stop(ctx context.Context) error {
 	})
 	select {
 	case <-a.done:
+		<-a.escalated
 		return nil
 	case <-ctx.Done():
 		a.signal(syscall.SIGKILL)
 		<-a.done
+		<-a.escalated
 		return ctx.Err()
 	}
 }
@@ -373,6 +418,7 @@ func (a *Actor) Stop(ctx context.Context) error {
 // escalate runs Stop's steps until the actor is gone. Its lifetime is
 // bounded by the actor's: it returns when done closes.
 func (a *Actor) escalate() {
+	defer close(a.escalated)
 	select {
 	case <-a.done:
 		return
@@ -413,6 +459,9 @@ type parentTransport interface {
 	closeChildEnds()
 	// connect returns the parent's end of the channel.
 	connect(ctx context.Context, log hclog.Logger, exited <-chan struct{}) (io.ReadWriteCloser, error)
+	// abort closes the parent's end of the channel, when it will never be
+	// handed to a Channel (which closes it otherwise).
+	abort()
 	// cleanup releases what the transport holds once the start is over.
 	cleanup()
 }
@@ -510,6 +559,12 @@ func (t *inheritedTransport) connect(context.Context, hclog.Logger, <-chan struc
 	return t.parentEnd, nil
 }
 
+func (t *inheritedTransport) abort() {
+	if t.parentEnd != nil {
+		t.parentEnd.Close()
+	}
+}
+
 func (t *inheritedTransport) cleanup() {}
 
 // stdioTransport speaks over the child's stdin and stdout.
@@ -547,6 +602,14 @@ func (t *stdioTransport) closeChildEnds() {
 
 func (t *stdioTransport) connect(context.Context, hclog.Logger, <-chan struct{}) (io.ReadWriteCloser, error) {
 	return &pipeConn{r: t.stdout, w: t.stdin}, nil
+}
+
+func (t *stdioTransport) abort() {
+	for _, f := range []*os.File{t.stdin, t.stdout} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 func (t *stdioTransport) cleanup() {}
@@ -635,6 +698,8 @@ func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, exited <-
 		conn.Close()
 	}
 }
+
+func (t *unixTransport) abort() {} // connect hands over the one connection it accepts
 
 func (t *unixTransport) cleanup() {
 	t.ln.Close()

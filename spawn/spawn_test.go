@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -431,4 +432,59 @@ func TestLifeline(t *testing.T) {
 	t.Logf("the orphaned child exited %v after losing its parent", time.Since(began))
 	gone(t, "grandchild of an orphaned child", g)
 	noChildrenLeft(t)
+}
+
+func TestStopStopsTheChildsOwnActors(t *testing.T) {
+	a := start(t, Options{})
+	marker := filepath.Join(t.TempDir(), "marker")
+	g, err := keeper.Call(context.Background(), a.Channel(), marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "Stop", func() { a.Stop(context.Background()) })
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "stopped gracefully" {
+		t.Fatalf("the child's own actor was not stopped gracefully: %q %v", b, err)
+	}
+	gone(t, "the child's own actor", g)
+	noChildrenLeft(t)
+}
+
+func TestLeftoverHelperDoesNotHoldStop(t *testing.T) {
+	// A program that leaves a helper in its process group holding its
+	// stderr: the helper goes with the program, and nothing waits on it.
+	var err error
+	began := time.Now()
+	within(t, 5*time.Second, "Start", func() {
+		_, err = Start(context.Background(), Options{Binary: "/bin/sh", Args: []string{"-c", "sleep 30 & echo usage; exit 1"}})
+	})
+	if err == nil || !strings.Contains(err.Error(), "not an arbor actor") {
+		t.Fatalf("got %v", err)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Fatalf("Start waited %v for a helper holding the child's output", took)
+	}
+	noChildrenLeft(t)
+}
+
+func TestFailedStartsLeakNoDescriptors(t *testing.T) {
+	count := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(entries)
+	}
+	// With the collector off, finalizers cannot close what Start forgot.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	for _, tr := range allTransports {
+		before := count()
+		for range 10 {
+			if _, err := Start(context.Background(), Options{Binary: "/nonexistent/x", Transport: tr}); err == nil {
+				t.Fatal("started a missing binary")
+			}
+		}
+		if after := count(); after != before {
+			t.Fatalf("%v: 10 failed starts leaked %d descriptors", tr, after-before)
+		}
+	}
 }
