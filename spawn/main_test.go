@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -98,6 +99,27 @@ func TestMain(m *testing.M) {
 			io.WriteString(c, "not-the-secret\n")
 			c.Close()
 		}
+	case "impostor":
+		// Another process, with its own pid, presents the right secret
+		// before this child connects.
+		var sp spec
+		json.Unmarshal([]byte(os.Getenv(specEnv)), &sp)
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, specEnv+"=") && !strings.HasPrefix(kv, modeEnv+"=") {
+				env = append(env, kv)
+			}
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(env, modeEnv+"=impostor-connect", "IMPOSTOR_ADDR="+sp.Addr, "IMPOSTOR_SECRET="+sp.Secret)
+		cmd.Run()
+	case "impostor-connect":
+		if c, err := net.Dial("unix", os.Getenv("IMPOSTOR_ADDR")); err == nil {
+			io.WriteString(c, os.Getenv("IMPOSTOR_SECRET")+"\n")
+			c.Read(make([]byte, 1)) // until the parent refuses it
+			c.Close()
+		}
+		os.Exit(0)
 	case "bare":
 		// The baseline for spawning: start and answer one line.
 		fmt.Println("ready")

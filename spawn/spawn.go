@@ -191,7 +191,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 
 	hctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
 	defer cancel()
-	conn, err := tr.connect(hctx, logger, a.exitKnown)
+	conn, err := tr.connect(hctx, logger, cmd.Process.Pid, a.exitKnown)
 	if err != nil {
 		tr.abort()
 	} else {
@@ -457,8 +457,8 @@ type parentTransport interface {
 	attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error)
 	// closeChildEnds closes the parent's copies of the child's ends.
 	closeChildEnds()
-	// connect returns the parent's end of the channel.
-	connect(ctx context.Context, log hclog.Logger, exited <-chan struct{}) (io.ReadWriteCloser, error)
+	// connect returns the parent's end of the channel to the child pid.
+	connect(ctx context.Context, log hclog.Logger, pid int, exited <-chan struct{}) (io.ReadWriteCloser, error)
 	// abort closes the parent's end of the channel, when it will never be
 	// handed to a Channel (which closes it otherwise).
 	abort()
@@ -555,7 +555,7 @@ func (t *inheritedTransport) closeChildEnds() {
 	}
 }
 
-func (t *inheritedTransport) connect(context.Context, hclog.Logger, <-chan struct{}) (io.ReadWriteCloser, error) {
+func (t *inheritedTransport) connect(context.Context, hclog.Logger, int, <-chan struct{}) (io.ReadWriteCloser, error) {
 	return t.parentEnd, nil
 }
 
@@ -600,7 +600,7 @@ func (t *stdioTransport) closeChildEnds() {
 	}
 }
 
-func (t *stdioTransport) connect(context.Context, hclog.Logger, <-chan struct{}) (io.ReadWriteCloser, error) {
+func (t *stdioTransport) connect(context.Context, hclog.Logger, int, <-chan struct{}) (io.ReadWriteCloser, error) {
 	return &pipeConn{r: t.stdout, w: t.stdin}, nil
 }
 
@@ -662,9 +662,12 @@ func (t *unixTransport) closeChildEnds() {
 	}
 }
 
-// connect accepts connections until one presents the secret. Others are
-// refused and logged; they do not disturb the actor.
-func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, exited <-chan struct{}) (io.ReadWriteCloser, error) {
+// connect accepts connections until one presents the secret and, where the
+// kernel tells who connected (Linux), comes from the child itself. Others
+// are refused and logged; they do not disturb the actor. The pid check
+// matters because the secret is in the child's environment, which other
+// processes of the same user can read.
+func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, pid int, exited <-chan struct{}) (io.ReadWriteCloser, error) {
 	stop := context.AfterFunc(ctx, func() { t.ln.Close() })
 	defer stop()
 	go func() {
@@ -691,6 +694,12 @@ func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, exited <-
 		conn.SetReadDeadline(time.Now().Add(time.Second))
 		_, err = io.ReadFull(conn, got)
 		conn.SetReadDeadline(time.Time{})
+		if peer, known := peerPID(conn); known && peer != pid {
+			log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
+				"path", t.ln.Addr().String(), "peer_pid", peer, "actor_pid", pid)
+			conn.Close()
+			continue
+		}
 		if err == nil && subtle.ConstantTimeCompare(got, want) == 1 {
 			return conn, nil
 		}

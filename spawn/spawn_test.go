@@ -488,3 +488,16 @@ func TestFailedStartsLeakNoDescriptors(t *testing.T) {
 		}
 	}
 }
+
+func TestOtherProcessCannotTakeTheActorsSocket(t *testing.T) {
+	// A process of the same user that read the spec (secret included) from
+	// the child's environment connects first, from another pid.
+	log, buf := capture()
+	a := start(t, Options{Transport: UnixSocket, Env: withMode("impostor"), Logger: log})
+	if got, err := echo.Call(context.Background(), a.Channel(), "genuine"); err != nil || got != "genuine" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+	if !strings.Contains(buf.String(), "does not come from the actor's process") {
+		t.Fatalf("the impostor was not refused:\n%s", buf)
+	}
+}
