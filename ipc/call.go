@@ -302,16 +302,7 @@ func (c *call) sendYield(ctx context.Context, v any) error {
 	if stopped {
 		return fmt.Errorf("%s: send after CloseSend: %w", c.fn, ErrCallEnded)
 	}
-	if err := c.out.acquire(ctx); err != nil {
-		return err
-	}
-	err := encodePayload(v, func(raw protocol.Raw) error {
-		return c.ch.send(&protocol.Yield{CID: c.cid, Value: raw}, flushAsync)
-	})
-	if err != nil {
-		c.out.add(1) // nothing was sent: the credit is still there
-	}
-	return err
+	return c.ch.sendItem(ctx, c.out, c.cid, v)
 }
 
 // closeSend ends the caller's direction of a context, once.

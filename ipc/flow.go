@@ -171,3 +171,19 @@ func signal(c chan struct{}) {
 	default:
 	}
 }
+
+// sendItem sends one stream item on call cid once out has credit for it,
+// waiting while it has none. An item that cannot be sent (too large, not
+// encodable) gives its credit back.
+func (ch *Channel) sendItem(ctx context.Context, out *outbox, cid uint64, v any) error {
+	if err := out.acquire(ctx); err != nil {
+		return err
+	}
+	err := encodePayload(v, func(raw protocol.Raw) error {
+		return ch.send(&protocol.Yield{CID: cid, Value: raw}, flushAsync)
+	})
+	if err != nil {
+		out.add(1)
+	}
+	return err
+}

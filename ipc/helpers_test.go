@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/protocol"
 	"go.uber.org/goleak"
 )
@@ -109,30 +110,7 @@ func pair(t testing.TB, tr transport, childFuncs, parentFuncs *Table, tweak func
 	return parent, r.ch
 }
 
-// within fails the test if f does not return within d.
-func within(t testing.TB, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not finish within %v", what, d)
-	}
-}
-
-// eventually polls cond until it holds or d passes; for state that has no
-// event to wait on.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+var (
+	within     = proctest.Within
+	eventually = proctest.Eventually
+)

@@ -227,16 +227,7 @@ func (t *task) yield(v any) error {
 	if stopped {
 		return fmt.Errorf("%s: Send after CloseSend: %w", t.fn, ErrCallEnded)
 	}
-	if err := t.out.acquire(t.ctx); err != nil {
-		return err
-	}
-	err := encodePayload(v, func(raw protocol.Raw) error {
-		return t.ch.send(&protocol.Yield{CID: t.cid, Value: raw}, flushAsync)
-	})
-	if err != nil {
-		t.out.add(1) // nothing was sent: the credit is still there
-	}
-	return err
+	return t.ch.sendItem(t.ctx, t.out, t.cid, v)
 }
 
 // closeSend ends this end's direction of a stream or context, once.

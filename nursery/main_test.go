@@ -9,11 +9,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/spawn"
 	"go.uber.org/goleak"
@@ -231,51 +231,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// children lists this process's child processes.
-func children(t testing.TB) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	var out []int
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i > 0 {
-			if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == self {
-				p, _ := strconv.Atoi(e.Name())
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
-func noChildrenLeft(t testing.TB) {
-	t.Helper()
-	if left := children(t); len(left) > 0 {
-		t.Fatalf("processes left behind: %v", left)
-	}
-}
-
-func within(t testing.TB, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not finish within %v", what, d)
-	}
-}
+var (
+	noChildrenLeft = proctest.NoChildrenLeft
+	within         = proctest.Within
+	alive          = proctest.Alive
+)
 
 func describe(err error) string {
 	if err == nil {
@@ -286,15 +246,3 @@ func describe(err error) string {
 
 // ipcFunc declares a call-only function with other types than the served one.
 func ipcFunc[A, R any](name string) *ipc.Func[A, R] { return ipc.NewFunc[A, R](name, nil) }
-
-// alive reports whether pid names a process that has not exited (a zombie
-// has exited: it waits only for its new parent to reap it).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
 	"go.uber.org/goleak"
 )
@@ -178,79 +179,12 @@ func withMode(mode string) []string {
 	return append(os.Environ(), modeEnv+"="+mode)
 }
 
-// alive reports whether pid names a process that has not exited (a zombie
-// has exited).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
-// children lists the processes whose parent is this one, zombies included.
-func children(t testing.TB) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc:", err)
-	}
-	var out []int
-	self := os.Getpid()
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		fields := strings.Fields(s[i+1:])
-		if len(fields) > 1 {
-			if ppid, _ := strconv.Atoi(fields[1]); ppid == self {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
-// noChildrenLeft fails the test if any child process remains.
-func noChildrenLeft(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		left := children(t)
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("child processes left behind: %v", left)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// within fails the test if f does not return within d.
-func within(t testing.TB, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not finish within %v", what, d)
-	}
-}
+var (
+	alive          = proctest.Alive
+	noChildrenLeft = proctest.NoChildrenLeft
+	within         = proctest.Within
+	gone           = proctest.Gone
+)
 
 // start starts an actor and stops it when the test ends.
 func start(t testing.TB, opts Options) *Actor {
