@@ -55,13 +55,19 @@ func Main(body func(ctx context.Context, n *Nursery) error, opts ...Option) int 
 	}()
 
 	err := Open(ctx, body, opts...)
+	if err == nil {
+		return 0
+	}
+	var failures *Error
+	if errors.As(err, &failures) {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	var se *SignalError
 	if errors.As(context.Cause(ctx), &se) {
 		return 128 + int(se.Signal)
 	}
-	if err != nil {
+	if failures == nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
 	}
-	return 0
+	return 1
 }

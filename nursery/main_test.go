@@ -103,6 +103,10 @@ var (
 			return ctx.Err()
 		}, WithDefaults(spawn.Options{GracePeriod: d, KillDelay: d}))
 	})
+	exitNow = ipc.NewFunc("test.exitNow", func(ctx context.Context, code int) (int, error) {
+		os.Exit(code)
+		return 0, nil
+	})
 	numbers = ipc.NewStream("test.numbers", func(ctx context.Context, a [2]int, out *ipc.Yielder[int]) error {
 		for i := a[0]; i < a[1]; i++ {
 			if err := out.Send(i); err != nil {
@@ -179,7 +183,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -14,7 +14,9 @@ import (
 )
 
 // ErrClosed is returned by StartActor and RunInActor once the body has
-// returned or the nursery has been cancelled.
+// returned. After a failure or Cancel they still accept work, which is
+// cancelled at once, as errgroup's Go still runs a function after its ctx
+// is cancelled: a child that cannot even start is then reported.
 var ErrClosed = errors.New("nursery: closed to new actors")
 
 // Nursery is the scope handed to Open's body. Its methods are safe for
@@ -27,8 +29,9 @@ type Nursery struct {
 
 	mu         sync.Mutex
 	failures   []error
-	cancelling bool // a failure happened, or Cancel was called
-	closed     bool // no new actors
+	cancelling bool // a failure happened, Cancel was called, or the parent ctx ended
+	closed     bool // the body has returned: no new actors
+	draining   bool // Open is stopping what is left: actors that start now are stopped at once
 	actors     []*spawn.Actor
 	runs       sync.WaitGroup // run-in-actor goroutines
 	watchers   sync.WaitGroup // goroutines that watch daemons and stop actors
@@ -47,7 +50,7 @@ func WithDefaults(o spawn.Options) Option {
 // Open runs body with a new nursery and returns once body has returned and
 // every actor started in the nursery has exited. It returns nil, or an
 // *Error listing what failed.
-func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error, opts ...Option) error {
+func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error, opts ...Option) (err error) {
 	n := &Nursery{}
 	n.ctx, n.cancel = context.WithCancelCause(ctx)
 	for _, o := range opts {
@@ -55,23 +58,42 @@ func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error,
 	}
 	// A cancelled parent ctx stops every actor at once, like a failure,
 	// but is reported as the ctx's error rather than as a failure.
-	unwatch := context.AfterFunc(ctx, func() { n.cancelWith(context.Cause(ctx)) })
+	watched := make(chan struct{})
+	unwatch := context.AfterFunc(ctx, func() {
+		defer close(watched)
+		n.cancelWith(context.Cause(ctx))
+	})
+	returned := false
+	// The teardown is deferred so that it runs even when the body leaves
+	// by runtime.Goexit (t.Fatal in a test): no actor outlives Open.
+	defer func() {
+		if !returned {
+			n.failure(protocol.ActorID{}, errors.New("nursery body exited its goroutine without returning (runtime.Goexit)"))
+		}
+		// The body is done: results are awaited, then what is left is
+		// stopped.
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		n.runs.Wait()
+		n.mu.Lock()
+		n.draining = true
+		n.mu.Unlock()
+		n.stopAll()
+		n.watchers.Wait()
+		if !unwatch() && ctx.Err() != nil {
+			<-watched
+		}
+		n.cancel(errBodyReturned)
+		if err = n.result(); err == nil {
+			err = ctx.Err()
+		}
+	}()
 	if err := runBody(n.ctx, n, body); err != nil {
 		n.failure(protocol.ActorID{}, err)
 	}
-	// The body is done: results are awaited, then daemons are stopped.
-	n.mu.Lock()
-	n.closed = true
-	n.mu.Unlock()
-	n.runs.Wait()
-	n.stopAll()
-	n.watchers.Wait()
-	unwatch()
-	n.cancel(errBodyReturned)
-	if err := n.result(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	returned = true
+	return nil
 }
 
 var errBodyReturned = errors.New("nursery: the body returned")
@@ -95,7 +117,7 @@ func (n *Nursery) Cancel() {
 func (n *Nursery) cancelWith(cause error) {
 	n.mu.Lock()
 	first := !n.cancelling
-	n.cancelling, n.closed = true, true
+	n.cancelling = true
 	n.mu.Unlock()
 	if first {
 		n.cancel(cause)
@@ -107,7 +129,10 @@ func (n *Nursery) cancelWith(cause error) {
 // nursery itself caused, and cancels everything.
 func (n *Nursery) failure(actor protocol.ActorID, err error) {
 	n.mu.Lock()
-	if stoppedByArbor(err) || n.cancelling && causedByCancellation(err) {
+	// n.ctx is cancelled before cancelling is set when the parent's ctx
+	// ends, so ask it too.
+	cancelled := n.cancelling || n.ctx.Err() != nil
+	if stoppedByArbor(err) || cancelled && causedByCancellation(err) || n.recorded(err) {
 		n.mu.Unlock()
 		return
 	}
@@ -119,17 +144,33 @@ func (n *Nursery) failure(actor protocol.ActorID, err error) {
 	n.cancelWith(err)
 }
 
+// recorded reports whether err is a failure already listed, reached by
+// another path: a daemon's exit and the call it broke both carry the same
+// *spawn.ExitError. It is called with mu held.
+func (n *Nursery) recorded(err error) bool {
+	for _, f := range n.failures {
+		if ae, ok := f.(*ActorError); ok {
+			f = ae.Err
+		}
+		if errors.Is(err, f) || errors.Is(f, err) {
+			return true
+		}
+	}
+	return false
+}
+
 // causedByCancellation reports whether err is what a call, a start or the
 // body gives when the nursery is cancelled.
 func causedByCancellation(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
 }
 
-// stoppedByArbor reports whether err is an actor's exit that the nursery
-// caused by stopping it.
+// stoppedByArbor reports whether err is an actor's exit that a stop
+// caused: a clean exit or a signal after Stop was called. An actor that
+// crashed, or exited with an error status, while stopping still failed.
 func stoppedByArbor(err error) bool {
 	var exit *spawn.ExitError
-	return errors.As(err, &exit) && exit.Stopped
+	return errors.As(err, &exit) && exit.Stopped && exit.Panic == "" && (exit.Signal != 0 || exit.Code == 0)
 }
 
 // stopAll stops every actor the nursery holds, each in a goroutine of its
@@ -149,10 +190,10 @@ func (n *Nursery) stopAll() {
 }
 
 // adopt records a started actor, or stops it at once if the nursery has
-// been cancelled meanwhile.
+// been cancelled, or is stopping what is left, meanwhile.
 func (n *Nursery) adopt(a *spawn.Actor) bool {
 	n.mu.Lock()
-	if n.cancelling {
+	if n.cancelling || n.draining {
 		n.mu.Unlock()
 		a.Stop(context.WithoutCancel(n.ctx))
 		return false
@@ -231,7 +272,7 @@ func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
 			return
 		}
 		n.mu.Lock()
-		expected := n.cancelling || n.closed
+		expected := n.cancelling || n.draining || a.StopRequested()
 		n.mu.Unlock()
 		if !expected {
 			n.failure(a.ID(), fmt.Errorf("daemon actor exited while the nursery was running"))
@@ -259,8 +300,8 @@ func (r *Result[R]) Wait(ctx context.Context) (R, error) {
 	}
 }
 
-// Actor returns the id of the actor the function runs in, once it has
-// started (the zero id if it never did).
+// Actor returns the id of the actor the function ran in (the zero id if it
+// never started). It waits for the function's result.
 func (r *Result[R]) Actor() protocol.ActorID {
 	<-r.done
 	return r.id
@@ -280,10 +321,10 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 	r := &Result[R]{done: make(chan struct{})}
 	go func() {
 		defer n.runs.Done()
-		defer close(r.done)
 		a, err := spawn.Start(n.ctx, n.options(opts))
 		if err != nil {
 			r.err = err
+			close(r.done)
 			id := protocol.ActorID{Name: opts.Name}
 			var se *spawn.StartError
 			if errors.As(err, &se) {
@@ -295,13 +336,21 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 		r.id = a.ID()
 		if !n.adopt(a) {
 			r.err = ErrClosed
+			close(r.done)
 			return
 		}
 		r.value, r.err = f.Call(n.ctx, a.Channel(), args)
+		// Publish the result before the failure cancels the nursery, so
+		// that a Wait on the body's ctx sees this error, not the
+		// cancellation it causes.
+		close(r.done)
 		if r.err != nil {
 			n.failure(a.ID(), r.err)
 		}
 		a.Stop(context.WithoutCancel(n.ctx))
+		if err := a.Wait(); err != nil {
+			n.failure(a.ID(), err) // unless the stop explains it
+		}
 		n.forget(a)
 	}()
 	return r, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -127,9 +128,8 @@ func TestManyFailuresAreEachReportedOnce(t *testing.T) {
 
 func TestChildrenFailingToStartAreEachAFailure(t *testing.T) {
 	// Children that cannot start fail on their own, whatever the nursery
-	// is doing: each one the nursery accepted is listed once, though the
-	// first failure cancels the nursery while later ones are still being
-	// started. Once cancelled, the nursery refuses new children.
+	// is doing: all 25 are listed once each, though the first failure
+	// cancels the nursery while the body is still starting the others.
 	const children = 25
 	accepted, refused := 0, 0
 	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
@@ -147,7 +147,7 @@ func TestChildrenFailingToStartAreEachAFailure(t *testing.T) {
 		return nil
 	})
 	var nerr *Error
-	if !errors.As(err, &nerr) || len(nerr.Failures) != accepted || accepted+refused != children {
+	if !errors.As(err, &nerr) || len(nerr.Failures) != children || accepted != children {
 		t.Fatalf("%d accepted, %d refused: %s", accepted, refused, describe(err))
 	}
 	names := map[string]bool{}
@@ -468,4 +468,141 @@ func TestParentCtxCancelled(t *testing.T) {
 		t.Fatalf("got %s", describe(err))
 	}
 	noChildrenLeft(t)
+}
+
+func TestDaemonExitingOnItsOwnIsAFailure(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		d, err := n.StartActor(spawn.Options{Name: "quitter"})
+		if err != nil {
+			return err
+		}
+		_, err = exitNow.Call(ctx, d.Channel(), 3)
+		return err // the call's error and the daemon's exit are one failure
+	})
+	var nerr *Error
+	var exit *spawn.ExitError
+	if !errors.As(err, &nerr) || len(nerr.Failures) != 1 || !errors.As(err, &exit) || exit.Code != 3 {
+		t.Fatalf("got %s", describe(err))
+	}
+	noChildrenLeft(t)
+}
+
+func TestStoppingYourOwnDaemonIsNotAFailure(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		d, err := n.StartActor(spawn.Options{})
+		if err != nil {
+			return err
+		}
+		return d.Stop(ctx)
+	})
+	if err != nil {
+		t.Fatalf("got %s", describe(err))
+	}
+	noChildrenLeft(t)
+}
+
+func TestCancelIsNotAFailure(t *testing.T) {
+	var r *Result[string]
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		var err error
+		if r, err = RunInActor(n, watch, struct{}{}, spawn.Options{}); err != nil {
+			return err
+		}
+		n.Cancel()
+		<-ctx.Done()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("got %s", describe(err))
+	}
+	if _, err := r.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the running function: %s", describe(err))
+	}
+	noChildrenLeft(t)
+}
+
+func TestBodyPanicStopsEverything(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		if _, err := n.StartActor(spawn.Options{}); err != nil {
+			return err
+		}
+		panic("body bug")
+	})
+	if !errors.As(err, new(*Error)) || !strings.Contains(err.Error(), "panicked: body bug") {
+		t.Fatalf("got %s", describe(err))
+	}
+	noChildrenLeft(t)
+}
+
+func TestWaitOnTheBodyCtxSeesTheChildsError(t *testing.T) {
+	var waited error
+	Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		r, err := RunInActor(n, fail, "sde", spawn.Options{})
+		if err != nil {
+			return err
+		}
+		_, waited = r.Wait(ctx)
+		return waited
+	})
+	var re *protocol.RemoteError
+	if !errors.As(waited, &re) || re.Message != "disk sde is full" {
+		t.Fatalf("Wait returned %s", describe(waited))
+	}
+	noChildrenLeft(t)
+}
+
+func TestParentCancelIsNotAFailure(t *testing.T) {
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		err := Open(ctx, func(ctx context.Context, n *Nursery) error {
+			if _, err := RunInActor(n, watch, struct{}{}, spawn.Options{}); err != nil {
+				return err
+			}
+			cancel()
+			return ctx.Err()
+		})
+		if err != context.Canceled {
+			t.Fatalf("got %s, want the bare ctx error", describe(err))
+		}
+	}
+	noChildrenLeft(t)
+}
+
+func TestGoexitInTheBodyLeavesNoActor(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		defer func() { done <- err }()
+		err = Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			if _, err := n.StartActor(spawn.Options{}); err != nil {
+				return err
+			}
+			runtime.Goexit()
+			return nil
+		})
+	}()
+	var err error
+	within(t, 10*time.Second, "Open", func() { err = <-done })
+	_ = err // Goexit unwinds past Open's return; what matters is the cleanup
+	noChildrenLeft(t)
+}
+
+func TestStartActorRacingTheBodysReturn(t *testing.T) {
+	for range 3 {
+		started := make(chan error, 1)
+		within(t, 10*time.Second, "Open", func() {
+			Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+				going := make(chan struct{})
+				go func() {
+					close(going)
+					_, err := n.StartActor(spawn.Options{})
+					started <- err
+				}()
+				<-going
+				return nil // while StartActor is starting its actor
+			})
+		})
+		<-started // ErrClosed, or an actor that Open stopped
+		noChildrenLeft(t)
+	}
 }

@@ -376,6 +376,13 @@ func (a *Actor) PID() int { return a.cmd.Process.Pid }
 // ends when the actor does.
 func (a *Actor) Channel() *ipc.Channel { return a.ch }
 
+// StopRequested reports whether Stop has been called.
+func (a *Actor) StopRequested() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stopping
+}
+
 // Done is closed when the actor has exited and everything its Actor owns
 // has finished.
 func (a *Actor) Done() <-chan struct{} { return a.done }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,8 @@ func main() {
 	status := nursery.Main(func(ctx context.Context, n *nursery.Nursery) error {
 		var pids []string
 		errs := make(chan error, 10)
+		var flowing sync.WaitGroup // every stream has delivered an item
+		flowing.Add(10)
 		for i := range 10 {
 			a, err := n.StartActor(spawn.Options{Name: fmt.Sprint("ticker-", i)})
 			if err != nil {
@@ -41,6 +44,8 @@ func main() {
 			}
 			pids = append(pids, fmt.Sprint(a.PID()))
 			go func() {
+				var once sync.Once
+				defer once.Do(flowing.Done) // also when the stream fails first
 				s, err := ticks.Open(ctx, a.Channel(), struct{}{})
 				if err != nil {
 					errs <- err
@@ -51,11 +56,13 @@ func main() {
 						errs <- err
 						return
 					}
+					once.Do(flowing.Done)
 					received.Add(1)
 				}
 				errs <- nil
 			}()
 		}
+		flowing.Wait()
 		fmt.Printf("streaming from 10 actors, pids %s; press Ctrl-C to stop\n", strings.Join(pids, " "))
 		for range 10 {
 			<-errs // each stream ends when the tree is cancelled

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/arbor-go/arbor/internal/exampletest"
 )
@@ -39,7 +38,7 @@ func TestInterrupt(t *testing.T) {
 	if len(pids) != 10 {
 		t.Fatalf("pids %v", pids)
 	}
-	time.Sleep(100 * time.Millisecond) // let it stream a while
+	// The line comes once every stream has delivered: interrupt now.
 	cmd.Process.Signal(syscall.SIGINT)
 	for lines.Scan() {
 		t.Log(lines.Text())
