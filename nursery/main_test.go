@@ -103,6 +103,14 @@ var (
 			return ctx.Err()
 		}, WithDefaults(spawn.Options{GracePeriod: d, KillDelay: d}))
 	})
+	// noteCancel waits for its cancellation and writes its cause to a file.
+	noteCancel = ipc.NewFunc("test.noteCancel", func(ctx context.Context, file string) (int, error) {
+		<-ctx.Done()
+		if err := os.WriteFile(file, []byte(context.Cause(ctx).Error()), 0o600); err != nil {
+			return 0, err
+		}
+		return 0, ctx.Err()
+	})
 	exitNow = ipc.NewFunc("test.exitNow", func(ctx context.Context, code int) (int, error) {
 		os.Exit(code)
 		return 0, nil
@@ -183,7 +191,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,6 +313,9 @@ func TestWedgedGrandchildIsKilledThroughItsParent(t *testing.T) {
 		t.Fatalf("got %s", describe(err))
 	}
 	t.Logf("returned %v after the failure (grace and kill delay %d ms at each level)", took, ms)
+	if limit := 2*ms*time.Millisecond + 5*time.Second; took > limit {
+		t.Fatalf("took %v: the escalation did not bound the teardown (%v)", took, limit)
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for alive(grandchild) {
 		if time.Now().After(deadline) {
@@ -358,6 +364,7 @@ func TestContextRoundTrips(t *testing.T) {
 }
 
 func TestCancelOneRemoteCall(t *testing.T) {
+	note := filepath.Join(t.TempDir(), "note")
 	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
 		a, err := n.StartActor(spawn.Options{})
 		if err != nil {
@@ -365,8 +372,12 @@ func TestCancelOneRemoteCall(t *testing.T) {
 		}
 		callCtx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(50*time.Millisecond, cancel)
-		if _, err := watch.Call(callCtx, a.Channel(), struct{}{}); !errors.Is(err, context.Canceled) {
+		if _, err := noteCancel.Call(callCtx, a.Channel(), note); !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled call returned %s", describe(err))
+		}
+		// The remote task saw the cancellation, and who asked for it.
+		if b, err := os.ReadFile(note); err != nil || !strings.Contains(string(b), "cancelled by actor root") {
+			t.Errorf("the remote task noted %q, %v", b, err)
 		}
 		// The actor is alive and serves the next call.
 		if v, err := square.Call(ctx, a.Channel(), 3); err != nil || v != 9 {
@@ -605,4 +616,37 @@ func TestStartActorRacingTheBodysReturn(t *testing.T) {
 		<-started // ErrClosed, or an actor that Open stopped
 		noChildrenLeft(t)
 	}
+}
+
+func TestMiddleActorKilled(t *testing.T) {
+	var grandchild int
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		mid, err := n.StartActor(spawn.Options{Name: "middle"})
+		if err != nil {
+			return err
+		}
+		s, err := holdWedged.Open(ctx, mid.Channel(), 100)
+		if err != nil {
+			return err
+		}
+		if grandchild, err = s.Recv(); err != nil {
+			return err
+		}
+		syscall.Kill(mid.PID(), syscall.SIGKILL)
+		_, err = s.Recv() // fails: its producer is gone
+		return err
+	})
+	var nerr *Error
+	var exit *spawn.ExitError
+	if !errors.As(err, &nerr) || len(nerr.Failures) != 1 || !errors.As(err, &exit) || exit.Signal != syscall.SIGKILL {
+		t.Fatalf("want one failure, the middle actor's death: %s", describe(err))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(grandchild) {
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d outlived its killed parent", grandchild)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	noChildrenLeft(t)
 }
