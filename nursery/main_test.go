@@ -111,6 +111,15 @@ var (
 		}
 		return 0, ctx.Err()
 	})
+	// noteCancelCtx is a context function that notes its cancellation.
+	noteCancelCtx = ipc.NewContext("test.noteCancelCtx", func(ctx context.Context, file string, s *ipc.Session[string, int, int]) (int, error) {
+		if err := s.Started("open"); err != nil {
+			return 0, err
+		}
+		_, err := s.Recv() // no item comes: it ends with the cancellation
+		os.WriteFile(file, []byte(context.Cause(ctx).Error()), 0o600)
+		return 0, err
+	})
 	exitNow = ipc.NewFunc("test.exitNow", func(ctx context.Context, code int) (int, error) {
 		os.Exit(code)
 		return 0, nil
@@ -191,7 +200,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -650,3 +650,34 @@ func TestMiddleActorKilled(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+func TestCancelOneRemoteContext(t *testing.T) {
+	note := filepath.Join(t.TempDir(), "note")
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{})
+		if err != nil {
+			return err
+		}
+		callCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cc, err := noteCancelCtx.Open(callCtx, a.Channel(), note)
+		if err != nil {
+			return err
+		}
+		cancel()
+		if _, err := cc.Result(); !errors.Is(err, context.Canceled) {
+			t.Errorf("the cancelled context returned %s", describe(err))
+		}
+		if b, err := os.ReadFile(note); err != nil || !strings.Contains(string(b), "cancelled by actor root") {
+			t.Errorf("the remote task noted %q, %v", b, err)
+		}
+		if v, err := square.Call(ctx, a.Channel(), 4); err != nil || v != 16 {
+			t.Errorf("the actor does not serve the next call: %d %v", v, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChildrenLeft(t)
+}
