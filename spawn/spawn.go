@@ -102,6 +102,7 @@ type Actor struct {
 	stopOnce  sync.Once
 	escalated chan struct{} // closed when Stop's escalation has finished
 	registry  *registry     // the actor process's registry this actor is in, if any
+	plain     bool          // a plain program (StartCommand): no channel, no stop request
 }
 
 // Start starts an actor process and completes the handshake with it. ctx
@@ -110,31 +111,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	if _, isChild := os.LookupEnv(specEnv); isChild {
 		return nil, ErrMainNotCalled
 	}
-	parent := opts.Parent
-	if parent.IsZero() {
-		parent = rootID
-		if ch, ok := ipc.ChannelFrom(ctx); ok {
-			parent = ch.Self()
-		}
-	}
-	name := opts.Name
-	if name == "" {
-		name = "actor"
-	}
-	a := &Actor{
-		id:        protocol.ActorID{Name: parent.Name + "." + name, UUID: protocol.NewUUID()},
-		binary:    opts.Binary,
-		grace:     orDefault(opts.GracePeriod, DefaultGracePeriod),
-		kill:      orDefault(opts.KillDelay, DefaultKillDelay),
-		sig:       opts.StopSignal,
-		started:   make(chan struct{}),
-		escalated: make(chan struct{}),
-		exitKnown: make(chan struct{}),
-		done:      make(chan struct{}),
-	}
-	if a.sig == 0 {
-		a.sig = syscall.SIGTERM
-	}
+	a, parent := newActor(ctx, opts, "actor")
 	if a.binary == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -218,6 +195,82 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	if err != nil {
 		return nil, a.failStart(ctx, hctx, err)
 	}
+	return a, nil
+}
+
+// newActor makes the handle of a process about to start, named under the
+// spawning actor.
+func newActor(ctx context.Context, opts Options, defaultName string) (*Actor, protocol.ActorID) {
+	parent := opts.Parent
+	if parent.IsZero() {
+		parent = rootID
+		if ch, ok := ipc.ChannelFrom(ctx); ok {
+			parent = ch.Self()
+		}
+	}
+	name := opts.Name
+	if name == "" {
+		name = defaultName
+	}
+	a := &Actor{
+		id:        protocol.ActorID{Name: parent.Name + "." + name, UUID: protocol.NewUUID()},
+		binary:    opts.Binary,
+		grace:     orDefault(opts.GracePeriod, DefaultGracePeriod),
+		kill:      orDefault(opts.KillDelay, DefaultKillDelay),
+		sig:       opts.StopSignal,
+		started:   make(chan struct{}),
+		escalated: make(chan struct{}),
+		exitKnown: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if a.sig == 0 {
+		a.sig = syscall.SIGTERM
+	}
+	return a, parent
+}
+
+// StartCommand starts a plain program — not an arbor actor — with the same
+// hygiene and ownership as an actor: its own process group, the
+// parent-death signal on Linux, its output forwarded line by line to
+// Options.Logger under its name, every process reaped, and an *ExitError
+// when it fails. opts.Binary is required; Transport, Functions and
+// HandshakeTimeout do not apply, and the returned Actor has no Channel.
+// Stop sends StopSignal to the program's process group at once, waits
+// GracePeriod, then sends SIGKILL. ctx is used only for naming (the
+// spawning actor), as the program starts without a handshake.
+func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
+	a, _ := newActor(ctx, opts, "command")
+	a.plain = true
+	if a.binary == "" {
+		return nil, a.startError("no program given", errors.New("Options.Binary is empty"))
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	cmd := exec.Command(a.binary, opts.Args...)
+	cmd.Dir = opts.Dir
+	cmd.Env = opts.Env
+	prepareCommand(cmd)
+	outputs, writers, err := outputPipes(cmd, "stdout", "stderr")
+	if err != nil {
+		return nil, a.startError("setting up the program's output", err)
+	}
+	a.cmd = cmd
+	err = startCommand(cmd)
+	for _, w := range writers {
+		w.Close()
+	}
+	if err != nil {
+		closeAll(outputs)
+		return nil, a.startError("running the program", err)
+	}
+	a.logs = newLogForwarder(logger.ResetNamed(a.id.Name))
+	for stream, r := range outputs {
+		a.logs.drain(r, stream)
+	}
+	close(a.started)
+	go a.own()
 	return a, nil
 }
 
@@ -373,7 +426,7 @@ func (a *Actor) ID() protocol.ActorID { return a.id }
 func (a *Actor) PID() int { return a.cmd.Process.Pid }
 
 // Channel returns the channel to the actor, for calling its functions. It
-// ends when the actor does.
+// ends when the actor does. It is nil for a plain program (StartCommand).
 func (a *Actor) Channel() *ipc.Channel { return a.ch }
 
 // StopRequested reports whether Stop has been called.
@@ -430,6 +483,19 @@ func (a *Actor) escalate() {
 	case <-a.done:
 		return
 	default:
+	}
+	if a.plain {
+		// A plain program understands signals only.
+		a.signal(a.sig)
+		deadline := time.NewTimer(a.grace)
+		defer deadline.Stop()
+		select {
+		case <-a.done:
+		case <-deadline.C:
+			a.signal(syscall.SIGKILL)
+			<-a.done
+		}
+		return
 	}
 	deadline := time.NewTimer(a.grace)
 	defer deadline.Stop()

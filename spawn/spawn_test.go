@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/hashicorp/go-hclog"
 )
@@ -467,4 +468,51 @@ func TestOtherProcessCannotTakeTheActorsSocket(t *testing.T) {
 	if !strings.Contains(buf.String(), "does not come from the actor's process") {
 		t.Fatalf("the impostor was not refused:\n%s", buf)
 	}
+}
+
+func TestStartCommand(t *testing.T) {
+	t.Run("exit status and output", func(t *testing.T) {
+		log, buf := capture()
+		c, err := StartCommand(context.Background(), Options{Name: "job", Binary: "/bin/sh",
+			Args: []string{"-c", "echo working; echo 'disk full' >&2; exit 3"}, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Channel() != nil {
+			t.Fatal("a plain program has no channel")
+		}
+		var ee *ExitError
+		if err := c.Wait(); !errors.As(err, &ee) || ee.Code != 3 || len(ee.Stderr) != 1 || ee.Stderr[0] != "disk full" {
+			t.Fatalf("got %v (%+v)", err, ee)
+		}
+		if !strings.Contains(buf.String(), "working") || !strings.Contains(buf.String(), `"@module":"root.job"`) {
+			t.Fatalf("output not forwarded under the command's name:\n%s", buf)
+		}
+	})
+	t.Run("stop signal, then kill", func(t *testing.T) {
+		log, buf := capture()
+		c, err := StartCommand(context.Background(), Options{Binary: "/bin/sh", Logger: log,
+			Args: []string{"-c", `trap "" TERM; echo ready; while :; do sleep 1; done`}, GracePeriod: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		proctest.Eventually(t, 5*time.Second, "the trap to be set", func() bool { return strings.Contains(buf.String(), "ready") })
+		within(t, 5*time.Second, "Stop", func() { c.Stop(context.Background()) })
+		var ee *ExitError
+		if err := c.Wait(); !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL || !ee.Stopped {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("stop signal honoured", func(t *testing.T) {
+		c, err := StartCommand(context.Background(), Options{Binary: "/bin/sleep", Args: []string{"30"}, StopSignal: syscall.SIGINT})
+		if err != nil {
+			t.Fatal(err)
+		}
+		within(t, 5*time.Second, "Stop", func() { c.Stop(context.Background()) })
+		var ee *ExitError
+		if err := c.Wait(); !errors.As(err, &ee) || ee.Signal != syscall.SIGINT || !ee.Stopped {
+			t.Fatalf("got %v", err)
+		}
+	})
+	noChildrenLeft(t)
 }
