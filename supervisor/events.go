@@ -1,0 +1,87 @@
+package supervisor
+
+import (
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// EventKind names a lifecycle event.
+type EventKind string
+
+const (
+	Started      EventKind = "started"
+	Exited       EventKind = "exited"
+	Restarting   EventKind = "restarting"
+	Stopped      EventKind = "stopped"
+	StopTimedOut EventKind = "stop timed out"
+	GaveUp       EventKind = "gave up"
+)
+
+// Event is one lifecycle fact about a child.
+type Event struct {
+	Kind       EventKind
+	Supervisor string
+	Child      string
+	// Err is why the child exited (Exited), or the *IntensityError
+	// (GaveUp).
+	Err error
+	// Backoff is the wait before the restart (Restarting).
+	Backoff time.Duration
+}
+
+func (s *Supervisor) emit(e Event) {
+	e.Supervisor = s.spec.Name
+	level := hclog.Info
+	switch e.Kind {
+	case GaveUp, StopTimedOut:
+		level = hclog.Error
+	case Exited:
+		if e.Err != nil {
+			level = hclog.Warn
+		}
+	}
+	args := []any{"supervisor", e.Supervisor, "child", e.Child}
+	if e.Err != nil {
+		args = append(args, "error", e.Err.Error())
+	}
+	if e.Backoff > 0 {
+		args = append(args, "backoff", e.Backoff)
+	}
+	s.spec.Logger.Log(level, string(e.Kind), args...)
+	if s.spec.Events != nil {
+		s.spec.Events(e)
+	}
+}
+
+// ChildState is one child in a Snapshot.
+type ChildState struct {
+	Name     string
+	PID      int    // 0 when the child is not a process, or not running
+	State    string // "running", "restarting", "stopped", "failed"
+	Restarts int
+	Uptime   time.Duration // 0 unless running
+	LastExit error
+}
+
+// pider is a service that runs a process.
+type pider interface{ PID() int }
+
+// Snapshot reports every child's state at this moment. It is safe to call
+// from any goroutine, while Serve runs or after.
+func (s *Supervisor) Snapshot() []ChildState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ChildState, len(s.children))
+	for i, c := range s.children {
+		st := s.state[i]
+		out[i] = ChildState{Name: c.Name, State: st.status, Restarts: st.restarts, LastExit: st.lastExit}
+		if st.status == "running" {
+			out[i].Uptime = time.Since(st.started)
+			if p, ok := st.service.(pider); ok {
+				out[i].PID = p.PID()
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,266 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/spawn"
+	"go.uber.org/goleak"
+)
+
+// failOnce fails the first time it runs for a marker file, and then blocks
+// until cancelled: an actor that crashes once.
+var failOnce = ipc.NewFunc("test.failOnce", func(ctx context.Context, marker string) (int, error) {
+	if _, err := os.Stat(marker); err != nil {
+		os.WriteFile(marker, nil, 0o600)
+		return 0, errors.New("first run fails")
+	}
+	<-ctx.Done()
+	return 0, nil
+})
+
+func TestMain(m *testing.M) {
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	spawn.Main(ipc.MustNewTable(failOnce))
+	goleak.VerifyTestMain(m)
+}
+
+// recorder keeps the events a supervisor emits.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recorder) add(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) count(kind EventKind, child string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Kind == kind && (child == "" || e.Child == child) {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *recorder) order(kind EventKind) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if e.Kind == kind {
+			out = append(out, e.Child)
+		}
+	}
+	return out
+}
+
+// sh is a child running a shell script.
+func sh(name, script string, restart Restart) Child {
+	return Child{Name: name, Restart: restart,
+		Service: Command(spawn.Options{Name: name, Binary: "/bin/sh", Args: []string{"-c", script}})}
+}
+
+// crashOnce runs a script that exits 1 the first time and sleeps after.
+func crashOnce(t *testing.T, name string, restart Restart) Child {
+	marker := filepath.Join(t.TempDir(), name)
+	return sh(name, fmt.Sprintf(`if [ -e %q ]; then exec sleep 30; fi; touch %q; exit 1`, marker, marker), restart)
+}
+
+// serve runs s in a goroutine the test owns and returns a function that
+// cancels it and returns what Serve returned.
+func serve(t *testing.T, s *Supervisor) (stop func() error, result <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
+	return func() error {
+		cancel()
+		var err error
+		proctest.Within(t, 15*time.Second, "Serve", func() { err = <-errc })
+		return err
+	}, errc
+}
+
+func TestStrategies(t *testing.T) {
+	tests := []struct {
+		strategy Strategy
+		starts   map[string]int // Started events per child once B has restarted
+	}{
+		{OneForOne, map[string]int{"a": 1, "b": 2, "c": 1}},
+		{OneForAll, map[string]int{"a": 2, "b": 2, "c": 2}},
+		{RestForOne, map[string]int{"a": 1, "b": 2, "c": 2}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.strategy), func(t *testing.T) {
+			rec := &recorder{}
+			s := New(Spec{Strategy: tt.strategy, MinBackoff: time.Millisecond, Events: rec.add},
+				sh("a", "exec sleep 30", Permanent), crashOnce(t, "b", Permanent), sh("c", "exec sleep 30", Permanent))
+			stop, _ := serve(t, s)
+			proctest.Eventually(t, 10*time.Second, "the restarts", func() bool {
+				for child, n := range tt.starts {
+					if rec.count(Started, child) < n {
+						return false
+					}
+				}
+				return true
+			})
+			proctest.Eventually(t, 10*time.Second, "every child's process", func() bool {
+				for _, c := range s.Snapshot() {
+					if c.State != "running" || c.PID == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			if err := stop(); err != nil {
+				t.Fatalf("Serve returned %v after its ctx ended", err)
+			}
+			for child, n := range tt.starts {
+				if got := rec.count(Started, child); got != n {
+					t.Errorf("child %s started %d times, want %d", child, got, n)
+				}
+			}
+			// The final stop goes in reverse start order.
+			stops := rec.order(Stopped)
+			if last := stops[len(stops)-3:]; fmt.Sprint(last) != "[c b a]" {
+				t.Errorf("stop order %v", stops)
+			}
+			proctest.NoChildrenLeft(t)
+		})
+	}
+}
+
+func (s Strategy) String() string { return [...]string{"one-for-one", "one-for-all", "rest-for-one"}[s] }
+
+func TestRestartTypes(t *testing.T) {
+	tests := []struct {
+		name      string
+		child     func(t *testing.T) Child
+		restarted bool
+	}{
+		{"permanent after a normal exit", func(t *testing.T) Child {
+			marker := filepath.Join(t.TempDir(), "m")
+			return sh("x", fmt.Sprintf(`if [ -e %q ]; then exec sleep 30; fi; touch %q; exit 0`, marker, marker), Permanent)
+		}, true},
+		{"transient after a normal exit", func(t *testing.T) Child { return sh("x", "exit 0", Transient) }, false},
+		{"transient after a failure", func(t *testing.T) Child { return crashOnce(t, "x", Transient) }, true},
+		{"transient with a configured normal status", func(t *testing.T) Child {
+			return Child{Name: "x", Restart: Transient,
+				Service: Command(spawn.Options{Binary: "/bin/sh", Args: []string{"-c", "exit 4"}}, 4)}
+		}, false},
+		{"temporary after a failure", func(t *testing.T) Child { return sh("x", "exit 1", Temporary) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			s := New(Spec{MinBackoff: time.Millisecond, Events: rec.add}, tt.child(t))
+			stop, _ := serve(t, s)
+			proctest.Eventually(t, 10*time.Second, "the exit", func() bool { return rec.count(Exited, "x") >= 1 })
+			proctest.Eventually(t, 10*time.Second, "the decision", func() bool {
+				st := s.Snapshot()[0].State
+				return st == "stopped" || st == "restarting" || rec.count(Started, "x") == 2
+			})
+			if tt.restarted {
+				proctest.Eventually(t, 10*time.Second, "the restart", func() bool { return rec.count(Started, "x") == 2 })
+			} else if st := s.Snapshot()[0]; st.State != "stopped" || rec.count(Restarting, "x") != 0 {
+				t.Fatalf("restarted when it should not be: %+v", st)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			proctest.NoChildrenLeft(t)
+		})
+	}
+}
+
+func TestIntensityEscalatesThroughTwoLevels(t *testing.T) {
+	rec := &recorder{}
+	inner := New(Spec{Name: "inner", MaxRestarts: 2, Period: time.Minute, MinBackoff: time.Millisecond, Events: rec.add},
+		sh("crasher", "exit 1", Permanent))
+	outer := New(Spec{Name: "outer", MaxRestarts: 1, Period: time.Minute, MinBackoff: time.Millisecond, Events: rec.add},
+		Child{Name: "inner", Service: inner, Restart: Permanent}, sh("bystander", "exec sleep 30", Permanent))
+	var err error
+	proctest.Within(t, 20*time.Second, "Serve", func() { err = outer.Serve(context.Background()) })
+	var ie *IntensityError
+	if !errors.As(err, &ie) || ie.Supervisor != "outer" || ie.Child != "inner" || ie.Restarts != 1 {
+		t.Fatalf("got %v", err)
+	}
+	var innerErr *IntensityError
+	if !errors.As(ie.Last, &innerErr) || innerErr.Supervisor != "inner" || innerErr.Child != "crasher" || innerErr.Restarts != 2 {
+		t.Fatalf("the outer error does not carry the inner one: %v", ie.Last)
+	}
+	if n := rec.count(GaveUp, ""); n != 3 { // inner twice, outer once
+		t.Fatalf("%d gave-up events, want 3", n)
+	}
+	if rec.count(Stopped, "bystander") != 1 {
+		t.Fatal("the bystander was not stopped when the outer supervisor gave up")
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+func TestBackoffHoldsBackACrashLoop(t *testing.T) {
+	rec := &recorder{}
+	s := New(Spec{MaxRestarts: 1000, Period: time.Minute, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Events: rec.add},
+		sh("looper", "exit 1", Permanent))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.Serve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Waits of 50, 100, 200, 200, ... ms (±25%) allow about 6 restarts in a
+	// second; without backoff a shell that exits at once restarts hundreds
+	// of times.
+	n := rec.count(Restarting, "looper")
+	t.Logf("%d restarts in 1s", n)
+	if n < 2 || n > 10 {
+		t.Fatalf("%d restarts in 1s: backoff is not pacing the loop", n)
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+func TestStubbornChildIsKilledAfterItsShutdown(t *testing.T) {
+	rec := &recorder{}
+	c := sh("stubborn", `trap "" TERM; echo up; while :; do sleep 1; done`, Permanent)
+	c.Shutdown = 200 * time.Millisecond
+	s := New(Spec{Events: rec.add}, c)
+	stop, _ := serve(t, s)
+	proctest.Eventually(t, 5*time.Second, "the child to start", func() bool { return s.Snapshot()[0].PID != 0 })
+	time.Sleep(50 * time.Millisecond) // let the shell install its trap
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+func TestActorChild(t *testing.T) {
+	rec := &recorder{}
+	marker := filepath.Join(t.TempDir(), "marker")
+	s := New(Spec{MinBackoff: time.Millisecond, Events: rec.add},
+		Child{Name: "worker", Restart: Permanent, Service: Actor(failOnce, marker, spawn.Options{Name: "worker"})})
+	stop, _ := serve(t, s)
+	proctest.Eventually(t, 10*time.Second, "the restart", func() bool { return rec.count(Started, "worker") == 2 })
+	proctest.Eventually(t, 10*time.Second, "the actor's pid", func() bool { return s.Snapshot()[0].PID != 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.count(Exited, "worker") < 1 {
+		t.Fatal("no exit recorded")
+	}
+	proctest.NoChildrenLeft(t)
+}
