@@ -30,6 +30,18 @@ const (
 	RestForOne
 )
 
+func (s Strategy) String() string {
+	switch s {
+	case OneForOne:
+		return "one-for-one"
+	case OneForAll:
+		return "one-for-all"
+	case RestForOne:
+		return "rest-for-one"
+	}
+	return fmt.Sprintf("strategy(%d)", int(s))
+}
+
 // Restart says when a child that exited is restarted.
 type Restart int
 

@@ -146,8 +146,6 @@ func TestStrategies(t *testing.T) {
 	}
 }
 
-func (s Strategy) String() string { return [...]string{"one-for-one", "one-for-all", "rest-for-one"}[s] }
-
 func TestRestartTypes(t *testing.T) {
 	tests := []struct {
 		name      string
