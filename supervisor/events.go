@@ -72,16 +72,20 @@ type pider interface{ PID() int }
 func (s *Supervisor) Snapshot() []ChildState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ChildState, len(s.children))
+	out := make([]ChildState, 0, len(s.children))
 	for i, c := range s.children {
 		st := s.state[i]
-		out[i] = ChildState{Name: c.Name, State: st.status, Restarts: st.restarts, LastExit: st.lastExit}
+		if st.removed {
+			continue
+		}
+		cs := ChildState{Name: c.Name, State: st.status, Restarts: st.restarts, LastExit: st.lastExit}
 		if st.status == "running" {
-			out[i].Uptime = time.Since(st.started)
+			cs.Uptime = time.Since(st.started)
 			if p, ok := st.service.(pider); ok {
-				out[i].PID = p.PID()
+				cs.PID = p.PID()
 			}
 		}
+		out = append(out, cs)
 	}
 	return out
 }

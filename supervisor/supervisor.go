@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -64,7 +65,25 @@ type Child struct {
 	// SIGKILL when it has passed. Zero means DefaultShutdown; BrutalKill
 	// kills at once; Infinity waits as long as the child takes.
 	Shutdown time.Duration
+	// Significant children end the supervisor when they end for good (a
+	// Transient child's normal exit, any Temporary exit), as Spec's
+	// AutoShutdown says: OTP's significant children.
+	Significant bool
 }
+
+// AutoShutdown says whether significant children end their supervisor.
+type AutoShutdown int
+
+const (
+	// Never: significant children are like any other.
+	Never AutoShutdown = iota
+	// AnySignificant: the supervisor stops when any significant child has
+	// ended for good.
+	AnySignificant
+	// AllSignificant: the supervisor stops when every significant child
+	// has ended for good.
+	AllSignificant
+)
 
 // Shutdown values with a special meaning.
 const (
@@ -92,19 +111,43 @@ type Spec struct {
 	Events func(Event)
 	// Logger logs every event; nil discards them.
 	Logger hclog.Logger
+	// AutoShutdown: see Child.Significant. The zero value is Never.
+	AutoShutdown AutoShutdown
+	// MaxChildren caps AddChild; zero means no cap.
+	MaxChildren int
 }
 
 // Supervisor runs children by a Spec. Build it with New.
 type Supervisor struct {
-	spec     Spec
-	children []Child
+	spec Spec
+	reqs chan request // AddChild and RemoveChild, served by Serve's loop
 
-	mu    sync.Mutex // guards state, read by Snapshot from other goroutines
-	state []childState
+	mu       sync.Mutex // guards children, state and serving
+	children []Child
+	state    []childState
+	serving  chan struct{} // closed when the running Serve returns; nil when none runs
 }
 
+// request is a change of children asked of a running supervisor.
+type request struct {
+	add    *Child
+	remove string
+	reply  chan error
+}
+
+// ErrNotRunning is returned by AddChild and RemoveChild when Serve is not
+// running.
+var ErrNotRunning = errors.New("supervisor: not running")
+
+// ErrTooManyChildren is returned by AddChild past Spec.MaxChildren.
+var ErrTooManyChildren = errors.New("supervisor: at its maximum number of children")
+
+// ErrNoSuchChild is returned by RemoveChild for a name it does not have.
+var ErrNoSuchChild = errors.New("supervisor: no such child")
+
 type childState struct {
-	status   string // "starting", "running", "restarting", "stopped", "failed"
+	removed  bool   // taken out by RemoveChild: a tombstone, so indexes stay stable
+	status   string // "running", "restarting", "stopped", "failed"
 	restarts int
 	started  time.Time
 	lastExit error
@@ -135,7 +178,39 @@ func New(spec Spec, children ...Child) *Supervisor {
 	if spec.Name == "" {
 		spec.Name = "supervisor"
 	}
-	return &Supervisor{spec: spec, children: append([]Child(nil), children...), state: make([]childState, len(children))}
+	return &Supervisor{spec: spec, reqs: make(chan request), children: append([]Child(nil), children...),
+		state: make([]childState, len(children))}
+}
+
+// AddChild adds a child to a running supervisor and starts it: the way to
+// grow a pool of identical workers. It fails with ErrTooManyChildren past
+// Spec.MaxChildren, and with ErrNotRunning when Serve is not running.
+func (s *Supervisor) AddChild(ctx context.Context, c Child) error {
+	return s.ask(ctx, request{add: &c})
+}
+
+// RemoveChild stops a child of a running supervisor and forgets it: the way
+// to shrink a pool. It returns once the child has stopped.
+func (s *Supervisor) RemoveChild(ctx context.Context, name string) error {
+	return s.ask(ctx, request{remove: name})
+}
+
+func (s *Supervisor) ask(ctx context.Context, r request) error {
+	s.mu.Lock()
+	serving := s.serving
+	s.mu.Unlock()
+	if serving == nil {
+		return ErrNotRunning
+	}
+	r.reply = make(chan error, 1)
+	select {
+	case s.reqs <- r:
+	case <-serving:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.reply
 }
 
 // IntensityError is a supervisor giving up: a child was restarted more
@@ -176,6 +251,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	runs := make([]*run, len(s.children))
 	gens := make([]int, len(s.children))
+	live := func(i int) bool { // a child that is neither removed nor ended for good
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.state[i].removed
+	}
 	var restartTimes []time.Time
 	type due struct{ i, gen int }
 	restarts := make(chan due)
@@ -184,7 +264,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	start := func(i int) {
 		gens[i]++
 		gen := gens[i]
+		s.mu.Lock()
 		c := s.children[i]
+		s.mu.Unlock()
 		cctx, cancel := context.WithCancel(context.WithValue(ctx, shutdownKey{}, c.Shutdown))
 		r := &run{gen: gen, cancel: cancel, done: make(chan struct{})}
 		runs[i] = r
@@ -234,10 +316,74 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	}
 	all := func(from int) []int {
 		var out []int
-		for i := from; i < len(s.children); i++ {
-			out = append(out, i)
+		for i := from; i < len(runs); i++ {
+			if live(i) {
+				out = append(out, i)
+			}
 		}
 		return out
+	}
+	// ended reports whether the significant children say the supervisor
+	// is done.
+	ended := func(i int) bool {
+		if !s.children[i].Significant {
+			return false
+		}
+		switch s.spec.AutoShutdown {
+		case AnySignificant:
+			return true
+		case AllSignificant:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for k, c := range s.children {
+				if c.Significant && !s.state[k].removed && s.state[k].status != "stopped" {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	serveRequest := func(r request) {
+		switch {
+		case r.add != nil:
+			s.mu.Lock()
+			n := 0
+			for k := range s.children {
+				if !s.state[k].removed {
+					n++
+				}
+			}
+			if s.spec.MaxChildren > 0 && n >= s.spec.MaxChildren {
+				s.mu.Unlock()
+				r.reply <- fmt.Errorf("%w (%d)", ErrTooManyChildren, s.spec.MaxChildren)
+				return
+			}
+			s.children = append(s.children, *r.add)
+			s.state = append(s.state, childState{})
+			s.mu.Unlock()
+			runs = append(runs, nil)
+			gens = append(gens, 0)
+			start(len(runs) - 1)
+			r.reply <- nil
+		default:
+			found := -1
+			s.mu.Lock()
+			for k, c := range s.children {
+				if c.Name == r.remove && !s.state[k].removed {
+					found = k
+				}
+			}
+			s.mu.Unlock()
+			if found < 0 {
+				r.reply <- fmt.Errorf("%w: %q", ErrNoSuchChild, r.remove)
+				return
+			}
+			stop([]int{found})
+			gens[found]++ // a pending restart of it is void
+			s.set(found, func(st *childState) { st.removed = true })
+			r.reply <- nil
+		}
 	}
 	schedule := func(i int, wait time.Duration) {
 		gen := gens[i]
@@ -266,6 +412,16 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		return err
 	}
 
+	serving := make(chan struct{})
+	s.mu.Lock()
+	s.serving = serving
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.serving = nil
+		s.mu.Unlock()
+		close(serving) // askers waiting to send get ErrNotRunning
+	}()
 	for i := range s.children {
 		start(i)
 	}
@@ -273,6 +429,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return finish(nil)
+		case r := <-s.reqs:
+			serveRequest(r)
 		case d := <-restarts:
 			if d.gen == gens[d.i] && runs[d.i] == nil {
 				start(d.i)
@@ -288,6 +446,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			s.emit(Event{Kind: Exited, Child: c.Name, Err: ex.err})
 			if c.Restart == Temporary || c.Restart == Transient && ex.err == nil {
 				s.set(ex.i, func(st *childState) { st.status = "stopped" })
+				if ended(ex.i) {
+					return finish(nil)
+				}
 				continue
 			}
 			now := time.Now()
@@ -307,18 +468,33 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			case OneForOne:
 				schedule(ex.i, wait)
 			case OneForAll:
-				stop(all(0))
-				for i := range s.children {
+				others := all(0)
+				stop(others)
+				for _, i := range others {
 					schedule(i, wait)
 				}
+				if !contains(others, ex.i) {
+					schedule(ex.i, wait)
+				}
 			case RestForOne:
-				stop(all(ex.i + 1))
-				for i := ex.i; i < len(s.children); i++ {
+				rest := all(ex.i + 1)
+				stop(rest)
+				schedule(ex.i, wait)
+				for _, i := range rest {
 					schedule(i, wait)
 				}
 			}
 		}
 	}
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // nextBackoff doubles the child's backoff (or resets it after a long

@@ -89,10 +89,13 @@ func serve(t *testing.T, s *Supervisor) (stop func() error, result <-chan error)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve(ctx) }()
+	var once sync.Once
+	var err error
 	return func() error {
-		cancel()
-		var err error
-		proctest.Within(t, 15*time.Second, "Serve", func() { err = <-errc })
+		once.Do(func() {
+			cancel()
+			proctest.Within(t, 15*time.Second, "Serve", func() { err = <-errc })
+		})
 		return err
 	}, errc
 }
@@ -259,6 +262,88 @@ func TestActorChild(t *testing.T) {
 	}
 	if rec.count(Exited, "worker") < 1 {
 		t.Fatal("no exit recorded")
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+func TestPoolGrowsAndShrinks(t *testing.T) {
+	rec := &recorder{}
+	pool := New(Spec{Name: "pool", MaxChildren: 6, Events: rec.add})
+	stop, _ := serve(t, pool)
+	defer stop()
+	ctx := context.Background()
+	proctest.Eventually(t, 5*time.Second, "Serve to run", func() bool {
+		return !errors.Is(pool.RemoveChild(ctx, "nobody"), ErrNotRunning)
+	})
+	worker := func(i int) Child { return sh(fmt.Sprint("w", i), "exec sleep 30", Permanent) }
+	// Grow to 6 from several goroutines at once.
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pool.AddChild(ctx, worker(i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := pool.AddChild(ctx, worker(6)); !errors.Is(err, ErrTooManyChildren) {
+		t.Fatalf("a 7th worker: %v", err)
+	}
+	proctest.Eventually(t, 10*time.Second, "6 running workers", func() bool {
+		pids := map[int]bool{}
+		for _, c := range pool.Snapshot() {
+			if c.PID != 0 {
+				pids[c.PID] = true
+			}
+		}
+		return len(pids) == 6
+	})
+	// Shrink to 2, again concurrently.
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pool.RemoveChild(ctx, fmt.Sprint("w", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(pool.Snapshot()); n != 2 {
+		t.Fatalf("%d workers after shrinking to 2", n)
+	}
+	if err := pool.RemoveChild(ctx, "w0"); !errors.Is(err, ErrNoSuchChild) {
+		t.Fatalf("removing a removed worker: %v", err)
+	}
+	if err := pool.AddChild(ctx, worker(7)); err != nil { // room again
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.AddChild(ctx, worker(8)); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("AddChild after Serve: %v", err)
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+func TestSignificantChildEndsTheSupervisor(t *testing.T) {
+	for _, mode := range []AutoShutdown{AnySignificant, AllSignificant} {
+		rec := &recorder{}
+		job := sh("job", "exit 0", Transient)
+		job.Significant = true
+		other := sh("other", "exec sleep 30", Permanent)
+		s := New(Spec{AutoShutdown: mode, Events: rec.add}, other, job)
+		var err error
+		proctest.Within(t, 10*time.Second, "Serve", func() { err = s.Serve(context.Background()) })
+		if err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		if rec.count(Stopped, "other") != 1 {
+			t.Fatalf("%v: the other child was not stopped", mode)
+		}
 	}
 	proctest.NoChildrenLeft(t)
 }
