@@ -167,27 +167,35 @@ func TestRestartTypes(t *testing.T) {
 		}, false},
 		{"temporary after a failure", func(t *testing.T) Child { return sh("x", "exit 1", Temporary) }, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{}
-			s := New(Spec{MinBackoff: time.Millisecond, Events: rec.add}, tt.child(t))
-			stop, _ := serve(t, s)
-			proctest.Eventually(t, 10*time.Second, "the exit", func() bool { return rec.count(Exited, "x") >= 1 })
-			proctest.Eventually(t, 10*time.Second, "the decision", func() bool {
-				st := s.Snapshot()[0].State
-				return st == "stopped" || st == "restarting" || rec.count(Started, "x") == 2
+	for _, strategy := range []Strategy{OneForOne, OneForAll, RestForOne} {
+		for _, tt := range tests {
+			t.Run(strategy.String()+"/"+tt.name, func(t *testing.T) {
+				testRestartType(t, strategy, tt.child(t), tt.restarted)
 			})
-			if tt.restarted {
-				proctest.Eventually(t, 10*time.Second, "the restart", func() bool { return rec.count(Started, "x") == 2 })
-			} else if st := s.Snapshot()[0]; st.State != "stopped" || rec.count(Restarting, "x") != 0 {
-				t.Fatalf("restarted when it should not be: %+v", st)
-			}
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			proctest.NoChildrenLeft(t)
-		})
+		}
 	}
+}
+
+// testRestartType runs child (named "x") alone under strategy and checks
+// whether its first exit restarts it.
+func testRestartType(t *testing.T, strategy Strategy, child Child, restarted bool) {
+	rec := &recorder{}
+	s := New(Spec{Strategy: strategy, MinBackoff: time.Millisecond, Events: rec.add}, child)
+	stop, _ := serve(t, s)
+	proctest.Eventually(t, 10*time.Second, "the exit", func() bool { return rec.count(Exited, "x") >= 1 })
+	proctest.Eventually(t, 10*time.Second, "the decision", func() bool {
+		st := s.Snapshot()[0].State
+		return st == "stopped" || st == "restarting" || rec.count(Started, "x") == 2
+	})
+	if restarted {
+		proctest.Eventually(t, 10*time.Second, "the restart", func() bool { return rec.count(Started, "x") == 2 })
+	} else if st := s.Snapshot()[0]; st.State != "stopped" || rec.count(Restarting, "x") != 0 {
+		t.Fatalf("restarted when it should not be: %+v", st)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.NoChildrenLeft(t)
 }
 
 func TestIntensityEscalatesThroughTwoLevels(t *testing.T) {
@@ -346,4 +354,27 @@ func TestSignificantChildEndsTheSupervisor(t *testing.T) {
 		}
 	}
 	proctest.NoChildrenLeft(t)
+}
+
+// slowService ignores its ctx for a while, as a wedged in-process child
+// would.
+type slowService struct{ ignore time.Duration }
+
+func (s slowService) Serve(ctx context.Context) error {
+	<-ctx.Done()
+	time.Sleep(s.ignore)
+	return nil
+}
+
+func TestStopTimeoutIsReported(t *testing.T) {
+	rec := &recorder{}
+	s := New(Spec{Events: rec.add}, Child{Name: "slow", Service: slowService{ignore: 1500 * time.Millisecond}, Shutdown: 100 * time.Millisecond})
+	stop, _ := serve(t, s)
+	proctest.Eventually(t, 5*time.Second, "the child to run", func() bool { return rec.count(Started, "slow") == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.count(StopTimedOut, "slow") != 1 || rec.count(Stopped, "slow") != 1 {
+		t.Fatalf("events: %v", rec.order(StopTimedOut))
+	}
 }
