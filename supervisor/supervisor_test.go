@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/spawn"
 	"go.uber.org/goleak"
 )
@@ -27,11 +29,19 @@ var failOnce = ipc.NewFunc("test.failOnce", func(ctx context.Context, marker str
 	return 0, nil
 })
 
+// nestedSupervisor runs, inside an actor process, a supervisor over a
+// crash-looping program, and returns what it returns when it gives up.
+var nestedSupervisor = ipc.NewFunc("test.nestedSupervisor", func(ctx context.Context, _ struct{}) (int, error) {
+	s := New(Spec{Name: "in-actor", MaxRestarts: 2, Period: time.Minute, MinBackoff: time.Millisecond},
+		Child{Name: "crasher", Restart: Permanent, Service: Command(spawn.Options{Binary: "/bin/sh", Args: []string{"-c", "exit 1"}})})
+	return 0, s.Serve(ctx)
+})
+
 func TestMain(m *testing.M) {
 	if os.Getenv("GORACE") == "" {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
-	spawn.Main(ipc.MustNewTable(failOnce))
+	spawn.Main(ipc.MustNewTable(failOnce, nestedSupervisor))
 	goleak.VerifyTestMain(m)
 }
 
@@ -377,4 +387,33 @@ func TestStopTimeoutIsReported(t *testing.T) {
 	if rec.count(StopTimedOut, "slow") != 1 || rec.count(Stopped, "slow") != 1 {
 		t.Fatalf("events: %v", rec.order(StopTimedOut))
 	}
+}
+
+func TestSupervisorInsideAnActor(t *testing.T) {
+	outer := New(Spec{Name: "outer", MaxRestarts: 1, Period: time.Minute, MinBackoff: time.Millisecond},
+		Child{Name: "host", Restart: Permanent, Service: Actor(nestedSupervisor, struct{}{}, spawn.Options{Name: "host"})})
+	var err error
+	proctest.Within(t, 20*time.Second, "Serve", func() { err = outer.Serve(context.Background()) })
+	var ie *IntensityError
+	var remote *protocol.RemoteError
+	if !errors.As(err, &ie) || ie.Child != "host" || !errors.As(err, &remote) ||
+		!strings.Contains(remote.Message, "supervisor in-actor gave up: child crasher") || remote.Source.Name != "root.host" {
+		t.Fatalf("got %v", err)
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+func TestBrutalKill(t *testing.T) {
+	rec := &recorder{}
+	c := sh("victim", `trap "" TERM; echo up; while :; do sleep 1; done`, Permanent)
+	c.Shutdown = BrutalKill
+	s := New(Spec{Events: rec.add}, c)
+	stop, _ := serve(t, s)
+	proctest.Eventually(t, 5*time.Second, "the child to start", func() bool { return s.Snapshot()[0].PID != 0 })
+	began := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stopped %v after the request", time.Since(began))
+	proctest.NoChildrenLeft(t)
 }
