@@ -65,10 +65,11 @@ type Options struct {
 	// zero means DefaultHandshakeTimeout (10s).
 	HandshakeTimeout time.Duration
 	// GracePeriod is how long Stop waits after asking the child to stop
-	// before it sends StopSignal; zero means DefaultGracePeriod (2s).
+	// before it sends StopSignal (for a plain program, after StopSignal
+	// before SIGKILL); zero means DefaultGracePeriod (2s), Forever waits.
 	GracePeriod time.Duration
 	// KillDelay is how long Stop waits after StopSignal before SIGKILL;
-	// zero means DefaultKillDelay (1s).
+	// zero means DefaultKillDelay (1s), Forever waits.
 	KillDelay time.Duration
 	// StopSignal is sent to the child's process group when the grace
 	// period is over; zero means SIGTERM.
@@ -274,9 +275,16 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 	return a, nil
 }
 
+// Forever, as a GracePeriod or KillDelay, makes Stop wait at that step for
+// as long as the actor takes.
+const Forever time.Duration = -1
+
 func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
+	if d == 0 {
 		return def
+	}
+	if d < 0 {
+		return Forever
 	}
 	return d
 }
@@ -484,40 +492,48 @@ func (a *Actor) escalate() {
 		return
 	default:
 	}
+	// waited reports whether the actor ended within d (Forever: waits).
+	waited := func(d time.Duration) bool {
+		if d == Forever {
+			<-a.done
+			return true
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-a.done:
+			return true
+		case <-t.C:
+			return false
+		}
+	}
 	if a.plain {
 		// A plain program understands signals only.
 		a.signal(a.sig)
-		deadline := time.NewTimer(a.grace)
-		defer deadline.Stop()
-		select {
-		case <-a.done:
-		case <-deadline.C:
+		if !waited(a.grace) {
 			a.signal(syscall.SIGKILL)
 			<-a.done
 		}
 		return
 	}
-	deadline := time.NewTimer(a.grace)
-	defer deadline.Stop()
 	asked := make(chan struct{})
 	go func() {
 		defer close(asked)
-		ctx, cancel := context.WithTimeout(context.Background(), a.grace)
-		defer cancel()
+		ctx := context.Background()
+		if a.grace != Forever {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, a.grace)
+			defer cancel()
+		}
 		stopFunc.Call(ctx, a.ch, nil) // the actor's own exit is the answer that counts
 	}()
 	defer func() { <-asked }()
-	select {
-	case <-a.done:
+	if waited(a.grace) {
 		return
-	case <-deadline.C:
 	}
 	a.signal(a.sig)
-	deadline.Reset(a.kill)
-	select {
-	case <-a.done:
+	if waited(a.kill) {
 		return
-	case <-deadline.C:
 	}
 	a.signal(syscall.SIGKILL)
 	<-a.done

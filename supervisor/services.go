@@ -10,6 +10,9 @@ import (
 	"github.com/arbor-go/arbor/spawn"
 )
 
+// Each child needs a Service value of its own (call Command or Actor once
+// per child): the value tracks the process it runs, for Snapshot.
+
 // Command returns a Service that runs a plain program (spawn.StartCommand)
 // until it exits: exit status 0 is a normal exit, and any status in
 // normal is treated as one too (for Transient children). When the
@@ -51,11 +54,21 @@ func (p *process) PID() int {
 func (p *process) Serve(ctx context.Context) error {
 	shutdown := shutdownOf(ctx)
 	opts := p.opts
-	switch {
-	case shutdown == BrutalKill:
-		opts.GracePeriod, opts.KillDelay = time.Nanosecond, time.Nanosecond
-	case shutdown > 0 && opts.GracePeriod == 0:
-		opts.GracePeriod = shutdown
+	// The child's Shutdown sets the stop escalation unless the options
+	// set it themselves: a plain program gets its stop signal and then
+	// Shutdown to exit; an actor gets two thirds of it to stop on request
+	// and the rest after its stop signal.
+	if opts.GracePeriod == 0 && opts.KillDelay == 0 {
+		switch {
+		case shutdown == BrutalKill:
+			opts.GracePeriod, opts.KillDelay = time.Nanosecond, time.Nanosecond
+		case shutdown == Infinity:
+			opts.GracePeriod, opts.KillDelay = spawn.Forever, spawn.Forever
+		case p.command:
+			opts.GracePeriod = shutdown
+		default:
+			opts.GracePeriod, opts.KillDelay = shutdown*2/3, shutdown/3
+		}
 	}
 	var a *spawn.Actor
 	var err error
@@ -91,13 +104,7 @@ func (p *process) Serve(ctx context.Context) error {
 			err = a.Wait()
 		}
 	case <-ctx.Done():
-		stopCtx := context.WithoutCancel(ctx)
-		if shutdown > 0 {
-			var cancel context.CancelFunc
-			stopCtx, cancel = context.WithTimeout(stopCtx, shutdown)
-			defer cancel()
-		}
-		a.Stop(stopCtx)
+		a.Stop(context.WithoutCancel(ctx)) // the escalation above bounds it
 		err = nil
 	}
 	if pending {

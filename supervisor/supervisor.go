@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
+	"sort"
 	"sync"
 	"time"
 
@@ -107,7 +109,8 @@ type Spec struct {
 	// again from MinBackoff.
 	MinBackoff, MaxBackoff, ResetAfter time.Duration
 	// Events receives every lifecycle event, from the goroutine running
-	// Serve; it must not block for long.
+	// Serve; it must not block for long, nor call AddChild or RemoveChild
+	// (which wait for that goroutine).
 	Events func(Event)
 	// Logger logs every event; nil discards them.
 	Logger hclog.Logger
@@ -244,30 +247,66 @@ type run struct {
 	done   chan struct{}
 }
 
-// Serve runs the supervisor until ctx ends or it gives up.
+// ErrAlreadyServing is returned by Serve when the supervisor is already
+// being served.
+var ErrAlreadyServing = errors.New("supervisor: Serve is already running")
+
+// Serve runs the supervisor until ctx ends or it gives up. Children start
+// in order, each once the previous one's Serve has been started (a Service
+// has no "ready" signal to wait for). Serving again, as a parent
+// supervisor's restart does, starts the children afresh.
 func (s *Supervisor) Serve(ctx context.Context) error {
+	serving := make(chan struct{})
+	s.mu.Lock()
+	if s.serving != nil {
+		s.mu.Unlock()
+		return ErrAlreadyServing
+	}
+	s.serving = serving
+	// A fresh start: children removed by RemoveChild are dropped now that
+	// no index is in flight, and restart history is forgotten.
+	var kept []Child
+	for i, c := range s.children {
+		if !s.state[i].removed {
+			kept = append(kept, c)
+		}
+	}
+	s.children, s.state = kept, make([]childState, len(kept))
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.serving = nil
+		s.mu.Unlock()
+		close(serving) // askers waiting to send get ErrNotRunning
+	}()
+
 	exits := make(chan exit)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	runs := make([]*run, len(s.children))
 	gens := make([]int, len(s.children))
-	live := func(i int) bool { // a child that is neither removed nor ended for good
+	status := func(i int) string {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return !s.state[i].removed
+		if s.state[i].removed {
+			return "removed"
+		}
+		return s.state[i].status
 	}
 	var restartTimes []time.Time
-	type due struct{ i, gen int }
+	// due is a group of children whose backoff has passed, to start in
+	// order; gens voids the start of any member stopped meanwhile.
+	type due struct{ group, gens []int }
 	restarts := make(chan due)
 	var timers sync.WaitGroup
 
 	start := func(i int) {
 		gens[i]++
 		gen := gens[i]
-		s.mu.Lock()
 		c := s.children[i]
-		s.mu.Unlock()
-		cctx, cancel := context.WithCancel(context.WithValue(ctx, shutdownKey{}, c.Shutdown))
+		// Each child's ctx is cancelled only by stop, one child at a time,
+		// so that children stop in reverse start order.
+		cctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, shutdownFor(c)))
 		r := &run{gen: gen, cancel: cancel, done: make(chan struct{})}
 		runs[i] = r
 		s.set(i, func(st *childState) { st.status, st.started, st.service = "running", time.Now(), c.Service })
@@ -275,7 +314,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := c.Service.Serve(cctx)
+			err := serveRecovered(cctx, c.Service)
 			close(r.done)
 			select {
 			case exits <- exit{i: i, gen: gen, err: err}:
@@ -283,21 +322,19 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	// stop stops children from last to first, each before the next.
+	// stop stops children from last to first, each before the next, and
+	// voids their pending restarts.
 	stop := func(which []int) {
 		for k := len(which) - 1; k >= 0; k-- {
 			i := which[k]
+			gens[i]++ // its exit, or a restart pending for it, is now stale
 			r := runs[i]
 			if r == nil {
 				continue
 			}
 			runs[i] = nil
-			gens[i]++ // its exit, when it comes, is stale
 			r.cancel()
-			limit := s.children[i].Shutdown
-			if limit == 0 {
-				limit = DefaultShutdown
-			}
+			limit := shutdownFor(s.children[i])
 			if limit > 0 {
 				t := time.NewTimer(limit + time.Second)
 				select {
@@ -314,10 +351,12 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			s.emit(Event{Kind: Stopped, Child: s.children[i].Name})
 		}
 	}
-	all := func(from int) []int {
+	// active lists, from index from on, the children running or waiting
+	// for a restart: those a strategy takes down and brings back.
+	active := func(from int) []int {
 		var out []int
 		for i := from; i < len(runs); i++ {
-			if live(i) {
+			if st := status(i); runs[i] != nil || st == "restarting" {
 				out = append(out, i)
 			}
 		}
@@ -333,16 +372,42 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		case AnySignificant:
 			return true
 		case AllSignificant:
-			s.mu.Lock()
-			defer s.mu.Unlock()
 			for k, c := range s.children {
-				if c.Significant && !s.state[k].removed && s.state[k].status != "stopped" {
+				if st := status(k); c.Significant && st != "stopped" && st != "removed" {
 					return false
 				}
 			}
 			return true
 		}
 		return false
+	}
+	// schedule starts group, in order, once wait has passed. Temporary
+	// children are not brought back: they end when taken down.
+	schedule := func(group []int, wait time.Duration) {
+		var members, memberGens []int
+		for _, i := range group {
+			if s.children[i].Restart == Temporary {
+				continue // never the child that failed: its exit ended it for good
+			}
+			members = append(members, i)
+			memberGens = append(memberGens, gens[i])
+			s.set(i, func(st *childState) { st.status, st.backoff = "restarting", wait })
+			s.emit(Event{Kind: Restarting, Child: s.children[i].Name, Backoff: wait})
+		}
+		timers.Add(1)
+		go func() {
+			defer timers.Done()
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				select {
+				case restarts <- due{group: members, gens: memberGens}:
+				case <-quit:
+				}
+			case <-quit:
+			}
+		}()
 	}
 	serveRequest := func(r request) {
 		switch {
@@ -358,6 +423,13 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				s.mu.Unlock()
 				r.reply <- fmt.Errorf("%w (%d)", ErrTooManyChildren, s.spec.MaxChildren)
 				return
+			}
+			for k, c := range s.children {
+				if c.Name == r.add.Name && !s.state[k].removed {
+					s.mu.Unlock()
+					r.reply <- fmt.Errorf("supervisor: a child named %q already exists", c.Name)
+					return
+				}
 			}
 			s.children = append(s.children, *r.add)
 			s.state = append(s.state, childState{})
@@ -380,48 +452,22 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				return
 			}
 			stop([]int{found})
-			gens[found]++ // a pending restart of it is void
 			s.set(found, func(st *childState) { st.removed = true })
 			r.reply <- nil
 		}
 	}
-	schedule := func(i int, wait time.Duration) {
-		gen := gens[i]
-		s.set(i, func(st *childState) { st.status, st.backoff = "restarting", wait })
-		s.emit(Event{Kind: Restarting, Child: s.children[i].Name, Backoff: wait})
-		timers.Add(1)
-		go func() {
-			defer timers.Done()
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				select {
-				case restarts <- due{i: i, gen: gen}:
-				case <-quit:
-				}
-			case <-quit:
-			}
-		}()
-	}
 	finish := func(err error) error {
-		stop(all(0))
+		var all []int
+		for i := range runs {
+			all = append(all, i)
+		}
+		stop(all)
 		close(quit)
 		timers.Wait()
 		wg.Wait()
 		return err
 	}
 
-	serving := make(chan struct{})
-	s.mu.Lock()
-	s.serving = serving
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.serving = nil
-		s.mu.Unlock()
-		close(serving) // askers waiting to send get ErrNotRunning
-	}()
 	for i := range s.children {
 		start(i)
 	}
@@ -432,8 +478,10 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		case r := <-s.reqs:
 			serveRequest(r)
 		case d := <-restarts:
-			if d.gen == gens[d.i] && runs[d.i] == nil {
-				start(d.i)
+			for k, i := range d.group {
+				if d.gens[k] == gens[i] && runs[i] == nil {
+					start(i)
+				}
 			}
 		case ex := <-exits:
 			if ex.gen != gens[ex.i] {
@@ -458,7 +506,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 			if len(restartTimes) > s.spec.MaxRestarts {
 				s.set(ex.i, func(st *childState) { st.status = "failed" })
-				gaveUp := &IntensityError{Supervisor: s.spec.Name, Child: c.Name, Restarts: s.spec.MaxRestarts,
+				gaveUp := &IntensityError{Supervisor: s.spec.Name, Child: c.Name, Restarts: len(restartTimes) - 1,
 					Period: s.spec.Period, Last: ex.err}
 				s.emit(Event{Kind: GaveUp, Child: c.Name, Err: gaveUp})
 				return finish(gaveUp)
@@ -466,26 +514,43 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			wait := s.nextBackoff(ex.i, up)
 			switch s.spec.Strategy {
 			case OneForOne:
-				schedule(ex.i, wait)
+				schedule([]int{ex.i}, wait)
 			case OneForAll:
-				others := all(0)
-				stop(others)
-				for _, i := range others {
-					schedule(i, wait)
-				}
-				if !contains(others, ex.i) {
-					schedule(ex.i, wait)
-				}
+				group := append(active(0), ex.i)
+				sort.Ints(group)
+				stop(group)
+				schedule(group, wait)
 			case RestForOne:
-				rest := all(ex.i + 1)
-				stop(rest)
-				schedule(ex.i, wait)
-				for _, i := range rest {
-					schedule(i, wait)
-				}
+				group := append([]int{ex.i}, active(ex.i+1)...)
+				stop(group)
+				schedule(group, wait)
 			}
 		}
 	}
+}
+
+// shutdownFor is a child's Shutdown with its default: supervisors get
+// Infinity, as in OTP, since stopping their own children takes what it
+// takes; everything else DefaultShutdown.
+func shutdownFor(c Child) time.Duration {
+	if c.Shutdown != 0 {
+		return c.Shutdown
+	}
+	if _, ok := c.Service.(*Supervisor); ok {
+		return Infinity
+	}
+	return DefaultShutdown
+}
+
+// serveRecovered runs a service, turning a panic into an error that keeps
+// the stack.
+func serveRecovered(ctx context.Context, svc Service) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("service panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return svc.Serve(ctx)
 }
 
 func contains(xs []int, x int) bool {
