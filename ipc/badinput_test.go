@@ -202,7 +202,6 @@ func TestBadInputFromCaller(t *testing.T) {
 
 // The channel under test calls; the raw peer answers badly.
 func TestBadInputFromCallee(t *testing.T) {
-	type result struct{ err error }
 	tests := []struct {
 		name   string
 		call   func(ch *Channel) error

@@ -150,15 +150,6 @@ func (r *reader) uintN(n int) (uint64, error) {
 	}
 }
 
-// typeName describes the msgpack value starting at the current offset, for
-// error messages ("got string").
-func (r *reader) typeName() string {
-	if r.off >= len(r.buf) {
-		return "end of data"
-	}
-	return MsgpackTypeName(r.buf[r.off])
-}
-
 // MsgpackTypeName names the msgpack type that the first byte c introduces.
 func MsgpackTypeName(c byte) string {
 	switch {

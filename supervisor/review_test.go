@@ -106,8 +106,6 @@ func TestGroupRestartsKeepStartOrder(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 		s.Serve(ctx)
 		cancel()
-		mu.Lock()
-		mu.Unlock()
 		got := strings.Join(rec.order(Started), "")
 		if !strings.HasPrefix(got, "abcdabcd") {
 			bad++

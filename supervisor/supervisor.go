@@ -553,15 +553,6 @@ func serveRecovered(ctx context.Context, svc Service) (err error) {
 	return svc.Serve(ctx)
 }
 
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 // nextBackoff doubles the child's backoff (or resets it after a long
 // enough run) and adds jitter.
 func (s *Supervisor) nextBackoff(i int, up time.Duration) time.Duration {
