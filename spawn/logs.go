@@ -38,6 +38,7 @@ type logLine struct {
 // dropped, so a child can never be blocked by a busy parent.
 type logForwarder struct {
 	log     hclog.Logger
+	output  func(stream, line string) // Options.Output, instead of log
 	readers []io.Closer // the streams being drained, for abort
 	lines   chan logLine
 	wg      sync.WaitGroup // the drains
@@ -51,8 +52,8 @@ type logForwarder struct {
 	panicBuf []string
 }
 
-func newLogForwarder(log hclog.Logger) *logForwarder {
-	f := &logForwarder{log: log, lines: make(chan logLine, logQueue), done: make(chan struct{})}
+func newLogForwarder(log hclog.Logger, output func(stream, line string)) *logForwarder {
+	f := &logForwarder{log: log, output: output, lines: make(chan logLine, logQueue), done: make(chan struct{})}
 	go f.emit()
 	return f
 }
@@ -104,6 +105,12 @@ func (f *logForwarder) take(stream, text string) {
 	if panicking {
 		stream = "panic"
 	}
+	if f.output != nil {
+		// Output is the program's result, not a log: wait rather than
+		// drop (the program waits on its pipe meanwhile).
+		f.lines <- logLine{stream: stream, text: text}
+		return
+	}
 	select {
 	case f.lines <- logLine{stream: stream, text: text}:
 	default:
@@ -129,6 +136,14 @@ func (f *logForwarder) emit() {
 }
 
 func (f *logForwarder) emitLine(l logLine) {
+	if f.output != nil {
+		stream := l.stream
+		if stream == "panic" {
+			stream = "stderr"
+		}
+		f.output(stream, l.text)
+		return
+	}
 	if l.stream == "panic" {
 		f.log.Error(l.text, "stream", "stderr")
 		return

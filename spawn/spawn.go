@@ -74,6 +74,11 @@ type Options struct {
 	// StopSignal is sent to the child's process group when the grace
 	// period is over; zero means SIGTERM.
 	StopSignal syscall.Signal
+	// Output, if set, receives each line the child writes ("stdout" or
+	// "stderr") instead of Logger, in order per stream, from one
+	// goroutine. No line is dropped: a child that writes faster than
+	// Output takes lines waits on its pipe.
+	Output func(stream, line string)
 }
 
 // rootID names this process when it spawns outside any actor. It is set
@@ -161,7 +166,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		return nil, a.startError("running the program", err)
 	}
 	tr.closeChildEnds()
-	a.logs = newLogForwarder(logger)
+	a.logs = newLogForwarder(logger, opts.Output)
 	for stream, r := range outputs {
 		a.logs.drain(r, stream)
 	}
@@ -266,7 +271,7 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 		closeAll(outputs)
 		return nil, a.startError("running the program", err)
 	}
-	a.logs = newLogForwarder(logger.ResetNamed(a.id.Name))
+	a.logs = newLogForwarder(logger.ResetNamed(a.id.Name), opts.Output)
 	for stream, r := range outputs {
 		a.logs.drain(r, stream)
 	}

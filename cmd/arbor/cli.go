@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitUsage   = 2
+	maxFailures = 101
+)
+
+// version is set by the linker for releases; otherwise the module version.
+var version = ""
+
+const usage = `arbor runs trees of processes.
+
+Usage:
+  arbor parallel [flags] COMMAND [ARGS...] [::: INPUTS...]
+      Run COMMAND once per input, from the ::: list or stdin lines; {} in
+      COMMAND or ARGS is the input (appended when absent).
+  arbor schema BINARY [--json]
+      Print the functions an arbor actor binary serves.
+  arbor version
+      Print arbor's version.
+  arbor help [COMMAND]
+      Print this help, or a command's.
+
+Exit status: 0 on success; parallel: the number of failed jobs (at most
+101); 2 for a usage error; 130 after SIGINT, 143 after SIGTERM; 1 for any
+other error.
+`
+
+// usageError is a command line that cannot be run; it exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// run is main without os.Exit, for tests.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	var status int
+	var err error
+	switch args[0] {
+	case "parallel":
+		status, err = runParallel(ctx, args[1:], stdin, stdout, stderr)
+	case "schema":
+		err = runSchema(ctx, args[1:], stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "arbor", versionString())
+	case "help", "-h", "--help":
+		if len(args) > 1 {
+			return run([]string{args[1], "--help"}, stdin, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usagef("unknown command %q (try 'arbor help')", args[0])
+	}
+	var ue *usageError
+	var sig *signalError
+	switch {
+	case errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "arbor:", err)
+		return exitUsage
+	case errors.As(context.Cause(ctx), &sig):
+		if err != nil {
+			fmt.Fprintln(stderr, "arbor:", err)
+		}
+		return 128 + int(sig.sig)
+	case err != nil:
+		fmt.Fprintln(stderr, "arbor:", err)
+		return exitError
+	}
+	return status
+}
+
+var errHelp = errors.New("help printed")
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// signalError is the cause a command's ctx ends with on SIGINT or SIGTERM.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return "received " + e.sig.String() }
+
+// signalContext returns a ctx that SIGINT or SIGTERM cancel.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case s := <-signals:
+			cancel(&signalError{sig: s.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(signals)
+		close(done)
+		<-watched
+		cancel(nil)
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
+)
+
+// The tests run the built binary, as a user would.
+var arborBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "arbor-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	arborBin = filepath.Join(dir, "arbor")
+	if out, err := exec.Command("go", "build", "-o", arborBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building arbor: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// arbor runs the CLI and returns stdout, stderr and the exit status.
+func arbor(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(arborBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	var err error
+	proctest.Within(t, 60*time.Second, "arbor "+strings.Join(args, " "), func() { err = cmd.Run() })
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		code  int
+		out   string
+	}{
+		{"all succeed", []string{"parallel", "-k", "echo", ":::", "a", "b", "c"}, "", 0, "a\nb\nc\n"},
+		{"two of four fail", []string{"parallel", "-k", "sh", "-c", "echo {}; test {} -lt 3", ":::", "1", "2", "3", "4"}, "", 2, "1\n2\n3\n4\n"},
+		{"inputs from stdin", []string{"parallel", "-k", "echo", "in:{}"}, "x\ny\n", 0, "in:x\nin:y\n"},
+		{"missing program", []string{"parallel", "/nonexistent/tool", ":::", "a"}, "", 1, ""},
+		{"unknown command", []string{"frobnicate"}, "", 2, ""},
+		{"bad flag", []string{"parallel", "--frob", "echo"}, "", 2, ""},
+		{"bad halt", []string{"parallel", "--halt", "sometimes", "echo", ":::", "a"}, "", 2, ""},
+		{"no command", []string{"parallel"}, "", 2, ""},
+		{"version", []string{"version"}, "", 0, "arbor "},
+		{"help", []string{"parallel", "--help"}, "", 0, "Usage: arbor parallel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := arbor(t, tt.stdin, tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.out) {
+				t.Fatalf("status %d, stdout %q, stderr %q; want status %d and %q", code, out, errOut, tt.code, tt.out)
+			}
+			if code == 2 && tt.out == "" && !strings.HasPrefix(errOut, "arbor: ") {
+				t.Fatalf("a usage error should print one line saying what is wrong: %q", errOut)
+			}
+		})
+	}
+}
+
+func TestFailureCountIsCapped(t *testing.T) {
+	args := []string{"parallel", "-j", "8", "false", ":::"}
+	for i := range 110 {
+		args = append(args, strconv.Itoa(i))
+	}
+	if _, _, code := arbor(t, "", args...); code != 101 {
+		t.Fatalf("status %d, want 101", code)
+	}
+}
+
+// pidJob is a job that records its shell's pid in dir and then sleeps,
+// or fails at once for the input "fail".
+func pidJob(dir string) []string {
+	return []string{"sh", "-c", fmt.Sprintf(`if [ {} = fail ]; then sleep 0.3; exit 1; fi; echo $$ > %s/{}; exec sleep 30`, dir)}
+}
+
+func pidsIn(t *testing.T, dir string) []int {
+	entries, _ := os.ReadDir(dir)
+	var pids []int
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+func TestHaltNowKillsRunningJobs(t *testing.T) {
+	dir := t.TempDir()
+	args := append([]string{"parallel", "-j", "4", "--halt", "now,fail=1"}, pidJob(dir)...)
+	args = append(args, ":::", "a", "b", "c", "fail")
+	_, _, code := arbor(t, "", args...)
+	if code != 1 {
+		t.Fatalf("status %d, want 1 (one failure)", code)
+	}
+	pids := pidsIn(t, dir)
+	if len(pids) != 3 {
+		t.Fatalf("want the 3 sleeping jobs recorded, got %v", pids)
+	}
+	proctest.Gone(t, "jobs killed by --halt now", pids...)
+}
+
+func TestHaltSoonStartsNothingNew(t *testing.T) {
+	out, _, code := arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=1", "sh", "-c", "echo ran {}; exit {}", ":::", "1", "0", "0")
+	if code != 1 || out != "ran 1\n" {
+		t.Fatalf("status %d, output %q: no job should start after the first failure", code, out)
+	}
+	// A percentage: 1 failure of 4 jobs is 25%.
+	out, _, code = arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=25%", "sh", "-c", "echo ran {}; exit {}", ":::", "0", "1", "0", "0")
+	if code != 1 || out != "ran 0\nran 1\n" {
+		t.Fatalf("status %d, output %q", code, out)
+	}
+}
+
+func TestOutputModes(t *testing.T) {
+	script := "sleep 0.{}; echo first {}; echo second {}"
+	out, _, _ := arbor(t, "", "parallel", "-k", "--tag", "sh", "-c", script, ":::", "3", "1", "2")
+	want := "3\tfirst 3\n3\tsecond 3\n1\tfirst 1\n1\tsecond 1\n2\tfirst 2\n2\tsecond 2\n"
+	if out != want {
+		t.Fatalf("--keep-order --tag:\n%s\nwant\n%s", out, want)
+	}
+	// Grouped (the default): each job's lines stay together.
+	out, _, _ = arbor(t, "", "parallel", "sh", "-c", "echo first {}; sleep 0.2; echo second {}", ":::", "a", "b")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || strings.Fields(lines[0])[1] != strings.Fields(lines[1])[1] {
+		t.Fatalf("grouped output interleaved: %q", out)
+	}
+	// --line-buffer prints as lines come: the two jobs interleave.
+	out, _, _ = arbor(t, "", "parallel", "--line-buffer", "sh", "-c", "echo first {}; sleep 0.3; echo second {}", ":::", "a", "b")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "first") || !strings.HasPrefix(lines[1], "first") {
+		t.Fatalf("--line-buffer output %q", out)
+	}
+}
+
+func TestTimeoutRetriesAndJoblog(t *testing.T) {
+	dir := t.TempDir()
+	joblog := filepath.Join(dir, "log")
+	marker := filepath.Join(dir, "m")
+	// "flaky" fails once, then succeeds; "slow" outlives its timeout.
+	script := fmt.Sprintf(`case {} in flaky) if [ -e %s ]; then exit 0; fi; touch %s; exit 1;; slow) exec sleep 30;; esac`, marker, marker)
+	_, _, code := arbor(t, "", "parallel", "--retries", "1", "--timeout", "300ms", "--joblog", joblog, "sh", "-c", script, ":::", "flaky", "slow")
+	if code != 1 {
+		t.Fatalf("status %d, want 1 (the slow job)", code)
+	}
+	b, err := os.ReadFile(joblog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	if !strings.Contains(log, "flaky\t0\t\t") || !strings.Contains(log, "\t2\n") || !strings.Contains(log, "slow\t-1\tterminated") {
+		t.Fatalf("joblog:\n%s", log)
+	}
+}
+
+func TestInterruptStopsEveryJob(t *testing.T) {
+	dir := t.TempDir()
+	args := append([]string{"parallel", "-j", "3"}, pidJob(dir)...)
+	args = append(args, ":::", "a", "b", "c", "d")
+	cmd := exec.Command(arborBin, args...)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 10*time.Second, "three jobs running", func() bool { return len(pidsIn(t, dir)) == 3 })
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("status %v, want 130", err)
+	}
+	if !strings.Contains(errOut.String(), "interrupted: ") {
+		t.Fatalf("no summary: %q", errOut.String())
+	}
+	proctest.Gone(t, "jobs of an interrupted run", pidsIn(t, dir)...)
+}
+
+func TestSchema(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "basics")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/basics").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, errOut, code := arbor(t, "", "schema", bin)
+	if code != 0 || !strings.Contains(out, "basics.cube") || !strings.Contains(out, "(int) -> int") {
+		t.Fatalf("status %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = arbor(t, "", "schema", "--json", bin)
+	if code != 0 || !strings.Contains(out, `"name": "basics.cube"`) {
+		t.Fatalf("--json: status %d\n%s", code, out)
+	}
+	_, errOut, code = arbor(t, "", "schema", "/bin/echo")
+	if code != 1 || !strings.Contains(errOut, "not an arbor actor") {
+		t.Fatalf("a non-actor binary: status %d, %q", code, errOut)
+	}
+}
+
