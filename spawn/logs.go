@@ -39,7 +39,7 @@ type logLine struct {
 type logForwarder struct {
 	log     hclog.Logger
 	output  func(stream, line string) // Options.Output, instead of log
-	readers []io.Closer // the streams being drained, for abort
+	readers []io.Closer               // the streams being drained, for abort
 	lines   chan logLine
 	wg      sync.WaitGroup // the drains
 	done    chan struct{}  // closed when the emitter has finished

@@ -221,4 +221,3 @@ func TestSchema(t *testing.T) {
 		t.Fatalf("a non-actor binary: status %d, %q", code, errOut)
 	}
 }
-
