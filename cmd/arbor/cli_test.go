@@ -19,7 +19,7 @@ import (
 var arborBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "arbor-cli-test-")
+	dir, err := os.MkdirTemp("", "arborcli-test-")
 	if err != nil {
 		panic(err)
 	}
