@@ -28,6 +28,9 @@ Usage:
   arbor parallel [flags] COMMAND [ARGS...] [::: INPUTS...]
       Run COMMAND once per input, from the ::: list or stdin lines; {} in
       COMMAND or ARGS is the input (appended when absent).
+  arbor supervise FILE
+      Run the programs a Procfile or JSON spec describes and keep them
+      running; Ctrl-C stops them in reverse start order.
   arbor schema BINARY [--json]
       Print the functions an arbor actor binary serves.
   arbor version
@@ -62,6 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		status, err = runParallel(ctx, args[1:], stdin, stdout, stderr)
 	case "schema":
 		err = runSchema(ctx, args[1:], stdout)
+	case "supervise":
+		err = runSupervise(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "arbor", versionString())
 	case "help", "-h", "--help":

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/arbor-go/arbor/spawn"
+	"github.com/arbor-go/arbor/supervisor"
+	"github.com/spf13/pflag"
+)
+
+const superviseHelp = `Usage: arbor supervise [flags] FILE
+
+Runs the programs FILE describes and keeps them running. FILE is a
+Procfile (lines of NAME: COMMAND, run with /bin/sh -c) or a JSON spec:
+
+  {"name": "app", "strategy": "one-for-one", "max_restarts": 3, "period": "5s",
+   "children": [
+     {"name": "web", "command": ["./web", "--port", "8080"], "restart": "permanent",
+      "shutdown": "10s", "env": {"MODE": "prod"}, "dir": "/srv"},
+     {"name": "jobs", "group": {"strategy": "rest-for-one", "children": [...]}}
+   ]}
+
+strategy: one-for-one (default), one-for-all, rest-for-one. restart:
+permanent (default), transient, temporary. shutdown: a duration,
+"brutal_kill" or "infinity". Each line a child prints is prefixed with its
+name. SIGINT or SIGTERM stops every child in reverse start order.
+
+Flags:
+`
+
+// spec is a JSON supervision spec (a group of children).
+type spec struct {
+	Name        string      `json:"name"`
+	Strategy    string      `json:"strategy"`
+	MaxRestarts int         `json:"max_restarts"`
+	Period      string      `json:"period"`
+	Children    []childSpec `json:"children"`
+}
+
+type childSpec struct {
+	Name       string            `json:"name"`
+	Command    []string          `json:"command"`
+	Restart    string            `json:"restart"`
+	Shutdown   string            `json:"shutdown"`
+	StopSignal string            `json:"stop_signal"`
+	NormalExit []int             `json:"normal_exit"`
+	Env        map[string]string `json:"env"`
+	Dir        string            `json:"dir"`
+	Group      *spec             `json:"group"`
+}
+
+// specError is a spec that cannot be run: it names where, and what is
+// wrong.
+type specError struct {
+	file  string
+	where string // "line 3" or a JSON path such as children[1].restart
+	what  string
+}
+
+func (e *specError) Error() string { return fmt.Sprintf("%s: %s: %s", e.file, e.where, e.what) }
+
+func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("supervise", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	help := fs.BoolP("help", "h", false, "print this help")
+	if err := fs.Parse(args); err != nil {
+		return usagef("supervise: %v", err)
+	}
+	if *help {
+		fmt.Fprint(stdout, superviseHelp+fs.FlagUsages())
+		return errHelp
+	}
+	if fs.NArg() != 1 {
+		return usagef("supervise: want exactly one FILE")
+	}
+	file := fs.Arg(0)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var sp *spec
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
+		sp, err = parseJSONSpec(file, data)
+	} else {
+		sp, err = parseProcfile(file, data)
+	}
+	if err != nil {
+		return err
+	}
+	out := &prefixer{w: stdout, color: isTerminal(stdout)}
+	events := func(e supervisor.Event) {
+		msg := fmt.Sprintf("%s: %s %s", e.Supervisor, e.Kind, e.Child)
+		if e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+		if e.Backoff > 0 {
+			msg += fmt.Sprintf(" (in %v)", e.Backoff.Round(time.Millisecond))
+		}
+		out.line(stderr, "arbor", msg)
+	}
+	root, err := build(file, "", sp, out, events)
+	if err != nil {
+		return err
+	}
+	return root.Serve(ctx)
+}
+
+// parseProcfile reads NAME: COMMAND lines.
+func parseProcfile(file string, data []byte) (*spec, error) {
+	sp := &spec{Name: "procfile"}
+	seen := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, command, ok := strings.Cut(line, ":")
+		name, command = strings.TrimSpace(name), strings.TrimSpace(command)
+		where := fmt.Sprintf("line %d", n)
+		switch {
+		case !ok || name == "" || command == "":
+			return nil, &specError{file, where, fmt.Sprintf("want NAME: COMMAND, got %q", line)}
+		case strings.ContainsAny(name, " \t"):
+			return nil, &specError{file, where, fmt.Sprintf("the name %q has a space in it", name)}
+		case seen[name] > 0:
+			return nil, &specError{file, where, fmt.Sprintf("%q is already the name on line %d", name, seen[name])}
+		}
+		seen[name] = n
+		sp.Children = append(sp.Children, childSpec{Name: name, Command: []string{"/bin/sh", "-c", command}})
+	}
+	if len(sp.Children) == 0 {
+		return nil, &specError{file, "line 1", "no NAME: COMMAND lines"}
+	}
+	return sp, sc.Err()
+}
+
+// parseJSONSpec decodes a JSON spec strictly, with errors that say where.
+func parseJSONSpec(file string, data []byte) (*spec, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var sp spec
+	if err := dec.Decode(&sp); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			line, col := position(data, syntax.Offset)
+			return nil, &specError{file, fmt.Sprintf("line %d, column %d", line, col), syntax.Error()}
+		case errors.As(err, &typ):
+			return nil, &specError{file, typ.Field, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value)}
+		}
+		return nil, &specError{file, "top level", err.Error()}
+	}
+	if err := validate(file, "", &sp); err != nil {
+		return nil, err
+	}
+	return &sp, nil
+}
+
+func position(data []byte, offset int64) (line, col int) {
+	line, col = 1, 1
+	for _, b := range data[:min(int(offset), len(data))] {
+		if b == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// validate checks a group and its children, naming the JSON path of the
+// first problem.
+func validate(file, path string, sp *spec) error {
+	at := func(p string) string {
+		if path == "" {
+			return p
+		}
+		return path + "." + p
+	}
+	if _, ok := strategies[sp.Strategy]; !ok {
+		return &specError{file, at("strategy"), fmt.Sprintf("%q is not one-for-one, one-for-all or rest-for-one", sp.Strategy)}
+	}
+	if sp.Period != "" {
+		if _, err := time.ParseDuration(sp.Period); err != nil {
+			return &specError{file, at("period"), fmt.Sprintf("%q is not a duration such as 5s", sp.Period)}
+		}
+	}
+	if len(sp.Children) == 0 {
+		return &specError{file, at("children"), "a group needs at least one child"}
+	}
+	names := map[string]bool{}
+	for i := range sp.Children {
+		c := &sp.Children[i]
+		cp := at(fmt.Sprintf("children[%d]", i))
+		switch {
+		case c.Name == "":
+			return &specError{file, cp + ".name", "missing"}
+		case names[c.Name]:
+			return &specError{file, cp + ".name", fmt.Sprintf("%q is used twice", c.Name)}
+		case (len(c.Command) == 0) == (c.Group == nil):
+			return &specError{file, cp, "give either a command or a group"}
+		}
+		names[c.Name] = true
+		if _, ok := restarts[c.Restart]; !ok {
+			return &specError{file, cp + ".restart", fmt.Sprintf("%q is not permanent, transient or temporary", c.Restart)}
+		}
+		if _, err := parseShutdown(c.Shutdown); err != nil {
+			return &specError{file, cp + ".shutdown", err.Error()}
+		}
+		if _, ok := signals[c.StopSignal]; !ok {
+			return &specError{file, cp + ".stop_signal", fmt.Sprintf("%q is not one of %s", c.StopSignal, strings.Join(signalNames(), ", "))}
+		}
+		if c.Group != nil {
+			if err := validate(file, cp+".group", c.Group); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var strategies = map[string]supervisor.Strategy{"": supervisor.OneForOne, "one-for-one": supervisor.OneForOne,
+	"one-for-all": supervisor.OneForAll, "rest-for-one": supervisor.RestForOne}
+
+var restarts = map[string]supervisor.Restart{"": supervisor.Permanent, "permanent": supervisor.Permanent,
+	"transient": supervisor.Transient, "temporary": supervisor.Temporary}
+
+var signals = map[string]syscall.Signal{"": 0, "SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT,
+	"SIGQUIT": syscall.SIGQUIT, "SIGHUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2}
+
+func signalNames() []string {
+	var out []string
+	for n := range signals {
+		if n != "" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func parseShutdown(s string) (time.Duration, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "brutal_kill":
+		return supervisor.BrutalKill, nil
+	case "infinity":
+		return supervisor.Infinity, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration, brutal_kill or infinity", s)
+	}
+	return d, nil
+}
+
+// build turns a validated spec into supervisors.
+func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.Event)) (*supervisor.Supervisor, error) {
+	name := sp.Name
+	if name == "" {
+		name = strings.TrimSuffix(prefix, ".")
+		if name == "" {
+			name = "root"
+		}
+	}
+	period, _ := time.ParseDuration(sp.Period)
+	var children []supervisor.Child
+	for _, c := range sp.Children {
+		shutdown, _ := parseShutdown(c.Shutdown)
+		child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown}
+		if c.Group != nil {
+			g, err := build(file, prefix+c.Name+".", c.Group, out, events)
+			if err != nil {
+				return nil, err
+			}
+			child.Service = g
+		} else {
+			label := prefix + c.Name
+			env := os.Environ()
+			for k, v := range c.Env {
+				env = append(env, k+"="+v)
+			}
+			child.Service = supervisor.Command(spawn.Options{
+				Name: label, Binary: c.Command[0], Args: c.Command[1:], Env: env, Dir: c.Dir,
+				StopSignal: signals[c.StopSignal],
+				Output:     func(stream, line string) { out.line(out.w, label, line) },
+			}, c.NormalExit...)
+		}
+		children = append(children, child)
+	}
+	return supervisor.New(supervisor.Spec{Name: name, Strategy: strategies[sp.Strategy], MaxRestarts: sp.MaxRestarts,
+		Period: period, Events: events}, children...), nil
+}
+
+// prefixer writes lines prefixed with a name, coloured on a terminal, one
+// whole line at a time.
+type prefixer struct {
+	w     io.Writer
+	color bool
+	mu    sync.Mutex
+	seen  map[string]int
+}
+
+var colors = []string{"36", "33", "32", "35", "34", "31"}
+
+func (p *prefixer) line(w io.Writer, name, text string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.color {
+		fmt.Fprintf(w, "%s | %s\n", name, text)
+		return
+	}
+	if p.seen == nil {
+		p.seen = map[string]int{}
+	}
+	i, ok := p.seen[name]
+	if !ok {
+		i = len(p.seen)
+		p.seen[name] = i
+	}
+	fmt.Fprintf(w, "\x1b[%sm%s |\x1b[0m %s\n", colors[i%len(colors)], name, text)
+}

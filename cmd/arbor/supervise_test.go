@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
+)
+
+// syncBuilder is a strings.Builder safe for a process's output and a test.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// supervise starts arbor supervise on a spec and returns its running
+// command and its output.
+func supervise(t *testing.T, name, content string) (*exec.Cmd, *syncBuilder, *syncBuilder) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), name)
+	os.WriteFile(file, []byte(content), 0o600)
+	cmd := exec.Command(arborBin, "supervise", file)
+	out, errOut := &syncBuilder{}, &syncBuilder{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out, errOut
+}
+
+func interruptAndWait(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGINT)
+	var err error
+	proctest.Within(t, 20*time.Second, "supervise to stop", func() { err = cmd.Wait() })
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	return 0
+}
+
+func TestSuperviseProcfile(t *testing.T) {
+	cmd, out, errOut := supervise(t, "Procfile", "# the app\nweb: echo web up; exec sleep 30\n\nworker: echo worker up; exec sleep 30\n")
+	proctest.Eventually(t, 10*time.Second, "both children up", func() bool {
+		return strings.Contains(out.String(), "web | web up") && strings.Contains(out.String(), "worker | worker up")
+	})
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("status %d, want 130\n%s", code, errOut)
+	}
+	log := errOut.String()
+	if w, k := strings.Index(log, "stopped worker"), strings.Index(log, "stopped web"); w < 0 || k < 0 || w > k {
+		t.Fatalf("children not stopped in reverse start order:\n%s", log)
+	}
+}
+
+func TestSuperviseJSON(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "crashed")
+	spec := fmt.Sprintf(`{
+  "name": "app", "strategy": "one-for-one", "max_restarts": 5, "period": "10s",
+  "children": [
+    {"name": "once", "command": ["sh", "-c", "echo one-shot; exit 0"], "restart": "transient"},
+    {"name": "jobs", "group": {"strategy": "rest-for-one", "children": [
+      {"name": "flaky", "command": ["sh", "-c", "if [ -e %s ]; then echo steady; exec sleep 30; fi; touch %s; exit 3"], "shutdown": "2s"},
+      {"name": "after", "command": ["sh", "-c", "echo after up; exec sleep 30"], "env": {"MODE": "test"}}
+    ]}}
+  ]
+}`, marker, marker)
+	cmd, out, errOut := supervise(t, "app.json", spec)
+	proctest.Eventually(t, 15*time.Second, "the flaky child to come back", func() bool {
+		return strings.Contains(out.String(), "jobs.flaky | steady")
+	})
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("status %d\n%s", code, errOut)
+	}
+	log := errOut.String()
+	for _, want := range []string{"app: started once", "app: exited once", "jobs: exited flaky", "jobs: restarting flaky", "jobs: stopped after"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(log, "restarting once") {
+		t.Error("a transient child that exited normally was restarted")
+	}
+	if t.Failed() {
+		t.Logf("stderr:\n%s\nstdout:\n%s", log, out)
+	}
+}
+
+func TestSuperviseMalformedSpecs(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"Procfile", "web: ./web\nworker ./worker\n", "line 2: want NAME: COMMAND"},
+		{"Procfile", "web: a\nweb: b\n", `line 2: "web" is already the name on line 1`},
+		{"Procfile", "# nothing\n", "no NAME: COMMAND lines"},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "restart": "sometimes"}]}`, `children[0].restart: "sometimes" is not permanent`},
+		{"spec.json", `{"children": [{"name": "g", "group": {"strategy": "all-for-none", "children": [{"name": "x", "command": ["true"]}]}}]}`, `children[0].group.strategy: "all-for-none"`},
+		{"spec.json", `{"children": [{"name": "a"}]}`, "children[0]: give either a command or a group"},
+		{"spec.json", "{\"children\": [\n  {\"name\": \"a\", \"command\": [\"true\"],}]}", "line 2, column"},
+		{"spec.json", `{"children": [{"name": "a", "command": "true"}]}`, "children.command: want []string, got JSON string"},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "shutdown": "soon"}]}`, `children[0].shutdown: "soon" is not a positive duration`},
+		{"spec.json", `{"childs": []}`, `unknown field "childs"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), tt.name)
+			os.WriteFile(file, []byte(tt.content), 0o600)
+			_, errOut, code := arbor(t, "", "supervise", file)
+			if code != 1 || !strings.Contains(errOut, tt.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Fatalf("status %d, stderr %q; want one line saying %q", code, errOut, tt.want)
+			}
+		})
+	}
+}
