@@ -133,9 +133,10 @@ type Supervisor struct {
 
 // request is a change of children asked of a running supervisor.
 type request struct {
-	add    *Child
-	remove string
-	reply  chan error
+	add   *Child
+	name  string // the child RemoveChild, StopChild or RestartChild acts on
+	op    string // "remove", "stop" or "restart"
+	reply chan error
 }
 
 // ErrNotRunning is returned by AddChild and RemoveChild when Serve is not
@@ -145,7 +146,8 @@ var ErrNotRunning = errors.New("supervisor: not running")
 // ErrTooManyChildren is returned by AddChild past Spec.MaxChildren.
 var ErrTooManyChildren = errors.New("supervisor: at its maximum number of children")
 
-// ErrNoSuchChild is returned by RemoveChild for a name it does not have.
+// ErrNoSuchChild is returned by RemoveChild, StopChild and RestartChild
+// for a name the supervisor does not have.
 var ErrNoSuchChild = errors.New("supervisor: no such child")
 
 type childState struct {
@@ -195,7 +197,20 @@ func (s *Supervisor) AddChild(ctx context.Context, c Child) error {
 // RemoveChild stops a child of a running supervisor and forgets it: the way
 // to shrink a pool. It returns once the child has stopped.
 func (s *Supervisor) RemoveChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{remove: name})
+	return s.ask(ctx, request{name: name, op: "remove"})
+}
+
+// StopChild stops a child and keeps it stopped (it is not restarted,
+// whatever its restart type) until RestartChild. It returns once the child
+// has stopped.
+func (s *Supervisor) StopChild(ctx context.Context, name string) error {
+	return s.ask(ctx, request{name: name, op: "stop"})
+}
+
+// RestartChild stops a child, if it runs, and starts it again at once. An
+// operator's restart does not count towards the restart intensity.
+func (s *Supervisor) RestartChild(ctx context.Context, name string) error {
+	return s.ask(ctx, request{name: name, op: "restart"})
 }
 
 func (s *Supervisor) ask(ctx context.Context, r request) error {
@@ -442,17 +457,22 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			found := -1
 			s.mu.Lock()
 			for k, c := range s.children {
-				if c.Name == r.remove && !s.state[k].removed {
+				if c.Name == r.name && !s.state[k].removed {
 					found = k
 				}
 			}
 			s.mu.Unlock()
 			if found < 0 {
-				r.reply <- fmt.Errorf("%w: %q", ErrNoSuchChild, r.remove)
+				r.reply <- fmt.Errorf("%w: %q", ErrNoSuchChild, r.name)
 				return
 			}
 			stop([]int{found})
-			s.set(found, func(st *childState) { st.removed = true })
+			switch r.op {
+			case "remove":
+				s.set(found, func(st *childState) { st.removed = true })
+			case "restart":
+				start(found)
+			}
 			r.reply <- nil
 		}
 	}

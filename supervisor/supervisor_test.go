@@ -417,3 +417,40 @@ func TestBrutalKill(t *testing.T) {
 	t.Logf("stopped %v after the request", time.Since(began))
 	proctest.NoChildrenLeft(t)
 }
+
+func TestStopAndRestartChild(t *testing.T) {
+	rec := &recorder{}
+	s := New(Spec{Events: rec.add}, sh("a", "exec sleep 30", Permanent), sh("b", "exec sleep 30", Permanent))
+	stop, _ := serve(t, s)
+	defer stop()
+	ctx := context.Background()
+	proctest.Eventually(t, 5*time.Second, "both running", func() bool {
+		snap := s.Snapshot()
+		return snap[0].PID != 0 && snap[1].PID != 0
+	})
+	first := s.Snapshot()[0].PID
+	if err := s.RestartChild(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 5*time.Second, "a new process for a", func() bool {
+		p := s.Snapshot()[0].PID
+		return p != 0 && p != first
+	})
+	proctest.Gone(t, "a's first process", first)
+	if err := s.StopChild(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Snapshot()[1]; st.State != "stopped" || rec.count(Restarting, "b") != 0 {
+		t.Fatalf("b after StopChild: %+v", st)
+	}
+	if err := s.RestartChild(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StopChild(ctx, "nobody"); !errors.Is(err, ErrNoSuchChild) {
+		t.Fatalf("StopChild(nobody): %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.NoChildrenLeft(t)
+}

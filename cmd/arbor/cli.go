@@ -31,6 +31,11 @@ Usage:
   arbor supervise FILE
       Run the programs a Procfile or JSON spec describes and keep them
       running; Ctrl-C stops them in reverse start order.
+  arbor ps [--json]
+      Show the children of a running arbor supervise: name, pid, state,
+      restarts, uptime.
+  arbor stop NAME / arbor restart NAME
+      Stop a child (it stays stopped) or restart it.
   arbor schema BINARY [--json]
       Print the functions an arbor actor binary serves.
   arbor version
@@ -67,6 +72,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runSchema(ctx, args[1:], stdout)
 	case "supervise":
 		err = runSupervise(ctx, args[1:], stdout, stderr)
+	case "ps", "stop", "restart":
+		err = runControl(ctx, args[0], args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "arbor", versionString())
 	case "help", "-h", "--help":

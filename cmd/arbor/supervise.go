@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -75,6 +76,7 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := pflag.NewFlagSet("supervise", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	help := fs.BoolP("help", "h", false, "print this help")
+	control := fs.String("control", "", "the control socket for arbor ps, stop and restart (default: a private per-user directory, named after the spec)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("supervise: %v", err)
 	}
@@ -99,6 +101,10 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	name := sp.Name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
 	out := &prefixer{w: stdout, color: isTerminal(stdout)}
 	events := func(e supervisor.Event) {
 		msg := fmt.Sprintf("%s: %s %s", e.Supervisor, e.Kind, e.Child)
@@ -114,7 +120,22 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	return root.Serve(ctx)
+	if *control == "" {
+		*control = defaultControl(name)
+	}
+	ctl, err := serveControl(*control, root)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	defer ctl.close()
+	out.line(stderr, "arbor", "control socket "+*control)
+	return root.sup.Serve(ctx)
+}
+
+// defaultControl is where a supervise run named name listens, and where
+// ps, stop and restart look by default.
+func defaultControl(name string) string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("arbor-%d", os.Getuid()), name+".sock")
 }
 
 // parseProcfile reads NAME: COMMAND lines.
@@ -269,8 +290,15 @@ func parseShutdown(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// group is a supervisor of the tree and its nested groups, by child name.
+type group struct {
+	sup    *supervisor.Supervisor
+	prefix string
+	groups map[string]*group
+}
+
 // build turns a validated spec into supervisors.
-func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.Event)) (*supervisor.Supervisor, error) {
+func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.Event)) (*group, error) {
 	name := sp.Name
 	if name == "" {
 		name = strings.TrimSuffix(prefix, ".")
@@ -279,16 +307,18 @@ func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.
 		}
 	}
 	period, _ := time.ParseDuration(sp.Period)
+	g := &group{prefix: prefix, groups: map[string]*group{}}
 	var children []supervisor.Child
 	for _, c := range sp.Children {
 		shutdown, _ := parseShutdown(c.Shutdown)
 		child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown}
 		if c.Group != nil {
-			g, err := build(file, prefix+c.Name+".", c.Group, out, events)
+			sub, err := build(file, prefix+c.Name+".", c.Group, out, events)
 			if err != nil {
 				return nil, err
 			}
-			child.Service = g
+			g.groups[c.Name] = sub
+			child.Service = sub.sup
 		} else {
 			label := prefix + c.Name
 			env := os.Environ()
@@ -303,8 +333,9 @@ func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.
 		}
 		children = append(children, child)
 	}
-	return supervisor.New(supervisor.Spec{Name: name, Strategy: strategies[sp.Strategy], MaxRestarts: sp.MaxRestarts,
-		Period: period, Events: events}, children...), nil
+	g.sup = supervisor.New(supervisor.Spec{Name: name, Strategy: strategies[sp.Strategy], MaxRestarts: sp.MaxRestarts,
+		Period: period, Events: events}, children...)
+	return g, nil
 }
 
 // prefixer writes lines prefixed with a name, coloured on a terminal, one

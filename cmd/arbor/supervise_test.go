@@ -134,3 +134,61 @@ func TestSuperviseMalformedSpecs(t *testing.T) {
 		})
 	}
 }
+
+func TestPsStopRestart(t *testing.T) {
+	control := filepath.Join(t.TempDir(), "ctl", "app.sock")
+	file := filepath.Join(t.TempDir(), "Procfile")
+	os.WriteFile(file, []byte("web: echo web up; exec sleep 30\nworker: echo worker up; exec sleep 30\n"), 0o600)
+	cmd := exec.Command(arborBin, "supervise", "--control", control, file)
+	out, errOut := &syncBuilder{}, &syncBuilder{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer interruptAndWait(t, cmd)
+	proctest.Eventually(t, 10*time.Second, "both children up", func() bool {
+		return strings.Contains(out.String(), "web | web up") && strings.Contains(out.String(), "worker | worker up")
+	})
+	ps := func() map[string][2]string { // name -> {pid, state}
+		t.Helper()
+		text, stderr, code := arbor(t, "", "ps", "--control", control)
+		if code != 0 {
+			t.Fatalf("ps: status %d: %s", code, stderr)
+		}
+		rows := map[string][2]string{}
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n")[1:] {
+			f := strings.Fields(line)
+			rows[f[0]] = [2]string{f[1], f[2]}
+		}
+		return rows
+	}
+	before := ps()
+	if before["web"][1] != "running" || before["worker"][1] != "running" {
+		t.Fatalf("ps: %v", before)
+	}
+	if _, stderr, code := arbor(t, "", "restart", "--control", control, "web"); code != 0 {
+		t.Fatalf("restart: %d %s", code, stderr)
+	}
+	if after := ps(); after["web"][0] == before["web"][0] {
+		t.Fatalf("web kept its pid %s across a restart", before["web"][0])
+	}
+	if _, stderr, code := arbor(t, "", "stop", "--control", control, "worker"); code != 0 {
+		t.Fatalf("stop: %d %s", code, stderr)
+	}
+	if after := ps(); after["worker"] != [2]string{"-", "stopped"} {
+		t.Fatalf("worker after stop: %v", after["worker"])
+	}
+	text, _, code := arbor(t, "", "ps", "--json", "--control", control)
+	if code != 0 || !strings.Contains(text, `"name": "web"`) || !strings.Contains(text, `"state": "stopped"`) {
+		t.Fatalf("ps --json: %d\n%s", code, text)
+	}
+	if _, stderr, code := arbor(t, "", "stop", "--control", control, "nobody"); code != 1 || !strings.Contains(stderr, `no such child: "nobody"`) {
+		t.Fatalf("stop nobody: %d %q", code, stderr)
+	}
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("supervise: status %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(control); !os.IsNotExist(err) {
+		t.Fatalf("control socket left behind: %v", err)
+	}
+}
