@@ -71,7 +71,6 @@ func (g *group) find(full string) (*supervisor.Supervisor, string, bool) {
 // controlServer serves the control functions on a unix socket.
 type controlServer struct {
 	ln    net.Listener
-	dir   string
 	path  string
 	table *ipc.Table
 	wg    sync.WaitGroup
