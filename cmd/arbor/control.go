@@ -160,6 +160,12 @@ func (s *controlServer) close() {
 	os.Remove(s.path)
 }
 
+var controlExamples = map[string]string{
+	"ps":      "Shows the children of a running arbor supervise.\n\nExamples:\n  arbor ps\n  arbor ps --json --control /run/app.sock\n",
+	"stop":    "Stops a child of a running arbor supervise; it stays stopped until restarted.\n\nExamples:\n  arbor stop worker\n  arbor stop jobs.flaky\n",
+	"restart": "Restarts a child of a running arbor supervise (not counted as a failure).\n\nExamples:\n  arbor restart web\n",
+}
+
 // runControl runs arbor ps, stop or restart.
 func runControl(ctx context.Context, command string, args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
@@ -171,8 +177,8 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 		return usagef("%s: %v", command, err)
 	}
 	if *help {
-		fmt.Fprintf(stdout, "Usage: arbor %s [flags]%s\n\nFlags:\n%s", command,
-			map[bool]string{true: "", false: " NAME"}[command == "ps"], fs.FlagUsages())
+		fmt.Fprintf(stdout, "Usage: arbor %s [flags]%s\n\n%s\nFlags:\n%s", command,
+			map[bool]string{true: "", false: " NAME"}[command == "ps"], controlExamples[command], fs.FlagUsages())
 		return errHelp
 	}
 	if command != "ps" && fs.NArg() != 1 {

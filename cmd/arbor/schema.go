@@ -20,6 +20,10 @@ const schemaHelp = `Usage: arbor schema BINARY [--json]
 Starts BINARY as an arbor actor, asks it for the functions it serves, and
 prints their names, kinds and types.
 
+Examples:
+  arbor schema ./worker
+  arbor schema --json ./worker | jq '.[].name'
+
 Flags:
 `
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/arbor-go/arbor/spawn"
 	"github.com/arbor-go/arbor/supervisor"
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 )
 
@@ -106,6 +107,10 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
 	out := &prefixer{w: stdout, color: isTerminal(stdout)}
+	// Lifecycle events go to stderr through hclog, at a level that says
+	// how much they matter.
+	log := hclog.New(&hclog.LoggerOptions{Name: "arbor", Output: stderr, Level: hclog.Info,
+		Color: hclog.AutoColor, ColorHeaderOnly: true})
 	events := func(e supervisor.Event) {
 		msg := fmt.Sprintf("%s: %s %s", e.Supervisor, e.Kind, e.Child)
 		if e.Err != nil {
@@ -114,7 +119,14 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if e.Backoff > 0 {
 			msg += fmt.Sprintf(" (in %v)", e.Backoff.Round(time.Millisecond))
 		}
-		out.line(stderr, "arbor", msg)
+		switch {
+		case e.Kind == supervisor.GaveUp || e.Kind == supervisor.StopTimedOut:
+			log.Error(msg)
+		case e.Err != nil:
+			log.Warn(msg)
+		default:
+			log.Info(msg)
+		}
 	}
 	root, err := build(file, "", sp, out, events)
 	if err != nil {
@@ -128,7 +140,7 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer ctl.close()
-	out.line(stderr, "arbor", "control socket "+*control)
+	log.Info("control socket " + *control)
 	return root.sup.Serve(ctx)
 }
 
