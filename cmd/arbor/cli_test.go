@@ -221,3 +221,25 @@ func TestSchema(t *testing.T) {
 		t.Fatalf("a non-actor binary: status %d, %q", code, errOut)
 	}
 }
+
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	// Without a terminal: no progress line.
+	_, errOut, _ := arbor(t, "", "parallel", "-j", "2", "sh", "-c", "sleep 0.3", ":::", "a", "b", "c")
+	if strings.Contains(errOut, "done,") {
+		t.Fatalf("progress printed to a pipe: %q", errOut)
+	}
+	// On a terminal (script(1) gives it one).
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("no script(1) to provide a terminal")
+	}
+	cmd := exec.Command("script", "-qec", arborBin+" parallel -j 2 sh -c 'sleep 0.5' ::: a b c", "/dev/null")
+	var out []byte
+	var err error
+	proctest.Within(t, 30*time.Second, "arbor on a terminal", func() { out, err = cmd.Output() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "3/3 done, 0 failed, 0 running") {
+		t.Fatalf("no progress line on a terminal: %q", out)
+	}
+}
