@@ -240,10 +240,13 @@ func (p *parallel) run(ctx context.Context) int {
 			go func() {
 				defer wg.Done()
 				r := p.job(jobsCtx, i, input)
-				<-sem
+				// Record the result before freeing the slot, so that the
+				// scheduler sees a halt this result trips before it starts
+				// the next job.
 				if p.finish(r) {
 					killAll()
 				}
+				<-sem
 			}()
 		}
 		wg.Wait()
