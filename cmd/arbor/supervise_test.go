@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,32 +14,14 @@ import (
 	"github.com/arbor-go/arbor/internal/proctest"
 )
 
-// syncBuilder is a strings.Builder safe for a process's output and a test.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // supervise starts arbor supervise on a spec and returns its running
 // command and its output.
-func supervise(t *testing.T, name, content string) (*exec.Cmd, *syncBuilder, *syncBuilder) {
+func supervise(t *testing.T, name, content string) (*exec.Cmd, *proctest.Buffer, *proctest.Buffer) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), name)
 	os.WriteFile(file, []byte(content), 0o600)
 	cmd := exec.Command(arborBin, "supervise", file)
-	out, errOut := &syncBuilder{}, &syncBuilder{}
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -140,7 +121,7 @@ func TestPsStopRestart(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "Procfile")
 	os.WriteFile(file, []byte("web: echo web up; exec sleep 30\nworker: echo worker up; exec sleep 30\n"), 0o600)
 	cmd := exec.Command(arborBin, "supervise", "--control", control, file)
-	out, errOut := &syncBuilder{}, &syncBuilder{}
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -4,10 +4,12 @@
 package proctest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -116,4 +118,22 @@ func Gone(t testing.TB, what string, pids ...int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Buffer is a bytes.Buffer that a process's output and a test can share.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
