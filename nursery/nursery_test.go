@@ -363,25 +363,25 @@ func TestContextRoundTrips(t *testing.T) {
 	noChildrenLeft(t)
 }
 
-func TestCancelOneRemoteCall(t *testing.T) {
+// cancelOneRemote runs cancel on a daemon actor, and checks that the remote
+// task noted its cancellation and who asked for it, and that the actor
+// then serves the next call. cancel returns the cancelled call's error.
+func cancelOneRemote(t *testing.T, cancel func(ctx context.Context, a *spawn.Actor, note string) error) {
+	t.Helper()
 	note := filepath.Join(t.TempDir(), "note")
 	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
 		a, err := n.StartActor(spawn.Options{})
 		if err != nil {
 			return err
 		}
-		callCtx, cancel := context.WithCancel(ctx)
-		time.AfterFunc(50*time.Millisecond, cancel)
-		if _, err := noteCancel.Call(callCtx, a.Channel(), note); !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled call returned %s", describe(err))
+		if err := cancel(ctx, a, note); !errors.Is(err, context.Canceled) {
+			t.Errorf("the cancelled call returned %s", describe(err))
 		}
-		// The remote task saw the cancellation, and who asked for it.
 		if b, err := os.ReadFile(note); err != nil || !strings.Contains(string(b), "cancelled by actor root") {
 			t.Errorf("the remote task noted %q, %v", b, err)
 		}
-		// The actor is alive and serves the next call.
 		if v, err := square.Call(ctx, a.Channel(), 3); err != nil || v != 9 {
-			t.Errorf("next call: %d %v", v, err)
+			t.Errorf("the actor does not serve the next call: %d %v", v, err)
 		}
 		return nil
 	})
@@ -389,6 +389,16 @@ func TestCancelOneRemoteCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	noChildrenLeft(t)
+}
+
+func TestCancelOneRemoteCall(t *testing.T) {
+	cancelOneRemote(t, func(ctx context.Context, a *spawn.Actor, note string) error {
+		callCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		time.AfterFunc(50*time.Millisecond, cancel)
+		_, err := noteCancel.Call(callCtx, a.Channel(), note)
+		return err
+	})
 }
 
 func TestRemoteSelfCancel(t *testing.T) {
@@ -652,12 +662,7 @@ func TestMiddleActorKilled(t *testing.T) {
 }
 
 func TestCancelOneRemoteContext(t *testing.T) {
-	note := filepath.Join(t.TempDir(), "note")
-	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
-		a, err := n.StartActor(spawn.Options{})
-		if err != nil {
-			return err
-		}
+	cancelOneRemote(t, func(ctx context.Context, a *spawn.Actor, note string) error {
 		callCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		cc, err := noteCancelCtx.Open(callCtx, a.Channel(), note)
@@ -665,19 +670,7 @@ func TestCancelOneRemoteContext(t *testing.T) {
 			return err
 		}
 		cancel()
-		if _, err := cc.Result(); !errors.Is(err, context.Canceled) {
-			t.Errorf("the cancelled context returned %s", describe(err))
-		}
-		if b, err := os.ReadFile(note); err != nil || !strings.Contains(string(b), "cancelled by actor root") {
-			t.Errorf("the remote task noted %q, %v", b, err)
-		}
-		if v, err := square.Call(ctx, a.Channel(), 4); err != nil || v != 16 {
-			t.Errorf("the actor does not serve the next call: %d %v", v, err)
-		}
-		return nil
+		_, err = cc.Result()
+		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	noChildrenLeft(t)
 }

@@ -54,9 +54,7 @@ func runSchema(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(schemas)
+		return printJSON(stdout, schemas)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FUNCTION\tKIND\tSIGNATURE")
@@ -64,6 +62,13 @@ func runSchema(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Kind, signature(s))
 	}
 	return tw.Flush()
+}
+
+// printJSON writes v as indented JSON, for the --json flags.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // signature renders a schema as Go-like types.

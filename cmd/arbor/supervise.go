@@ -147,7 +147,7 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // defaultControl is where a supervise run named name listens, and where
 // ps, stop and restart look by default.
 func defaultControl(name string) string {
-	return filepath.Join(os.TempDir(), fmt.Sprintf("arbor-%d", os.Getuid()), name+".sock")
+	return filepath.Join(os.TempDir(), fmt.Sprintf("arborctl-%d", os.Getuid()), name+".sock")
 }
 
 // parseProcfile reads NAME: COMMAND lines.

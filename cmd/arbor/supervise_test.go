@@ -18,9 +18,12 @@ import (
 // command and its output.
 func supervise(t *testing.T, name, content string) (*exec.Cmd, *proctest.Buffer, *proctest.Buffer) {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), name)
+	dir := t.TempDir()
+	file := filepath.Join(dir, name)
 	os.WriteFile(file, []byte(content), 0o600)
-	cmd := exec.Command(arborBin, "supervise", file)
+	// A control socket of the test's own, so runs in parallel never meet
+	// and nothing is left in the shared per-user directory.
+	cmd := exec.Command(arborBin, "supervise", "--control", filepath.Join(dir, "ctl.sock"), file)
 	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errOut
 	if err := cmd.Start(); err != nil {
@@ -171,5 +174,15 @@ func TestPsStopRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(control); !os.IsNotExist(err) {
 		t.Fatalf("control socket left behind: %v", err)
+	}
+}
+
+func TestControlWithoutSupervise(t *testing.T) {
+	_, errOut, code := arbor(t, "", "ps", "--control", filepath.Join(t.TempDir(), "none.sock"))
+	if code != 1 || !strings.Contains(errOut, "connecting to") {
+		t.Fatalf("ps with nothing listening: status %d, %q", code, errOut)
+	}
+	if _, errOut, code := arbor(t, "", "stop"); code != 2 || !strings.Contains(errOut, "want exactly one child NAME") {
+		t.Fatalf("stop without a NAME: status %d, %q", code, errOut)
 	}
 }
