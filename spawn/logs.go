@@ -81,6 +81,21 @@ func (f *logForwarder) drain(r io.ReadCloser, stream string) {
 	}()
 }
 
+// copyRaw copies r to w byte for byte until r ends, as one of the
+// goroutines the forwarder owns. A failing w ends the copy and closes r,
+// so the program gets EPIPE rather than blocking.
+func (f *logForwarder) copyRaw(r io.ReadCloser, w io.Writer) {
+	f.mu.Lock()
+	f.readers = append(f.readers, r)
+	f.mu.Unlock()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer r.Close()
+		io.Copy(w, r)
+	}()
+}
+
 // take records a line for the exit report and queues it for the logger.
 func (f *logForwarder) take(stream, text string) {
 	f.mu.Lock()

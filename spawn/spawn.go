@@ -79,6 +79,15 @@ type Options struct {
 	// goroutine. No line is dropped: a child that writes faster than
 	// Output takes lines waits on its pipe.
 	Output func(stream, line string)
+	// Stdin, Stdout and Stderr apply to a plain program (StartCommand)
+	// only. Stdin is the program's standard input; nil means the null
+	// device. Stdout and Stderr, if set, receive that stream byte for byte
+	// (no line splitting, no newline added or removed) instead of Output or
+	// Logger, each from one goroutine; a program that writes faster than
+	// the writer takes waits on its pipe. An *os.File is given to the
+	// program itself, with no pipe in between.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
 }
 
 // rootID names this process when it spawns outside any actor. It is set
@@ -257,8 +266,22 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 	cmd := exec.Command(a.binary, opts.Args...)
 	cmd.Dir = opts.Dir
 	cmd.Env = opts.Env
+	cmd.Stdin = opts.Stdin
 	prepareCommand(cmd)
-	outputs, writers, err := outputPipes(cmd, "stdout", "stderr")
+	// A file given for a stream is handed to the program as it is: no
+	// pipe, no copy.
+	var piped []string
+	if f, ok := opts.Stdout.(*os.File); ok {
+		cmd.Stdout = f
+	} else {
+		piped = append(piped, "stdout")
+	}
+	if f, ok := opts.Stderr.(*os.File); ok {
+		cmd.Stderr = f
+	} else {
+		piped = append(piped, "stderr")
+	}
+	outputs, writers, err := outputPipes(cmd, piped...)
 	if err != nil {
 		return nil, a.startError("setting up the program's output", err)
 	}
@@ -272,8 +295,13 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 		return nil, a.startError("running the program", err)
 	}
 	a.logs = newLogForwarder(logger.ResetNamed(a.id.Name), opts.Output)
+	raw := map[string]io.Writer{"stdout": opts.Stdout, "stderr": opts.Stderr}
 	for stream, r := range outputs {
-		a.logs.drain(r, stream)
+		if w := raw[stream]; w != nil {
+			a.logs.copyRaw(r, w)
+		} else {
+			a.logs.drain(r, stream)
+		}
 	}
 	close(a.started)
 	go a.own()

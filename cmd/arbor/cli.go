@@ -26,8 +26,9 @@ const usage = `arbor runs trees of processes.
 
 Usage:
   arbor parallel [flags] COMMAND [ARGS...] [::: INPUTS...]
-      Run COMMAND once per input, from the ::: list or stdin lines; {} in
-      COMMAND or ARGS is the input (appended when absent).
+      Run COMMAND once per input, several at a time, as GNU parallel
+      does: through the shell, with inputs quoted, from ::: lists, ::::
+      files or stdin; see 'arbor help parallel'.
   arbor supervise FILE
       Run the programs a Procfile or JSON spec describes and keep them
       running; Ctrl-C stops them in reverse start order.
@@ -43,9 +44,9 @@ Usage:
   arbor help [COMMAND]
       Print this help, or a command's.
 
-Exit status: 0 on success; parallel: the number of failed jobs (at most
-101); 2 for a usage error; 130 after SIGINT, 143 after SIGTERM; 1 for any
-other error.
+Exit status: 0 on success; parallel: as GNU parallel (the number of
+failed jobs, at most 101; 255 for a bad command line); 2 for a usage error;
+130 after SIGINT, 143 after SIGTERM; 1 for any other error.
 `
 
 // usageError is a command line that cannot be run; it exits with status 2.
@@ -91,6 +92,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "arbor:", err)
+		if args[0] == "parallel" {
+			return exitParallelUsage // GNU parallel's status, for drop-in use
+		}
 		return exitUsage
 	case errors.As(context.Cause(ctx), &sig):
 		if err != nil {

@@ -61,13 +61,14 @@ func TestExitCodes(t *testing.T) {
 		out   string
 	}{
 		{"all succeed", []string{"parallel", "-k", "echo", ":::", "a", "b", "c"}, "", 0, "a\nb\nc\n"},
-		{"two of four fail", []string{"parallel", "-k", "sh", "-c", "echo {}; test {} -lt 3", ":::", "1", "2", "3", "4"}, "", 2, "1\n2\n3\n4\n"},
+		{"two of four fail", []string{"parallel", "-k", "echo {}; test {} -lt 3", ":::", "1", "2", "3", "4"}, "", 2, "1\n2\n3\n4\n"},
 		{"inputs from stdin", []string{"parallel", "-k", "echo", "in:{}"}, "x\ny\n", 0, "in:x\nin:y\n"},
 		{"missing program", []string{"parallel", "/nonexistent/tool", ":::", "a"}, "", 1, ""},
+		{"inputs are commands", []string{"parallel", "-k"}, "echo one\necho two\n", 0, "one\ntwo\n"},
 		{"unknown command", []string{"frobnicate"}, "", 2, ""},
-		{"bad flag", []string{"parallel", "--frob", "echo"}, "", 2, ""},
-		{"bad halt", []string{"parallel", "--halt", "sometimes", "echo", ":::", "a"}, "", 2, ""},
-		{"no command", []string{"parallel"}, "", 2, ""},
+		{"bad flag", []string{"parallel", "--frob", "echo"}, "", 255, ""},
+		{"bad halt", []string{"parallel", "--halt", "sometimes", "echo", ":::", "a"}, "", 255, ""},
+		{"no command, no input", []string{"parallel"}, "", 0, ""},
 		{"version", []string{"version"}, "", 0, "arbor "},
 		{"help", []string{"parallel", "--help"}, "", 0, "Usage: arbor parallel"},
 	}
@@ -77,7 +78,7 @@ func TestExitCodes(t *testing.T) {
 			if code != tt.code || !strings.Contains(out, tt.out) {
 				t.Fatalf("status %d, stdout %q, stderr %q; want status %d and %q", code, out, errOut, tt.code, tt.out)
 			}
-			if code == 2 && tt.out == "" && !strings.HasPrefix(errOut, "arbor: ") {
+			if (code == 2 || code == 255) && tt.out == "" && !strings.HasPrefix(errOut, "arbor: ") {
 				t.Fatalf("a usage error should print one line saying what is wrong: %q", errOut)
 			}
 		})
@@ -97,7 +98,7 @@ func TestFailureCountIsCapped(t *testing.T) {
 // pidJob is a job that records its shell's pid in dir and then sleeps,
 // or fails at once for the input "fail".
 func pidJob(dir string) []string {
-	return []string{"sh", "-c", fmt.Sprintf(`if [ {} = fail ]; then sleep 0.3; exit 1; fi; echo $$ > %s/{}; exec sleep 30`, dir)}
+	return []string{fmt.Sprintf(`if [ {} = fail ]; then sleep 0.3; exit 1; fi; echo $$ > %s/{}; exec sleep 30`, dir)}
 }
 
 func pidsIn(t *testing.T, dir string) []int {
@@ -128,32 +129,33 @@ func TestHaltNowKillsRunningJobs(t *testing.T) {
 }
 
 func TestHaltSoonStartsNothingNew(t *testing.T) {
-	out, _, code := arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=1", "sh", "-c", "echo ran {}; exit {}", ":::", "1", "0", "0")
+	out, _, code := arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=1", "echo ran {}; exit {}", ":::", "1", "0", "0")
 	if code != 1 || out != "ran 1\n" {
 		t.Fatalf("status %d, output %q: no job should start after the first failure", code, out)
 	}
-	// A percentage: 1 failure of 4 jobs is 25%.
-	out, _, code = arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=25%", "sh", "-c", "echo ran {}; exit {}", ":::", "0", "1", "0", "0")
-	if code != 1 || out != "ran 0\nran 1\n" {
+	// A percentage: 1 failure of 4 jobs is 25%, and the status is the
+	// percentage that failed (GNU parallel's rule).
+	out, _, code = arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=25%", "echo ran {}; exit {}", ":::", "0", "1", "0", "0")
+	if code != 25 || out != "ran 0\nran 1\n" {
 		t.Fatalf("status %d, output %q", code, out)
 	}
 }
 
 func TestOutputModes(t *testing.T) {
 	script := "sleep 0.{}; echo first {}; echo second {}"
-	out, _, _ := arbor(t, "", "parallel", "-k", "--tag", "sh", "-c", script, ":::", "3", "1", "2")
+	out, _, _ := arbor(t, "", "parallel", "-k", "--tag", script, ":::", "3", "1", "2")
 	want := "3\tfirst 3\n3\tsecond 3\n1\tfirst 1\n1\tsecond 1\n2\tfirst 2\n2\tsecond 2\n"
 	if out != want {
 		t.Fatalf("--keep-order --tag:\n%s\nwant\n%s", out, want)
 	}
 	// Grouped (the default): each job's lines stay together.
-	out, _, _ = arbor(t, "", "parallel", "sh", "-c", "echo first {}; sleep 0.2; echo second {}", ":::", "a", "b")
+	out, _, _ = arbor(t, "", "parallel", "echo first {}; sleep 0.2; echo second {}", ":::", "a", "b")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 4 || strings.Fields(lines[0])[1] != strings.Fields(lines[1])[1] {
 		t.Fatalf("grouped output interleaved: %q", out)
 	}
 	// --line-buffer prints as lines come: the two jobs interleave.
-	out, _, _ = arbor(t, "", "parallel", "--line-buffer", "sh", "-c", "echo first {}; sleep 0.3; echo second {}", ":::", "a", "b")
+	out, _, _ = arbor(t, "", "parallel", "--line-buffer", "echo first {}; sleep 0.3; echo second {}", ":::", "a", "b")
 	lines = strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "first") || !strings.HasPrefix(lines[1], "first") {
 		t.Fatalf("--line-buffer output %q", out)
@@ -165,8 +167,9 @@ func TestTimeoutRetriesAndJoblog(t *testing.T) {
 	joblog := filepath.Join(dir, "log")
 	marker := filepath.Join(dir, "m")
 	// "flaky" fails once, then succeeds; "slow" outlives its timeout.
+	// --retries counts attempts in all, as GNU parallel does.
 	script := fmt.Sprintf(`case {} in flaky) if [ -e %s ]; then exit 0; fi; touch %s; exit 1;; slow) exec sleep 30;; esac`, marker, marker)
-	_, _, code := arbor(t, "", "parallel", "--retries", "1", "--timeout", "300ms", "--joblog", joblog, "sh", "-c", script, ":::", "flaky", "slow")
+	_, _, code := arbor(t, "", "parallel", "-k", "--retries", "2", "--timeout", "300ms", "--joblog", joblog, script, ":::", "flaky", "slow")
 	if code != 1 {
 		t.Fatalf("status %d, want 1 (the slow job)", code)
 	}
@@ -174,9 +177,24 @@ func TestTimeoutRetriesAndJoblog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := string(b)
-	if !strings.Contains(log, "flaky\t0\t\t") || !strings.Contains(log, "\t2\n") || !strings.Contains(log, "slow\t-1\tterminated") {
-		t.Fatalf("joblog:\n%s", log)
+	// GNU's 9 columns; the slow job was killed (Exitval -1) with SIGTERM.
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 3 || lines[0] != joblogHeader {
+		t.Fatalf("joblog:\n%s", b)
+	}
+	rows := map[string][]string{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, "\t")
+		if len(f) != 9 {
+			t.Fatalf("joblog row %q has %d columns, want 9", l, len(f))
+		}
+		rows[f[0]] = f
+	}
+	if f := rows["1"]; f == nil || f[6] != "0" || f[7] != "0" || !strings.Contains(f[8], "flaky") {
+		t.Fatalf("the flaky job should succeed on its second attempt: %q", rows["1"])
+	}
+	if f := rows["2"]; f == nil || f[6] != "-1" || f[7] != "15" || !strings.Contains(f[8], "slow") {
+		t.Fatalf("the slow job should be killed with SIGTERM: %q", rows["2"])
 	}
 }
 
@@ -222,24 +240,28 @@ func TestSchema(t *testing.T) {
 	}
 }
 
-func TestProgressOnlyOnATerminal(t *testing.T) {
-	// Without a terminal: no progress line.
-	_, errOut, _ := arbor(t, "", "parallel", "-j", "2", "sh", "-c", "sleep 0.3", ":::", "a", "b", "c")
-	if strings.Contains(errOut, "done,") {
-		t.Fatalf("progress printed to a pipe: %q", errOut)
-	}
-	// On a terminal (script(1) gives it one).
+func TestProgressOnlyWhenAsked(t *testing.T) {
+	// GNU parallel never draws one unasked, even on a terminal.
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Skip("no script(1) to provide a terminal")
 	}
-	cmd := exec.Command("script", "-qec", arborBin+" parallel -j 2 sh -c 'sleep 0.5' ::: a b c", "/dev/null")
-	var out []byte
-	var err error
-	proctest.Within(t, 30*time.Second, "arbor on a terminal", func() { out, err = cmd.Output() })
-	if err != nil {
-		t.Fatal(err)
+	for _, bar := range []string{"", "--bar"} {
+		cmd := exec.Command("script", "-qec", arborBin+" parallel "+bar+" -j 2 'sleep 0.{}' ::: 1 2 3", "/dev/null")
+		var out []byte
+		var err error
+		proctest.Within(t, 30*time.Second, "arbor on a terminal", func() { out, err = cmd.Output() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(out), "3/3 done, 0 failed, 0 running"); got != (bar != "") {
+			t.Fatalf("with %q: progress line shown %v: %q", bar, got, out)
+		}
 	}
-	if !strings.Contains(string(out), "3/3 done, 0 failed, 0 running") {
-		t.Fatalf("no progress line on a terminal: %q", out)
+}
+
+func TestProgressNotOnAPipe(t *testing.T) {
+	_, errOut, _ := arbor(t, "", "parallel", "-j", "2", "sleep 0.{}", ":::", "1", "2", "3")
+	if strings.Contains(errOut, "done,") {
+		t.Fatalf("progress printed unasked: %q", errOut)
 	}
 }

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
-	"runtime"
+	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,162 +21,833 @@ import (
 	"github.com/arbor-go/arbor/spawn"
 	"github.com/mattn/go-isatty"
 	oklog "github.com/oklog/run"
-	"github.com/spf13/pflag"
 )
 
-const parallelHelp = `Usage: arbor parallel [flags] COMMAND [ARGS...] [::: INPUTS...]
+// jobStopGrace is how long a job stopped by --timeout, --halt now or an
+// interrupt has between SIGTERM to its process group and SIGKILL. GNU
+// parallel's default --termseq reaches KILL after 350 ms.
+const jobStopGrace = 350 * time.Millisecond
 
-Runs COMMAND once per input: the words after ::: or, without them, the
-lines of stdin. {} in COMMAND or ARGS stands for the input; without {}, the
-input is appended. Each job runs in a process group of its own and is
-stopped with it.
+// defaultMaxChars is the longest command line -m, -X and --xargs build
+// when -s does not say: Linux takes at most 128 KiB in one argument (the
+// whole line is one, for sh -c), less some room for the shell's name.
+const defaultMaxChars = 128<<10 - 2<<10
 
-Examples:
-  arbor parallel gzip ::: *.log
-  find . -name '*.png' | arbor parallel -j 4 convert {} {}.jpg
-  arbor parallel --halt now,fail=1 --timeout 30s ./check.sh ::: a b c
-
-Flags:
-`
-
-// halt is the --halt policy.
-type halt struct {
-	mode    string // "never", "now" or "soon"
-	fail    int    // failures that trigger it, or
-	percent float64
-}
-
-func parseHalt(s string) (halt, error) {
-	if s == "never" {
-		return halt{mode: "never"}, nil
-	}
-	mode, cond, ok := strings.Cut(s, ",")
-	if !ok || (mode != "now" && mode != "soon") || !strings.HasPrefix(cond, "fail=") {
-		return halt{}, usagef("--halt %q: want never, now,fail=N, soon,fail=N or fail=P%%", s)
-	}
-	n := strings.TrimPrefix(cond, "fail=")
-	if p, isPercent := strings.CutSuffix(n, "%"); isPercent {
-		v, err := strconv.ParseFloat(p, 64)
-		if err != nil || v <= 0 || v > 100 {
-			return halt{}, usagef("--halt %q: the percentage must be in (0, 100]", s)
-		}
-		return halt{mode: mode, percent: v}, nil
-	}
-	v, err := strconv.Atoi(n)
-	if err != nil || v < 1 {
-		return halt{}, usagef("--halt %q: the failure count must be a whole number of at least 1", s)
-	}
-	return halt{mode: mode, fail: v}, nil
-}
-
-// triggered reports whether failed of total jobs trip the policy.
-func (h halt) triggered(failed, total int) bool {
-	switch {
-	case h.mode == "never" || failed == 0:
-		return false
-	case h.percent > 0:
-		return float64(failed)*100/float64(total) >= h.percent
-	}
-	return failed >= h.fail
+// job is one command line to run.
+type job struct {
+	seq     int        // {#}: its place among all the jobs the inputs make
+	order   int        // its place among the jobs started, for -k
+	records [][]string // the inputs it takes, each one tuple of values
+	chunk   []byte     // --pipe: its stdin
+	slot    int        // {%}
+	command string     // the command line
+	argv    []string   // what runs: the shell with the line, or the program itself
 }
 
 // jobResult is how one job ended.
 type jobResult struct {
-	index    int
-	input    string
-	code     int // exit status; -1 when killed by a signal or not run
-	signal   syscall.Signal
-	err      error // why it could not run, if it could not
-	duration time.Duration
-	attempts int
-	lines    []outLine
-	killed   bool // stopped by --halt now, --timeout or a signal
+	job            *job
+	code           int // exit status; 0 when a signal ended it
+	signal         syscall.Signal
+	killed         bool // stopped by arbor: --timeout, --halt now, an interrupt
+	timedOut       bool
+	startErr       error
+	start          time.Time
+	runtime        time.Duration
+	stdout, stderr *spillBuffer // what it printed, where it is held
+	received       int64        // stdout bytes
 }
 
-type outLine struct {
-	stderr bool
-	text   string
+func (r *jobResult) failed() bool {
+	return r.startErr != nil || r.code != 0 || r.signal != 0 || r.killed
 }
 
-func (r *jobResult) failed() bool { return r.err != nil || r.code != 0 || r.signal != 0 }
+func (r *jobResult) release() {
+	for _, b := range []*spillBuffer{r.stdout, r.stderr} {
+		if b != nil {
+			b.release()
+		}
+	}
+}
+
+// exitval is the joblog's Exitval: -1 for a job arbor killed.
+func (r *jobResult) exitval() int {
+	if r.killed {
+		return -1
+	}
+	return r.code
+}
 
 func runParallel(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	fs := pflag.NewFlagSet("parallel", pflag.ContinueOnError)
-	fs.SetInterspersed(false)
-	fs.SetOutput(io.Discard)
-	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "jobs to run at once")
-	haltFlag := fs.String("halt", "never", "never | now,fail=N | soon,fail=N (N may be P%)")
-	timeout := fs.Duration("timeout", 0, "stop a job that runs longer than this (0: no limit)")
-	retries := fs.Int("retries", 0, "run a failing job up to this many more times")
-	lineBuffer := fs.Bool("line-buffer", false, "print lines as they come instead of each job's output whole")
-	tag := fs.Bool("tag", false, "prefix each line with the job's input and a tab")
-	keepOrder := fs.BoolP("keep-order", "k", false, "print outputs in input order")
-	joblog := fs.String("joblog", "", "write one line per job to this file")
-	help := fs.BoolP("help", "h", false, "print this help")
-	if err := fs.Parse(args); err != nil {
-		return 0, usagef("parallel: %v", err)
-	}
-	if *help {
-		fmt.Fprint(stdout, parallelHelp+fs.FlagUsages())
-		return 0, errHelp
-	}
-	h, err := parseHalt(*haltFlag)
+	c, err := parseParallel(args, stdout)
 	if err != nil {
 		return 0, err
 	}
-	if *jobs < 1 {
-		return 0, usagef("parallel: -j must be at least 1")
-	}
-	command, inputs, hasList := splitInputs(fs.Args())
-	if len(command) == 0 {
-		return 0, usagef("parallel: no command given")
-	}
-	if !hasList {
-		if inputs, err = readLines(stdin); err != nil {
-			return 0, fmt.Errorf("reading inputs from stdin: %w", err)
-		}
-	}
+	p := &parallelRun{c: c, stdin: stdin, stdout: stdout, stderr: stderr, pending: map[int]*jobResult{}, paths: map[string]string{}}
+	return p.run(ctx)
+}
 
-	p := &parallel{
-		command: command, inputs: inputs, jobs: *jobs, halt: h, timeout: *timeout, retries: *retries,
-		lineBuffer: *lineBuffer, tag: *tag, keepOrder: *keepOrder, stdout: stdout, stderr: stderr,
-		progress: isTerminal(stderr),
-	}
-	if *joblog != "" {
-		f, err := os.Create(*joblog)
+// parallelRun is one run of arbor parallel. The scheduler (run) starts each
+// job on a goroutine of its own and waits for all of them; finish, under
+// mu, is where results are counted and printed.
+type parallelRun struct {
+	c      *parallelConfig
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	tmpl   *template
+	tagT   *template // --tagstring
+	env    []string  // every job's environment, less its own variables
+	funcs  map[string]bool
+	paths  map[string]string // programs found on PATH; used by the scheduler only
+	skip   map[int]bool      // --resume: jobs the joblog has done
+
+	killAll      context.CancelFunc // ends every running job (--halt now)
+	stopStarting context.CancelFunc // starts no more jobs (--halt soon)
+
+	mu         sync.Mutex // guards what follows, and the output streams
+	outMu      sync.Mutex // --line-buffer's lines
+	joblog     *bufio.Writer
+	total      int // jobs in all, when known (-1 while inputs stream)
+	started    int
+	completed  int
+	failed     int
+	running    int
+	halting    bool
+	haltedNow  bool
+	haltStatus *int
+	pending    map[int]*jobResult // -k: finished, waiting for an earlier job
+	nextOrder  int
+	runtimes   []time.Duration // of jobs that succeeded, for --timeout N%
+	began      time.Time
+}
+
+func (p *parallelRun) run(ctx context.Context) (int, error) {
+	c := p.c
+	p.began = time.Now()
+	p.total = -1
+	p.env = append(os.Environ(), "PARALLEL_PID="+strconv.Itoa(os.Getpid()), "PARALLEL_SHELL="+c.shell)
+	p.funcs = exportedFunctions(p.env)
+
+	var next func() (*job, error)
+	if c.pipe {
+		p.tmpl = newTemplate(c.command, c.replace, nil, c.quote, multiNone)
+		if len(c.command) == 0 {
+			return 0, usagef("parallel: --pipe needs a command")
+		}
+		next = p.pipeJobs()
+	} else {
+		in, err := openInputs(c, p.stdin)
 		if err != nil {
 			return 0, err
 		}
-		defer f.Close()
-		p.joblog = f
-		fmt.Fprintln(f, "input\texit\tsignal\tseconds\tattempts")
+		defer in.close()
+		p.tmpl = newTemplate(c.command, c.replace, in.names, c.quote, c.multi)
+		if c.tagString != nil {
+			p.tagT = &template{words: [][]token{parseWord(*c.tagString, c.replace, in.names, false)}}
+		}
+		next = p.argJobs(in)
 	}
-	failed := p.run(ctx)
-	if ctx.Err() != nil {
-		fmt.Fprintf(stderr, "arbor parallel: interrupted: %d of %d jobs done, %d failed, %d stopped\n",
-			p.done, len(inputs), failed, p.killed)
+	if c.joblog != "" {
+		closeLog, err := p.openJoblog()
+		if err != nil {
+			return 0, err
+		}
+		defer closeLog()
 	}
-	return min(failed, maxFailures), nil
-}
+	if c.results != "" && (strings.HasSuffix(c.results, ".csv") || strings.HasSuffix(c.results, ".tsv") || strings.HasSuffix(c.results, ".json")) {
+		return 0, usagef("parallel: --results %s: CSV, TSV and JSON results are not supported; give a directory", c.results)
+	}
 
-// splitInputs splits "COMMAND ARGS... ::: INPUTS..." at the first :::.
-func splitInputs(args []string) (command, inputs []string, hasList bool) {
-	for i, a := range args {
-		if a == ":::" {
-			return args[:i], args[i+1:], true
+	// Percentages, a progress line and --shuf need every job known first.
+	if c.shuffle || c.progress || c.halt.pct > 0 {
+		var all []*job
+		for {
+			j, err := next()
+			if err != nil {
+				return 0, err
+			}
+			if j == nil {
+				break
+			}
+			all = append(all, j)
+		}
+		if c.shuffle {
+			rand.Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+		}
+		p.total = len(all)
+		next = func() (*job, error) {
+			if len(all) == 0 {
+				return nil, nil
+			}
+			j := all[0]
+			all = all[1:]
+			return j, nil
 		}
 	}
-	return args, nil, false
+
+	startCtx, stopStarting := context.WithCancel(ctx)
+	jobsCtx, killAll := context.WithCancel(ctx)
+	defer stopStarting()
+	defer killAll()
+	p.stopStarting, p.killAll = stopStarting, killAll
+
+	// The inputs are read on a goroutine of their own, so that a job can
+	// end, and a halt stop the run, while a read of stdin waits for more.
+	// It ends at the end of the inputs or when the scheduler stops taking
+	// jobs; a read blocked on a stdin that never ends is the one thing left
+	// behind when a run halts, and ends with the process.
+	feed := make(chan fedJob)
+	stopFeed := make(chan struct{})
+	go func() {
+		defer close(feed)
+		for {
+			j, err := next()
+			if j == nil && err == nil {
+				return
+			}
+			select {
+			case feed <- fedJob{j, err}:
+			case <-stopFeed:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer close(stopFeed)
+
+	var g oklog.Group
+	var inputErr error
+	schedulerDone := make(chan struct{})
+	g.Add(func() error {
+		defer close(schedulerDone)
+		inputErr = p.schedule(startCtx, jobsCtx, feed)
+		return nil
+	}, func(error) {})
+	if c.progress {
+		g.Add(func() error { p.drawProgress(schedulerDone); return nil }, func(error) {})
+	}
+	g.Run()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushPending()
+	if ctx.Err() != nil {
+		fmt.Fprintf(p.stderr, "arbor parallel: interrupted: %d jobs done, %d failed, %d stopped\n", p.completed, p.failed, p.running)
+	}
+	if inputErr != nil {
+		return 0, inputErr
+	}
+	return p.exitStatus(), nil
 }
 
-func readLines(r io.Reader) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
+// schedule starts jobs as slots free up until the inputs end or starting
+// stops, and returns when every job it started has finished.
+func (p *parallelRun) schedule(startCtx, jobsCtx context.Context, feed <-chan fedJob) error {
+	c := p.c
+	sem := make(chan struct{}, c.jobs)
+	slots := make([]bool, c.jobs+1) // slots[n]: slot n is taken
+	var slotMu sync.Mutex
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for order := 0; ; order++ {
+		select {
+		case sem <- struct{}{}:
+		case <-startCtx.Done():
+			return nil
+		}
+		var f fedJob
+		var ok bool
+		select {
+		case f, ok = <-feed:
+		case <-startCtx.Done():
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		if f.err != nil {
+			return f.err
+		}
+		if c.delay > 0 && order > 0 {
+			t := time.NewTimer(c.delay)
+			select {
+			case <-t.C:
+			case <-startCtx.Done():
+				t.Stop()
+				return nil
+			}
+		}
+		j := f.j
+		j.order = order
+		slotMu.Lock()
+		for j.slot = 1; slots[j.slot]; j.slot++ {
+		}
+		slots[j.slot] = true
+		slotMu.Unlock()
+		p.prepare(j)
+		p.mu.Lock()
+		p.started++
+		p.running++
+		p.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := p.runJob(jobsCtx, j)
+			// The result is recorded before the slot is freed, so a halt it
+			// trips is seen before the next job starts.
+			p.finish(r)
+			slotMu.Lock()
+			slots[j.slot] = false
+			slotMu.Unlock()
+			<-sem
+		}()
 	}
-	return out, sc.Err()
+}
+
+// fedJob is a job made from the inputs, or why the next one could not be.
+type fedJob struct {
+	j   *job
+	err error
+}
+
+// prepare renders a job's command line and decides how to run it.
+func (p *parallelRun) prepare(j *job) {
+	var b strings.Builder
+	p.tmpl.render(&b, j.records, j.seq, j.slot)
+	j.command = b.String()
+	if words, ok := simpleWords(j.command); ok && !p.funcs[words[0]] {
+		path, found := p.paths[words[0]]
+		if !found {
+			path, _ = exec.LookPath(words[0])
+			p.paths[words[0]] = path
+		}
+		if path != "" {
+			j.argv = append([]string{path}, words[1:]...)
+			return
+		}
+	}
+	// Not found, or more than words: the shell runs it (and says what is
+	// wrong, with status 127, as it would under GNU parallel).
+	j.argv = []string{p.c.shell, "-c", j.command}
+}
+
+// exportedFunctions lists the shell functions bash exports in env: a job
+// named like one of them must go through the shell.
+func exportedFunctions(env []string) map[string]bool {
+	funcs := map[string]bool{}
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if f, ok := strings.CutPrefix(name, "BASH_FUNC_"); ok {
+			f = strings.TrimSuffix(strings.TrimSuffix(f, "%%"), "()")
+			funcs[f] = true
+		}
+	}
+	return funcs
+}
+
+// argJobs makes jobs from the inputs: -n records each (one by default), or
+// as many as the command line takes with -m, -X and --xargs.
+func (p *parallelRun) argJobs(in *inputs) func() (*job, error) {
+	c := p.c
+	seq := 0
+	perJob := max(c.maxArgs, 1)
+	spread := false
+	maxChars := c.maxChars
+	if maxChars <= 0 {
+		maxChars = defaultMaxChars
+	}
+	var base int
+	if c.multi != multiNone {
+		var b strings.Builder
+		p.tmpl.render(&b, nil, 1, 1)
+		base = b.Len()
+	}
+	return func() (*job, error) {
+		for {
+			var records [][]string
+			length := base
+			ended := false
+			for {
+				if c.multi == multiNone && len(records) == perJob {
+					break
+				}
+				if c.multi != multiNone && c.maxArgs > 0 && len(records) == c.maxArgs {
+					break
+				}
+				rec, ok, err := in.next()
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					ended = true
+					break
+				}
+				if c.multi != multiNone {
+					n := 0
+					for _, v := range rec {
+						n += p.tmpl.valueLen(v)
+					}
+					if length+n >= maxChars && len(records) > 0 {
+						in.unget(rec)
+						break
+					}
+					length += n
+				}
+				records = append(records, rec)
+			}
+			if ended && !spread && (c.multi == multiM || c.multi == multiX) && len(records) > 1 && c.maxArgs == 0 {
+				// GNU parallel spreads the last arguments over the job
+				// slots, so that all of them have work.
+				spread = true
+				each := (len(records) + c.jobs - 1) / c.jobs
+				for i := len(records) - 1; i >= each; i-- {
+					in.unget(records[i])
+				}
+				records = records[:each]
+				c = p.withMaxArgs(each)
+			}
+			if len(records) == 0 {
+				return nil, nil
+			}
+			seq++
+			if p.skip[seq] {
+				continue
+			}
+			return &job{seq: seq, records: records}, nil
+		}
+	}
+}
+
+// withMaxArgs returns a copy of the configuration with -n set, for the jobs
+// after GNU's spreading.
+func (p *parallelRun) withMaxArgs(n int) *parallelConfig {
+	c := *p.c
+	c.maxArgs = n
+	return &c
+}
+
+// pipeJobs cuts stdin into chunks at record ends: -N records each, or
+// about --block bytes.
+func (p *parallelRun) pipeJobs() func() (*job, error) {
+	c := p.c
+	r := bufio.NewReaderSize(p.stdin, 64<<10)
+	recEnd := c.delim
+	if recEnd == nil {
+		recEnd = []byte{'\n'}
+	}
+	var held []byte // a record read that did not fit the last chunk
+	seq := 0
+	readRecord := func() ([]byte, error) {
+		var rec []byte
+		for {
+			part, err := r.ReadSlice(recEnd[len(recEnd)-1])
+			rec = append(rec, part...)
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil || bytes.HasSuffix(rec, recEnd) {
+				return rec, err
+			}
+		}
+	}
+	return func() (*job, error) {
+		for {
+			var chunk []byte
+			records := 0
+			if held != nil {
+				chunk, held, records = held, nil, 1
+			}
+			var readErr error
+			for {
+				if c.maxArgs > 0 && records == c.maxArgs {
+					break
+				}
+				rec, err := readRecord()
+				if len(rec) > 0 {
+					if c.maxArgs == 0 && len(chunk) > 0 && len(chunk)+len(rec) > c.block {
+						held = rec
+						break
+					}
+					chunk = append(chunk, rec...)
+					records++
+				}
+				if err != nil {
+					readErr = err
+					break
+				}
+			}
+			if readErr != nil && readErr != io.EOF {
+				return nil, fmt.Errorf("reading stdin: %w", readErr)
+			}
+			if len(chunk) == 0 {
+				return nil, nil
+			}
+			seq++
+			if p.skip[seq] {
+				continue
+			}
+			return &job{seq: seq, chunk: chunk}, nil
+		}
+	}
+}
+
+// runJob runs a job, again while it fails and --retries allows.
+func (p *parallelRun) runJob(ctx context.Context, j *job) *jobResult {
+	for attempt := 1; ; attempt++ {
+		r := p.attempt(ctx, j)
+		if !r.failed() || attempt >= p.c.attempts || ctx.Err() != nil {
+			return r
+		}
+		r.release() // GNU parallel prints the last attempt's output only
+	}
+}
+
+// attempt runs a job once.
+func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
+	c := p.c
+	r := &jobResult{job: j, start: time.Now()}
+	grouped := p.grouped()
+	if grouped || c.results != "" {
+		r.stdout, r.stderr = &spillBuffer{}, &spillBuffer{}
+	}
+	if c.dryRun {
+		r.stdout.Write([]byte(j.command + "\n"))
+		r.received = int64(len(j.command) + 1)
+		return r
+	}
+	opts := spawn.Options{
+		Name:        "job-" + strconv.Itoa(j.seq),
+		Binary:      j.argv[0],
+		Args:        j.argv[1:],
+		Env:         append(p.env[:len(p.env):len(p.env)], "PARALLEL_SEQ="+strconv.Itoa(j.seq), "PARALLEL_JOBSLOT="+strconv.Itoa(j.slot)),
+		GracePeriod: jobStopGrace,
+	}
+	if j.chunk != nil {
+		opts.Stdin = bytes.NewReader(j.chunk)
+	}
+	var counted *countingWriter
+	var lines []*lineWriter
+	switch {
+	case grouped:
+		counted = &countingWriter{w: r.stdout}
+		opts.Stdout, opts.Stderr = counted, r.stderr
+	case c.output == outputUngroup:
+		opts.Stdout, opts.Stderr = p.stdout, p.stderr
+	default: // --line-buffer
+		out := &lineWriter{mu: &p.outMu, w: p.tagged(p.stdout, j)}
+		errw := &lineWriter{mu: &p.outMu, w: p.tagged(p.stderr, j)}
+		lines = []*lineWriter{out, errw}
+		counted = &countingWriter{w: out}
+		opts.Stdout, opts.Stderr = counted, errw
+	}
+	if !grouped && r.stdout != nil { // --results beside unbuffered output
+		if counted != nil {
+			opts.Stdout = io.MultiWriter(counted, r.stdout)
+		} else {
+			opts.Stdout = io.MultiWriter(opts.Stdout, r.stdout)
+		}
+		opts.Stderr = io.MultiWriter(opts.Stderr, r.stderr)
+	}
+	if c.verbose && !grouped {
+		p.outMu.Lock()
+		fmt.Fprintln(p.stderr, j.command)
+		p.outMu.Unlock()
+	}
+	a, err := spawn.StartCommand(ctx, opts)
+	if err != nil {
+		r.startErr, r.code = err, 127
+		if errors.Is(err, os.ErrPermission) {
+			r.code = 126
+		}
+		return r
+	}
+	var expired <-chan time.Time
+	if d := p.timeoutFor(); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-a.Done():
+	case <-expired:
+		r.killed, r.timedOut = true, true
+		a.Stop(context.Background())
+	case <-ctx.Done():
+		r.killed = true
+		a.Stop(context.Background())
+	}
+	var exit *spawn.ExitError
+	if err := a.Wait(); errors.As(err, &exit) {
+		r.code, r.signal = max(exit.Code, 0), exit.Signal
+	}
+	for _, l := range lines {
+		l.flush()
+	}
+	r.runtime = time.Since(r.start)
+	if counted != nil {
+		r.received = counted.n
+	}
+	return r
+}
+
+// timeoutFor is the --timeout for a job starting now.
+func (p *parallelRun) timeoutFor() time.Duration {
+	if p.c.timeoutPct == 0 {
+		return p.c.timeout
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.runtimes) < 3 {
+		return 0 // no median to speak of yet
+	}
+	sorted := append([]time.Duration(nil), p.runtimes...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+	return time.Duration(float64(sorted[len(sorted)/2]) * p.c.timeoutPct / 100)
+}
+
+// tagged wraps w to put the job's --tag or --tagstring before each line.
+func (p *parallelRun) tagged(w io.Writer, j *job) io.Writer {
+	if prefix, ok := p.tag(j); ok {
+		return &prefixWriter{w: w, prefix: []byte(prefix)}
+	}
+	return w
+}
+
+func (p *parallelRun) tag(j *job) (string, bool) {
+	switch {
+	case p.tagT != nil:
+		var b strings.Builder
+		p.tagT.render(&b, j.records, j.seq, j.slot)
+		return b.String() + "\t", true
+	case p.c.tag:
+		var vals []string
+		for _, r := range j.records {
+			vals = append(vals, r...)
+		}
+		return strings.Join(vals, " ") + "\t", true
+	}
+	return "", false
+}
+
+// finish records a finished job: counts, halts, joblog, output.
+func (p *parallelRun) finish(r *jobResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running--
+	if p.haltedNow {
+		// Killed by --halt now, or done after it: GNU parallel has exited
+		// by now, printing nothing more.
+		r.release()
+		return
+	}
+	p.completed++
+	if !r.failed() {
+		p.runtimes = append(p.runtimes, r.runtime)
+	}
+	if p.shouldHalt(r) {
+		p.stopStarting()
+		if p.c.halt.when == "now" {
+			p.killAll()
+		}
+	}
+	if r.startErr != nil {
+		fmt.Fprintf(p.stderr, "arbor parallel: job %d could not start: %v\n", r.job.seq, r.startErr)
+	}
+	if r.timedOut {
+		fmt.Fprintf(p.stderr, "arbor parallel: job %d was killed because it timed out: %s\n", r.job.seq, r.job.command)
+	}
+	if p.joblog != nil {
+		p.logJob(r)
+	}
+	if p.c.results != "" {
+		var first []string
+		if len(r.job.records) > 0 {
+			first = r.job.records[0]
+		}
+		if err := saveResults(p.c.results, first, r.job.seq, r.stdout, r.stderr); err != nil {
+			fmt.Fprintf(p.stderr, "arbor parallel: job %d: %v\n", r.job.seq, err)
+		}
+	}
+	switch {
+	case !p.grouped():
+		r.release()
+	case !p.c.keepOrder:
+		p.print(r)
+		r.release()
+	default:
+		p.pending[r.job.order] = r
+		for q, ok := p.pending[p.nextOrder]; ok; q, ok = p.pending[p.nextOrder] {
+			p.print(q)
+			q.release()
+			delete(p.pending, p.nextOrder)
+			p.nextOrder++
+		}
+	}
+}
+
+// grouped reports whether each job's output is held and printed whole.
+func (p *parallelRun) grouped() bool {
+	c := p.c
+	return c.output == outputGroup || c.dryRun || (c.keepOrder && c.output == outputLineBuffer)
+}
+
+// flushPending prints what -k still holds, in order, skipping gaps (jobs
+// killed by a halt or an interrupt).
+func (p *parallelRun) flushPending() {
+	orders := make([]int, 0, len(p.pending))
+	for o := range p.pending {
+		orders = append(orders, o)
+	}
+	sort.Ints(orders)
+	for _, o := range orders {
+		p.print(p.pending[o])
+		p.pending[o].release()
+		delete(p.pending, o)
+	}
+}
+
+// print writes a finished job's output whole: the command (--verbose),
+// stdout, then stderr, as GNU parallel groups them.
+func (p *parallelRun) print(r *jobResult) {
+	if p.c.verbose {
+		fmt.Fprintln(p.stderr, r.job.command)
+	}
+	if r.stdout != nil {
+		r.stdout.writeTo(p.tagged(p.stdout, r.job))
+	}
+	if r.stderr != nil {
+		r.stderr.writeTo(p.tagged(p.stderr, r.job))
+	}
+}
+
+// shouldHalt counts a finished job and applies --halt as GNU parallel does,
+// exit status included: with fail=1 or done=1 the job's own status (128 +
+// the signal for a signal), with a percentage the percentage that failed,
+// else the number that failed, at most 101.
+func (p *parallelRun) shouldHalt(r *jobResult) bool {
+	h := p.c.halt
+	limit, counted := 0, false
+	if r.failed() {
+		p.failed++
+		if h.why == "fail" {
+			limit, counted = p.failed, true
+		}
+	} else if h.why == "success" {
+		limit, counted = p.completed-p.failed, true
+	}
+	if h.why == "done" {
+		limit, counted = p.completed, true
+	}
+	if h.when == "never" || !counted {
+		return false
+	}
+	need := float64(h.count)
+	if h.pct > 0 {
+		need = float64(p.total) * h.pct / 100
+	}
+	if float64(limit) < need {
+		return false
+	}
+	if p.haltStatus == nil {
+		status := 0
+		if h.why != "success" {
+			if h.pct > 0 {
+				status = int(math.Ceil(float64(p.failed) / float64(p.total) * 100))
+			} else {
+				status = min(p.failed, maxFailures)
+			}
+			if h.count == 1 {
+				switch {
+				case r.killed:
+					status = 255 // GNU's -1
+				case r.code != 0:
+					status = r.code
+				case r.signal != 0:
+					status = 128 + int(r.signal)
+				case r.startErr != nil:
+					status = r.code
+				default:
+					status = 0
+				}
+			}
+		}
+		p.haltStatus = &status
+	}
+	first := !p.halting
+	p.halting = true
+	if h.when == "now" {
+		p.haltedNow = true
+	}
+	return first
+}
+
+// exitStatus is the run's exit status, as GNU parallel computes it.
+func (p *parallelRun) exitStatus() int {
+	h := p.c.halt
+	if h.when != "never" {
+		if p.haltStatus != nil {
+			return *p.haltStatus
+		}
+		if h.pct > 0 {
+			return int(math.Ceil(float64(p.failed) / float64(max(p.started, 1)) * 100))
+		}
+	}
+	return min(p.failed, maxFailures)
+}
+
+// openJoblog opens --joblog: new, with GNU's header, or with --resume and
+// --resume-failed read for the jobs it has and then appended to.
+func (p *parallelRun) openJoblog() (func(), error) {
+	c := p.c
+	if c.joblog == "-" {
+		p.joblog = bufio.NewWriter(p.stdout)
+		fmt.Fprintln(p.joblog, joblogHeader)
+		return func() { p.joblog.Flush() }, nil
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if c.resume || c.resumeFail {
+		p.skip = map[int]bool{}
+		if b, err := os.ReadFile(c.joblog); err == nil {
+			for i, line := range strings.Split(string(b), "\n") {
+				f := strings.Split(line, "\t")
+				if i == 0 || len(f) < 9 {
+					continue
+				}
+				seq, err := strconv.Atoi(f[0])
+				if err != nil {
+					return nil, fmt.Errorf("--joblog %s line %d: the Seq column %q is not a number", c.joblog, i+1, f[0])
+				}
+				ok := f[6] == "0" && f[7] == "0"
+				if c.resume || ok {
+					p.skip[seq] = true
+				} else if !p.skip[seq] {
+					delete(p.skip, seq)
+				}
+			}
+			flags = os.O_WRONLY | os.O_APPEND
+		}
+	}
+	f, err := os.OpenFile(c.joblog, flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--joblog: %w", err)
+	}
+	p.joblog = bufio.NewWriter(f)
+	if flags&os.O_TRUNC != 0 {
+		fmt.Fprintln(p.joblog, joblogHeader)
+	}
+	return func() { p.joblog.Flush(); f.Close() }, nil
+}
+
+const joblogHeader = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+
+func (p *parallelRun) logJob(r *jobResult) {
+	start := float64(r.start.UnixMilli()) / 1000
+	fmt.Fprintf(p.joblog, "%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\n", r.job.seq, start, r.runtime.Seconds(),
+		r.received, r.exitval(), int(r.signal), strings.ReplaceAll(r.job.command, "\n", "\x00"))
+	p.joblog.Flush()
 }
 
 func isTerminal(w io.Writer) bool {
@@ -180,246 +855,33 @@ func isTerminal(w io.Writer) bool {
 	return ok && isatty.IsTerminal(f.Fd())
 }
 
-// parallel is one run of arbor parallel.
-type parallel struct {
-	command    []string
-	inputs     []string
-	jobs       int
-	halt       halt
-	timeout    time.Duration
-	retries    int
-	lineBuffer bool
-	tag        bool
-	keepOrder  bool
-	stdout     io.Writer
-	stderr     io.Writer
-	joblog     io.Writer
-	progress   bool
-
-	mu      sync.Mutex // guards what follows and the output streams
-	done    int
-	failed  int
-	running int
-	killed  int
-	halting bool
-	pending map[int]*jobResult // finished out of order, with --keep-order
-	next    int                // the next index to print, with --keep-order
-	began   time.Time
-}
-
-// run runs every job and returns how many failed.
-func (p *parallel) run(ctx context.Context) int {
-	p.pending = map[int]*jobResult{}
-	p.began = time.Now()
-	jobsCtx, killAll := context.WithCancel(ctx) // --halt now stops the running jobs
-	defer killAll()
-
-	// The scheduler and the progress display run as one oklog/run group:
-	// the display ends when the scheduler does.
-	var g oklog.Group
-	schedulerDone := make(chan struct{})
-	g.Add(func() error {
-		defer close(schedulerDone)
-		sem := make(chan struct{}, p.jobs)
-		var wg sync.WaitGroup
-		for i, input := range p.inputs {
-			select {
-			case sem <- struct{}{}:
-			case <-jobsCtx.Done():
-			}
-			p.mu.Lock()
-			stop := p.halting || jobsCtx.Err() != nil
-			if !stop {
-				p.running++
-			}
-			p.mu.Unlock()
-			if stop {
-				break
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := p.job(jobsCtx, i, input)
-				// Record the result before freeing the slot, so that the
-				// scheduler sees a halt this result trips before it starts
-				// the next job.
-				if p.finish(r) {
-					killAll()
-				}
-				<-sem
-			}()
-		}
-		wg.Wait()
-		return nil
-	}, func(error) {})
-	if p.progress {
-		g.Add(func() error {
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
-					p.drawProgress()
-				case <-schedulerDone:
-					p.drawProgress()
-					fmt.Fprintln(p.stderr)
-					return nil
-				}
-			}
-		}, func(error) {})
-	}
-	g.Run()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.failed
-}
-
-// job runs one input, retrying as --retries says.
-func (p *parallel) job(ctx context.Context, index int, input string) *jobResult {
-	argv := substitute(p.command, input)
-	r := &jobResult{index: index, input: input}
-	began := time.Now()
-	for r.attempts = 1; ; r.attempts++ {
-		p.attempt(ctx, argv, r)
-		if !r.failed() || r.attempts > p.retries || ctx.Err() != nil {
-			break
-		}
-	}
-	r.duration = time.Since(began)
-	return r
-}
-
-// attempt runs the job once, into r.
-func (p *parallel) attempt(ctx context.Context, argv []string, r *jobResult) {
-	r.lines, r.err, r.code, r.signal, r.killed = nil, nil, 0, 0, false
-	var lmu sync.Mutex
-	output := func(stream, line string) {
-		ol := outLine{stderr: stream == "stderr", text: line}
-		if p.lineBuffer {
-			p.mu.Lock()
-			p.printLine(r.input, ol)
-			p.mu.Unlock()
+// drawProgress redraws the progress line on stderr until done closes.
+func (p *parallelRun) drawProgress(done <-chan struct{}) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.progressLine()
+		case <-done:
+			p.progressLine()
+			fmt.Fprintln(p.stderr)
 			return
 		}
-		lmu.Lock()
-		r.lines = append(r.lines, ol)
-		lmu.Unlock()
-	}
-	a, err := spawn.StartCommand(ctx, spawn.Options{Name: "job-" + strconv.Itoa(r.index), Binary: argv[0],
-		Args: argv[1:], Output: output, GracePeriod: time.Second})
-	if err != nil {
-		r.err, r.code = err, -1
-		return
-	}
-	var expired <-chan time.Time
-	if p.timeout > 0 {
-		t := time.NewTimer(p.timeout)
-		defer t.Stop()
-		expired = t.C
-	}
-	select {
-	case <-a.Done():
-	case <-expired:
-		r.killed = true
-		a.Stop(context.Background())
-	case <-ctx.Done():
-		r.killed = true
-		a.Stop(context.Background())
-	}
-	var exit *spawn.ExitError
-	switch err := a.Wait(); {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code, r.signal = exit.Code, exit.Signal
-	default:
-		r.err, r.code = err, -1
 	}
 }
 
-// substitute puts input where {} stands in argv, or appends it.
-func substitute(command []string, input string) []string {
-	out := make([]string, len(command))
-	found := false
-	for i, a := range command {
-		if strings.Contains(a, "{}") {
-			found = true
-			a = strings.ReplaceAll(a, "{}", input)
-		}
-		out[i] = a
-	}
-	if !found {
-		out = append(out, input)
-	}
-	return out
-}
-
-// finish records a finished job, prints its output and reports whether
-// --halt now has tripped.
-func (p *parallel) finish(r *jobResult) (killAll bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.running--
-	p.done++
-	if r.killed {
-		p.killed++
-	}
-	if r.failed() && !(r.killed && p.halting) {
-		p.failed++
-		if r.err != nil {
-			fmt.Fprintf(p.stderr, "arbor parallel: %s: %v\n", r.input, r.err)
-		}
-	}
-	if p.joblog != nil {
-		sig := ""
-		if r.signal != 0 {
-			sig = r.signal.String()
-		}
-		fmt.Fprintf(p.joblog, "%s\t%d\t%s\t%.3f\t%d\n", r.input, r.code, sig, r.duration.Seconds(), r.attempts)
-	}
-	if !p.lineBuffer {
-		if p.keepOrder {
-			p.pending[r.index] = r
-			for q, ok := p.pending[p.next]; ok; q, ok = p.pending[p.next] {
-				p.printJob(q)
-				delete(p.pending, p.next)
-				p.next++
-			}
-		} else {
-			p.printJob(r)
-		}
-	}
-	if !p.halting && p.halt.triggered(p.failed, len(p.inputs)) {
-		p.halting = true
-		return p.halt.mode == "now"
-	}
-	return false
-}
-
-func (p *parallel) printJob(r *jobResult) {
-	for _, l := range r.lines {
-		p.printLine(r.input, l)
-	}
-}
-
-func (p *parallel) printLine(input string, l outLine) {
-	w := p.stdout
-	if l.stderr {
-		w = p.stderr
-	}
-	if p.tag {
-		fmt.Fprintf(w, "%s\t%s\n", input, l.text)
-	} else {
-		fmt.Fprintln(w, l.text)
-	}
-}
-
-func (p *parallel) drawProgress() {
+func (p *parallelRun) progressLine() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	eta := "?"
-	if p.done > 0 {
-		left := time.Duration(float64(time.Since(p.began)) / float64(p.done) * float64(len(p.inputs)-p.done))
+	if p.completed > 0 {
+		left := time.Duration(float64(time.Since(p.began)) / float64(p.completed) * float64(p.total-p.completed))
 		eta = left.Round(time.Second).String()
 	}
-	fmt.Fprintf(p.stderr, "\r%d/%d done, %d failed, %d running, ETA %s   ", p.done, len(p.inputs), p.failed, p.running, eta)
+	pct := 0
+	if p.total > 0 {
+		pct = p.completed * 100 / p.total
+	}
+	fmt.Fprintf(p.stderr, "\r%d%% %d/%d done, %d failed, %d running, ETA %s   ", pct, p.completed, p.total, p.failed, p.running, eta)
 }

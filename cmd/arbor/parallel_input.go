@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"unicode"
+)
+
+// maxRecord bounds one input record (a line, by default): longer input is
+// an error that names the source, never an unbounded allocation.
+const maxRecord = 256 << 20
+
+// recordReader reads one source's records, split at a delimiter
+// (newline unless -0 or -d say otherwise), as they arrive: a job can start
+// on the first line of stdin while the rest is still being written.
+type recordReader struct {
+	name      string
+	sc        *bufio.Scanner
+	eof       *string // -E: a record equal to it ends the source
+	skipEmpty bool    // -r
+	ended     bool
+}
+
+func newRecordReader(name string, r io.Reader, c *parallelConfig) *recordReader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxRecord)
+	delim := c.delim
+	if delim == nil {
+		delim = []byte{'\n'}
+	}
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.Index(data, delim); i >= 0 {
+			return i + len(delim), data[:i], nil
+		}
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
+	return &recordReader{name: name, sc: sc, eof: c.eofStr, skipEmpty: c.skipEmpty}
+}
+
+// next returns the next record, or ok false at the end of the source.
+func (r *recordReader) next() (rec string, ok bool, err error) {
+	for !r.ended && r.sc.Scan() {
+		rec = r.sc.Text()
+		if r.eof != nil && rec == *r.eof {
+			r.ended = true
+			break
+		}
+		if r.skipEmpty && strings.TrimFunc(rec, unicode.IsSpace) == "" {
+			continue
+		}
+		return rec, true, nil
+	}
+	r.ended = true
+	if err := r.sc.Err(); err != nil {
+		return "", false, fmt.Errorf("reading inputs from %s: %w", r.name, err)
+	}
+	return "", false, nil
+}
+
+// source is one input source, open: records come from a list or a reader.
+type source struct {
+	list   []string
+	reader *recordReader
+	pos    int
+}
+
+func (s *source) next() (string, bool, error) {
+	if s.reader != nil {
+		return s.reader.next()
+	}
+	if s.pos == len(s.list) {
+		return "", false, nil
+	}
+	s.pos++
+	return s.list[s.pos-1], true, nil
+}
+
+// inputs turns the input sources into records, the argument tuples jobs are
+// made of: one value per source (per column, with --colsep), in GNU
+// parallel's order. Several sources combine as a cartesian product, the
+// first varying slowest; linked sources (:::+, --link) advance together.
+// The first source is streamed; the others are read whole first, as the
+// product needs them again for every record of the first.
+type inputs struct {
+	colsep  *regexp.Regexp         // --colsep, or nil
+	names   map[string]int // --header: column name to position (0-based)
+	first   func() ([]string, bool, error)
+	rest    [][][]string // the other groups' tuples, read whole
+	current []string     // the first group's tuple being combined
+	odo     []int        // the position in each of rest
+	closers []io.Closer
+	pending [][]string // records read ahead and given back
+}
+
+// openInputs opens the sources of c; with none, stdin is the one source.
+func openInputs(c *parallelConfig, stdin io.Reader) (*inputs, error) {
+	in := &inputs{colsep: c.colsep, names: map[string]int{}}
+	specs := c.sources
+	if len(specs) == 0 {
+		specs = []sourceSpec{{file: "-"}}
+	}
+	var open []*source
+	for _, sp := range specs {
+		s := &source{list: sp.list}
+		if !sp.isList {
+			if sp.file == "-" {
+				s.reader = newRecordReader("stdin", stdin, c)
+			} else {
+				f, err := os.Open(sp.file)
+				if err != nil {
+					in.close()
+					return nil, fmt.Errorf("input source: %w", err)
+				}
+				in.closers = append(in.closers, f)
+				s.reader = newRecordReader(sp.file, f, c)
+			}
+		}
+		open = append(open, s)
+	}
+	offset := 0
+	for _, s := range open {
+		if !c.header {
+			break
+		}
+		rec, ok, err := s.next()
+		if err != nil {
+			in.close()
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		cols := in.split(rec)
+		for j, name := range cols {
+			if _, dup := in.names[name]; !dup {
+				in.names[name] = offset + j
+			}
+		}
+		offset += len(cols)
+	}
+
+	// Group the sources: a linked source joins the group before it;
+	// --link makes one group of all.
+	var groups [][]*source
+	for i, s := range open {
+		if i == 0 || !(specs[i].linked || c.link) {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], s)
+	}
+	if len(groups[0]) == 1 {
+		s := groups[0][0]
+		in.first = func() ([]string, bool, error) {
+			rec, ok, err := s.next()
+			if !ok {
+				return nil, ok, err
+			}
+			return in.split(rec), true, nil
+		}
+	} else {
+		tuples, err := in.readGroup(groups[0], c.link)
+		if err != nil {
+			in.close()
+			return nil, err
+		}
+		i := 0
+		in.first = func() ([]string, bool, error) {
+			if i == len(tuples) {
+				return nil, false, nil
+			}
+			i++
+			return tuples[i-1], true, nil
+		}
+	}
+	for _, g := range groups[1:] {
+		tuples, err := in.readGroup(g, c.link)
+		if err != nil {
+			in.close()
+			return nil, err
+		}
+		in.rest = append(in.rest, tuples)
+	}
+	in.odo = make([]int, len(in.rest))
+	return in, nil
+}
+
+// readGroup reads linked sources whole into tuples: as many as the shortest
+// has, or with wrap (--link) as many as the longest, the shorter ones
+// starting over.
+func (in *inputs) readGroup(g []*source, wrap bool) ([][]string, error) {
+	cols := make([][][]string, len(g))
+	n := -1
+	for i, s := range g {
+		for {
+			rec, ok, err := s.next()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			cols[i] = append(cols[i], in.split(rec))
+		}
+		switch {
+		case n < 0:
+			n = len(cols[i])
+		case wrap:
+			n = max(n, len(cols[i]))
+		default:
+			n = min(n, len(cols[i]))
+		}
+	}
+	var tuples [][]string
+	for k := 0; k < n; k++ {
+		var t []string
+		for _, c := range cols {
+			if len(c) == 0 {
+				return nil, nil // an empty source makes no jobs
+			}
+			t = append(t, c[k%len(c)]...)
+		}
+		tuples = append(tuples, t)
+	}
+	return tuples, nil
+}
+
+// split makes a record's values: its columns with --colsep, else itself.
+func (in *inputs) split(rec string) []string {
+	if in.colsep == nil {
+		return []string{rec}
+	}
+	return in.colsep.Split(rec, -1)
+}
+
+// next returns the next record: the current tuple of the first group
+// followed by one tuple of each other group.
+func (in *inputs) next() ([]string, bool, error) {
+	if n := len(in.pending); n > 0 {
+		r := in.pending[n-1]
+		in.pending = in.pending[:n-1]
+		return r, true, nil
+	}
+	for _, r := range in.rest {
+		if len(r) == 0 {
+			return nil, false, nil
+		}
+	}
+	if in.current == nil || in.advance() {
+		t, ok, err := in.first()
+		if !ok {
+			return nil, false, err
+		}
+		in.current = t
+		for i := range in.odo {
+			in.odo[i] = 0
+		}
+	}
+	rec := append([]string(nil), in.current...)
+	for i, r := range in.rest {
+		rec = append(rec, r[in.odo[i]]...)
+	}
+	return rec, true, nil
+}
+
+// advance steps the odometer over the other groups; it reports whether it
+// wrapped, which means the first group's next tuple is due.
+func (in *inputs) advance() bool {
+	if in.current == nil {
+		return true
+	}
+	for i := len(in.odo) - 1; i >= 0; i-- {
+		in.odo[i]++
+		if in.odo[i] < len(in.rest[i]) {
+			return false
+		}
+		in.odo[i] = 0
+	}
+	return true
+}
+
+// unget gives a record back, to be returned by the next call of next.
+func (in *inputs) unget(rec []string) { in.pending = append(in.pending, rec) }
+
+func (in *inputs) close() {
+	for _, c := range in.closers {
+		c.Close()
+	}
+}
