@@ -90,7 +90,7 @@ func (s *source) next() (string, bool, error) {
 // The first source is streamed; the others are read whole first, as the
 // product needs them again for every record of the first.
 type inputs struct {
-	colsep  *regexp.Regexp         // --colsep, or nil
+	colsep  *regexp.Regexp // --colsep, or nil
 	names   map[string]int // --header: column name to position (0-based)
 	first   func() ([]string, bool, error)
 	rest    [][][]string // the other groups' tuples, read whole
