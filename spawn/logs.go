@@ -40,11 +40,12 @@ type logForwarder struct {
 	log     hclog.Logger
 	output  func(stream, line string) // Options.Output, instead of log
 	readers []io.Closer               // the streams being drained, for abort
-	lines   chan logLine
+	lines   chan logLine // made with the emitter
 	wg      sync.WaitGroup // the drains
 	done    chan struct{}  // closed when the emitter has finished
 
 	mu       sync.Mutex
+	emitting bool // the emitter has been started
 	dropped  int
 	tail     []string // last stderr lines
 	head     []string // first output lines
@@ -53,9 +54,7 @@ type logForwarder struct {
 }
 
 func newLogForwarder(log hclog.Logger, output func(stream, line string)) *logForwarder {
-	f := &logForwarder{log: log, output: output, lines: make(chan logLine, logQueue), done: make(chan struct{})}
-	go f.emit()
-	return f
+	return &logForwarder{log: log, output: output, done: make(chan struct{})}
 }
 
 // drain reads r until it ends and queues its lines. It is one of the
@@ -63,6 +62,13 @@ func newLogForwarder(log hclog.Logger, output func(stream, line string)) *logFor
 func (f *logForwarder) drain(r io.ReadCloser, stream string) {
 	f.mu.Lock()
 	f.readers = append(f.readers, r)
+	if !f.emitting {
+		// The emitter starts with the first stream read as lines; a
+		// program whose output is all copied raw needs none.
+		f.emitting = true
+		f.lines = make(chan logLine, logQueue)
+		go f.emit()
+	}
 	f.mu.Unlock()
 	f.wg.Add(1)
 	go func() {
@@ -202,8 +208,13 @@ func (f *logForwarder) emitJSON(level hclog.Level, rec map[string]any) {
 // emitter has logged what they read.
 func (f *logForwarder) wait() {
 	f.wg.Wait()
-	close(f.lines)
-	<-f.done
+	f.mu.Lock()
+	emitting := f.emitting
+	f.mu.Unlock()
+	if emitting {
+		close(f.lines)
+		<-f.done
+	}
 }
 
 // abort stops the drains by closing their streams: what a process outside

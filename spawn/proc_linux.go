@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 func platformAttrs(attr *syscall.SysProcAttr) {
@@ -18,13 +19,22 @@ func platformAttrs(attr *syscall.SysProcAttr) {
 // exits, not the process (golang/go#27505), and Go may end a thread under a
 // goroutine that dies locked to it. So every child is forked from one
 // goroutine locked to its thread, which lives while any child it forked is
-// alive and exits — taking its thread with it — only when none is.
+// alive and exits — taking its thread with it — only when none is, and none
+// has been started for forkerLinger: a caller that starts children one
+// after another (arbor parallel) keeps one thread rather than making and
+// ending one per child.
 var forks forker
 
+// forkerLinger is how long the forking thread outlives its last child. It
+// is short so that a program that has stopped starting children is left
+// with no extra thread almost at once (and leak checks see none).
+const forkerLinger = 20 * time.Millisecond
+
 type forker struct {
-	mu   sync.Mutex
-	live int // children started and not yet released
-	reqs chan forkRequest
+	mu    sync.Mutex
+	live  int // children started and not yet released
+	reqs  chan forkRequest
+	epoch int         // counts releases to zero, so a stale idle timer does nothing
 }
 
 type forkRequest struct {
@@ -36,7 +46,7 @@ type forkRequest struct {
 // matched by one release once the child has been reaped.
 func (f *forker) start(cmd *exec.Cmd) error {
 	f.mu.Lock()
-	if f.live == 0 {
+	if f.reqs == nil {
 		f.reqs = make(chan forkRequest)
 		go f.loop(f.reqs)
 	}
@@ -54,11 +64,21 @@ func (f *forker) start(cmd *exec.Cmd) error {
 
 func (f *forker) release() {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.live--
-	if f.live == 0 {
-		close(f.reqs)
+	if f.live > 0 {
+		return
 	}
-	f.mu.Unlock()
+	f.epoch++
+	epoch := f.epoch
+	time.AfterFunc(forkerLinger, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.live == 0 && f.epoch == epoch && f.reqs != nil {
+			close(f.reqs)
+			f.reqs = nil
+		}
+	})
 }
 
 func (f *forker) loop(reqs chan forkRequest) {

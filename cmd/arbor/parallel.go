@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,9 @@ const jobStopGrace = 350 * time.Millisecond
 // whole line is one, for sh -c), less some room for the shell's name.
 const defaultMaxChars = 128<<10 - 2<<10
 
+// parallelGCPercent is the GOGC arbor parallel runs with; see runParallel.
+const parallelGCPercent = 20
+
 // job is one command line to run.
 type job struct {
 	seq     int        // {#}: its place among all the jobs the inputs make
@@ -54,20 +58,24 @@ type jobResult struct {
 	startErr       error
 	start          time.Time
 	runtime        time.Duration
-	stdout, stderr *spillBuffer // what it printed, where it is held
-	received       int64        // stdout bytes
+	stdout, stderr *os.File // what it printed, held until printed (see outputFiles)
+	received       int64    // stdout bytes
+	errSize        int64    // stderr bytes
+	files          *outputFiles
 }
 
 func (r *jobResult) failed() bool {
 	return r.startErr != nil || r.code != 0 || r.signal != 0 || r.killed
 }
 
+// release gives the job's output files back for reuse.
 func (r *jobResult) release() {
-	for _, b := range []*spillBuffer{r.stdout, r.stderr} {
-		if b != nil {
-			b.release()
+	for _, f := range []*os.File{r.stdout, r.stderr} {
+		if f != nil {
+			r.files.put(f)
 		}
 	}
+	r.stdout, r.stderr = nil, nil
 }
 
 // exitval is the joblog's Exitval: -1 for a job arbor killed.
@@ -83,6 +91,11 @@ func runParallel(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return 0, err
 	}
+	// A run holds almost nothing live (inputs stream, output waits in
+	// files), so a small heap goal costs little GC and keeps the process
+	// small however many jobs it runs. This process is the CLI's own: the
+	// setting is restored for tests that call run more than once.
+	defer debug.SetGCPercent(debug.SetGCPercent(parallelGCPercent))
 	p := &parallelRun{c: c, stdin: stdin, stdout: stdout, stderr: stderr, pending: map[int]*jobResult{}, paths: map[string]string{}}
 	return p.run(ctx)
 }
@@ -100,6 +113,7 @@ type parallelRun struct {
 	env    []string  // every job's environment, less its own variables
 	funcs  map[string]bool
 	paths  map[string]string // programs found on PATH; used by the scheduler only
+	files  outputFiles
 	skip   map[int]bool      // --resume: jobs the joblog has done
 
 	killAll      context.CancelFunc // ends every running job (--halt now)
@@ -126,6 +140,7 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	c := p.c
 	p.began = time.Now()
 	p.total = -1
+	defer p.files.close()
 	p.env = append(os.Environ(), "PARALLEL_PID="+strconv.Itoa(os.Getpid()), "PARALLEL_SHELL="+c.shell)
 	p.funcs = exportedFunctions(p.env)
 
@@ -508,13 +523,20 @@ func (p *parallelRun) runJob(ctx context.Context, j *job) *jobResult {
 // attempt runs a job once.
 func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	c := p.c
-	r := &jobResult{job: j, start: time.Now()}
+	r := &jobResult{job: j, start: time.Now(), files: &p.files}
 	grouped := p.grouped()
 	if grouped || c.results != "" {
-		r.stdout, r.stderr = &spillBuffer{}, &spillBuffer{}
+		var err error
+		if r.stdout, err = p.files.get(); err == nil {
+			r.stderr, err = p.files.get()
+		}
+		if err != nil {
+			r.startErr, r.code = err, 1
+			return r
+		}
 	}
 	if c.dryRun {
-		r.stdout.Write([]byte(j.command + "\n"))
+		r.stdout.WriteString(j.command + "\n")
 		r.received = int64(len(j.command) + 1)
 		return r
 	}
@@ -532,8 +554,7 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	var lines []*lineWriter
 	switch {
 	case grouped:
-		counted = &countingWriter{w: r.stdout}
-		opts.Stdout, opts.Stderr = counted, r.stderr
+		opts.Stdout, opts.Stderr = r.stdout, r.stderr // the files themselves: no pipe
 	case c.output == outputUngroup:
 		opts.Stdout, opts.Stderr = p.stdout, p.stderr
 	default: // --line-buffer
@@ -587,8 +608,11 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 		l.flush()
 	}
 	r.runtime = time.Since(r.start)
-	if counted != nil {
+	switch {
+	case counted != nil:
 		r.received = counted.n
+	case grouped:
+		r.received, r.errSize = size(r.stdout), size(r.stderr)
 	}
 	return r
 }
@@ -715,11 +739,11 @@ func (p *parallelRun) print(r *jobResult) {
 	if p.c.verbose {
 		fmt.Fprintln(p.stderr, r.job.command)
 	}
-	if r.stdout != nil {
-		r.stdout.writeTo(p.tagged(p.stdout, r.job))
+	if r.stdout != nil && r.received > 0 {
+		copyOut(p.tagged(p.stdout, r.job), r.stdout)
 	}
-	if r.stderr != nil {
-		r.stderr.writeTo(p.tagged(p.stderr, r.job))
+	if r.stderr != nil && r.errSize > 0 {
+		copyOut(p.tagged(p.stderr, r.job), r.stderr)
 	}
 }
 

@@ -11,68 +11,71 @@ import (
 	"sync"
 )
 
-// spillAt is how much of one job's output is held in memory; past it the
-// rest goes to an unlinked temporary file, so a job that prints gigabytes
-// costs disk, not memory (GNU parallel buffers in files too).
-const spillAt = 4 << 20
-
-// spillBuffer holds one stream of one job's output, byte for byte, until it
-// is printed. It is written from one goroutine and read after that one has
-// finished.
-type spillBuffer struct {
-	mem  bytes.Buffer
-	file *os.File
-	n    int64
-	err  error
+// outputFiles hands out the unlinked temporary files that hold jobs'
+// output until it is printed. A job writes straight into its file (no pipe,
+// no copying goroutine, no memory held), and a printed file is emptied and
+// reused by a later job, so a run makes about as many files as it has jobs
+// running or waiting for -k, however many jobs it runs. GNU parallel holds
+// output in temporary files too.
+type outputFiles struct {
+	mu   sync.Mutex
+	free []*os.File
+	all  []*os.File
 }
 
-func (b *spillBuffer) Write(p []byte) (int, error) {
-	b.n += int64(len(p))
-	if b.file == nil && b.mem.Len()+len(p) <= spillAt {
-		return b.mem.Write(p)
+func (o *outputFiles) get() (*os.File, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n := len(o.free); n > 0 {
+		f := o.free[n-1]
+		o.free = o.free[:n-1]
+		return f, nil
 	}
-	if b.file == nil && b.err == nil {
-		f, err := os.CreateTemp("", "arbor-parallel-")
-		if err != nil {
-			b.err = fmt.Errorf("holding a job's output: %w", err)
-			return 0, b.err
-		}
-		os.Remove(f.Name())
-		b.file = f
-		if _, err := f.Write(b.mem.Bytes()); err != nil {
-			b.err = err
-		}
-		b.mem = bytes.Buffer{}
-	}
-	if b.err != nil {
-		return 0, b.err
-	}
-	n, err := b.file.Write(p)
+	f, err := os.CreateTemp("", "arbor-parallel-")
 	if err != nil {
-		b.err = err
+		return nil, fmt.Errorf("making a file for a job's output: %w", err)
 	}
-	return n, err
+	os.Remove(f.Name())
+	o.all = append(o.all, f)
+	return f, nil
 }
 
-// writeTo copies what the buffer holds to w.
-func (b *spillBuffer) writeTo(w io.Writer) error {
-	if b.file == nil {
-		_, err := w.Write(b.mem.Bytes())
+// put empties f and keeps it for another job. A file that cannot be
+// emptied is dropped (and closed at the end).
+func (o *outputFiles) put(f *os.File) {
+	if f.Truncate(0) != nil {
+		return
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return
+	}
+	o.mu.Lock()
+	o.free = append(o.free, f)
+	o.mu.Unlock()
+}
+
+func (o *outputFiles) close() {
+	for _, f := range o.all {
+		f.Close()
+	}
+}
+
+// copyOut writes what f holds, from its start, to w.
+func copyOut(w io.Writer, f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	if _, err := b.file.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	_, err := io.Copy(w, b.file)
+	_, err := io.Copy(w, f)
 	return err
 }
 
-func (b *spillBuffer) release() {
-	if b.file != nil {
-		b.file.Close()
-		b.file = nil
+// size is how much f holds.
+func size(f *os.File) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		return 0
 	}
-	b.mem = bytes.Buffer{}
+	return st.Size()
 }
 
 // prefixWriter puts prefix before every line written through it (--tag).
@@ -177,7 +180,7 @@ func resultsDir(root string, values []string) string {
 }
 
 // saveResults writes a job's seq, stdout and stderr files under root.
-func saveResults(root string, values []string, seq int, stdout, stderr *spillBuffer) error {
+func saveResults(root string, values []string, seq int, stdout, stderr *os.File) error {
 	dir := resultsDir(root, values)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--results: %w", err)
@@ -185,12 +188,12 @@ func saveResults(root string, values []string, seq int, stdout, stderr *spillBuf
 	if err := os.WriteFile(filepath.Join(dir, "seq"), []byte(strconv.Itoa(seq)), 0o644); err != nil {
 		return fmt.Errorf("--results: %w", err)
 	}
-	for name, b := range map[string]*spillBuffer{"stdout": stdout, "stderr": stderr} {
+	for name, src := range map[string]*os.File{"stdout": stdout, "stderr": stderr} {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return fmt.Errorf("--results: %w", err)
 		}
-		err = b.writeTo(f)
+		err = copyOut(f, src)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}

@@ -330,6 +330,14 @@ func simpleWords(line string) ([]string, bool) {
 	if len(words) == 0 || shellBuiltins[words[0]] {
 		return nil, false
 	}
+	if words[0] == "true" || words[0] == "false" {
+		// The builtins ignore their arguments; the programs answer these.
+		for _, w := range words[1:] {
+			if w == "--help" || w == "--version" {
+				return nil, false
+			}
+		}
+	}
 	return words, true
 }
 
@@ -339,9 +347,9 @@ func simpleWords(line string) ([]string, bool) {
 var shellBuiltins = func() map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(`! [ [[ ]] { } alias bg bind break builtin caller case cd command compgen complete
-		compopt continue declare dirs disown do done echo elif else enable esac eval exec exit export false fc fg fi
+		compopt continue declare dirs disown do done echo elif else enable esac eval exec exit export fc fg fi
 		for function getopts hash help history if in jobs kill let local logout mapfile popd printf pushd pwd read
-		readarray readonly return select set shift shopt source suspend test then time times trap true type typeset
+		readarray readonly return select set shift shopt source suspend test then time times trap type typeset
 		ulimit umask unalias unset until wait while`) {
 		m[w] = true
 	}
