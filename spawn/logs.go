@@ -40,9 +40,9 @@ type logForwarder struct {
 	log     hclog.Logger
 	output  func(stream, line string) // Options.Output, instead of log
 	readers []io.Closer               // the streams being drained, for abort
-	lines   chan logLine // made with the emitter
-	wg      sync.WaitGroup // the drains
-	done    chan struct{}  // closed when the emitter has finished
+	lines   chan logLine              // made with the emitter
+	wg      sync.WaitGroup            // the drains
+	done    chan struct{}             // closed when the emitter has finished
 
 	mu       sync.Mutex
 	emitting bool // the emitter has been started

@@ -34,7 +34,7 @@ type forker struct {
 	mu    sync.Mutex
 	live  int // children started and not yet released
 	reqs  chan forkRequest
-	epoch int         // counts releases to zero, so a stale idle timer does nothing
+	epoch int // counts releases to zero, so a stale idle timer does nothing
 }
 
 type forkRequest struct {

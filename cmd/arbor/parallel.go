@@ -114,7 +114,7 @@ type parallelRun struct {
 	funcs  map[string]bool
 	paths  map[string]string // programs found on PATH; used by the scheduler only
 	files  outputFiles
-	skip   map[int]bool      // --resume: jobs the joblog has done
+	skip   map[int]bool // --resume: jobs the joblog has done
 
 	killAll      context.CancelFunc // ends every running job (--halt now)
 	stopStarting context.CancelFunc // starts no more jobs (--halt soon)
