@@ -330,3 +330,45 @@ func TestParallelInterruptStopsJobGroups(t *testing.T) {
 	}
 	proctest.Gone(t, "background children of interrupted jobs", pidsIn(t, dir)...)
 }
+
+// A parent killed with SIGKILL leaves no job behind: each job gets the
+// parent-death signal (Linux). The jobs here are run without a shell, so
+// the sleeps are arbor's direct children.
+func TestParallelParentKilledLeavesNoJob(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command(arborBin, "parallel", "-j", "3", "--line-buffer", "sleep", ":::", "30", "31", "32")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []int
+	proctest.Eventually(t, 10*time.Second, "three jobs running", func() bool {
+		jobs = childrenOf(cmd.Process.Pid)
+		return len(jobs) == 3
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	proctest.Gone(t, "jobs of a parallel killed with SIGKILL", jobs...)
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == fmt.Sprint(pid) {
+			var p int
+			fmt.Sscan(e.Name(), &p)
+			out = append(out, p)
+		}
+	}
+	return out
+}
