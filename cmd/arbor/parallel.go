@@ -104,17 +104,18 @@ func runParallel(ctx context.Context, args []string, stdin io.Reader, stdout, st
 // job on a goroutine of its own and waits for all of them; finish, under
 // mu, is where results are counted and printed.
 type parallelRun struct {
-	c      *parallelConfig
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	tmpl   *template
-	tagT   *template // --tagstring
-	env    []string  // every job's environment, less its own variables
-	funcs  map[string]bool
-	paths  map[string]string // programs found on PATH; used by the scheduler only
-	files  outputFiles
-	skip   map[int]bool // --resume: jobs the joblog has done
+	c        *parallelConfig
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	tmpl     *template
+	tagT     *template // --tagstring
+	env      []string  // every job's environment, less its own variables
+	funcs    map[string]bool
+	paths    map[string]string // programs found on PATH; used by the scheduler only
+	files    outputFiles
+	skip     map[int]bool // --resume: jobs the joblog has done
+	colNames []string     // --header: the name of each column, by position
 
 	killAll      context.CancelFunc // ends every running job (--halt now)
 	stopStarting context.CancelFunc // starts no more jobs (--halt soon)
@@ -130,6 +131,7 @@ type parallelRun struct {
 	halting    bool
 	haltedNow  bool
 	haltStatus *int
+	lostOutput bool               // a job's --results could not be written
 	pending    map[int]*jobResult // -k: finished, waiting for an earlier job
 	nextOrder  int
 	runtimes   []time.Duration // of jobs that succeeded, for --timeout N%
@@ -158,6 +160,12 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 		}
 		defer in.close()
 		p.tmpl = newTemplate(c.command, c.replace, in.names, c.quote, c.multi)
+		for name, pos := range in.names {
+			for len(p.colNames) <= pos {
+				p.colNames = append(p.colNames, "")
+			}
+			p.colNames[pos] = name
+		}
 		if c.tagString != nil {
 			p.tagT = &template{words: [][]token{parseWord(*c.tagString, c.replace, in.names, false)}}
 		}
@@ -378,7 +386,8 @@ func (p *parallelRun) argJobs(in *inputs) func() (*job, error) {
 	if c.multi != multiNone {
 		var b strings.Builder
 		p.tmpl.render(&b, nil, 1, 1)
-		base = b.Len()
+		// The first value of each {} goes where the space before it is.
+		base = b.Len() - p.tmpl.hasAll
 	}
 	return func() (*job, error) {
 		for {
@@ -430,6 +439,9 @@ func (p *parallelRun) argJobs(in *inputs) func() (*job, error) {
 			seq++
 			if p.skip[seq] {
 				continue
+			}
+			if c.zeroArgs {
+				records = nil // -n 0: the input only counts a job
 			}
 			return &job{seq: seq, records: records}, nil
 		}
@@ -564,24 +576,29 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 		counted = &countingWriter{w: out}
 		opts.Stdout, opts.Stderr = counted, errw
 	}
-	if !grouped && r.stdout != nil { // --results beside unbuffered output
-		if counted != nil {
-			opts.Stdout = io.MultiWriter(counted, r.stdout)
-		} else {
-			opts.Stdout = io.MultiWriter(opts.Stdout, r.stdout)
-		}
-		opts.Stderr = io.MultiWriter(opts.Stderr, r.stderr)
+	if c.results != "" {
+		// The files are the output; nothing else is printed.
+		grouped, counted, lines = true, nil, nil
+		opts.Stdout, opts.Stderr = r.stdout, r.stderr
 	}
-	if c.verbose && !grouped {
+	if (c.verbose || c.printCmd) && !grouped {
 		p.outMu.Lock()
-		fmt.Fprintln(p.stderr, j.command)
+		if c.verbose {
+			fmt.Fprintln(p.stderr, j.command)
+		}
+		if c.printCmd {
+			fmt.Fprintln(p.stdout, j.command)
+		}
 		p.outMu.Unlock()
 	}
 	a, err := spawn.StartCommand(ctx, opts)
 	if err != nil {
 		r.startErr, r.code = err, 127
-		if errors.Is(err, os.ErrPermission) {
+		switch {
+		case errors.Is(err, os.ErrPermission):
 			r.code = 126
+		case errors.Is(err, syscall.E2BIG):
+			r.startErr = fmt.Errorf("its command line is %d bytes, more than the system takes: %w", len(j.command), err)
 		}
 		return r
 	}
@@ -691,12 +708,14 @@ func (p *parallelRun) finish(r *jobResult) {
 		if len(r.job.records) > 0 {
 			first = r.job.records[0]
 		}
-		if err := saveResults(p.c.results, first, r.job.seq, r.stdout, r.stderr); err != nil {
+		if err := saveResults(p.c.results, p.colNames, first, r.job.seq, r.stdout, r.stderr); err != nil {
 			fmt.Fprintf(p.stderr, "arbor parallel: job %d: %v\n", r.job.seq, err)
+			p.lostOutput = true
 		}
 	}
 	switch {
-	case !p.grouped():
+	case !p.grouped() || p.c.results != "":
+		// --results: the files are the output (GNU parallel prints none).
 		r.release()
 	case !p.c.keepOrder:
 		p.print(r)
@@ -738,6 +757,9 @@ func (p *parallelRun) flushPending() {
 func (p *parallelRun) print(r *jobResult) {
 	if p.c.verbose {
 		fmt.Fprintln(p.stderr, r.job.command)
+	}
+	if p.c.printCmd {
+		fmt.Fprintln(p.stdout, r.job.command)
 	}
 	if r.stdout != nil && r.received > 0 {
 		copyOut(p.tagged(p.stdout, r.job), r.stdout)
@@ -783,7 +805,7 @@ func (p *parallelRun) shouldHalt(r *jobResult) bool {
 			} else {
 				status = min(p.failed, maxFailures)
 			}
-			if h.count == 1 {
+			if need == 1 { // fail=1, or a percentage that comes to one job
 				switch {
 				case r.killed:
 					status = 255 // GNU's -1
@@ -810,6 +832,9 @@ func (p *parallelRun) shouldHalt(r *jobResult) bool {
 
 // exitStatus is the run's exit status, as GNU parallel computes it.
 func (p *parallelRun) exitStatus() int {
+	if p.lostOutput {
+		return exitParallelUsage // GNU's "other error"
+	}
 	h := p.c.halt
 	if h.when != "never" {
 		if p.haltStatus != nil {

@@ -35,12 +35,14 @@ type parallelConfig struct {
 	colsep    *regexp.Regexp
 	header    bool // --header: the first record of each source names its columns
 	maxArgs   int  // -n/-N: records per job; 0 means one (or as many as fit, with multi)
-	positions bool // -N: the job's records are {1}..{N}, never appended
+	positions bool // -N: the job's records are {1}..{N}
+	zeroArgs  bool // -n 0 or -N 0: one job per input, given none of it
 	multi     multiMode
 	maxChars  int
 	delim     []byte // record separator; nil means newline
 	eofStr    *string
-	skipEmpty bool // -r
+	skipEmpty bool   // -r
+	trim      string // --trim: "", "l", "r", "lr" or "rl"
 
 	output     outputMode
 	keepOrder  bool
@@ -48,7 +50,8 @@ type parallelConfig struct {
 	tagString  *string
 	results    string
 	dryRun     bool
-	verbose    bool
+	verbose    bool // --verbose, -t: each command on stderr
+	printCmd   bool // -v: each command on stdout
 	progress   bool
 	shell      string
 	delay      time.Duration
@@ -113,6 +116,7 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		delim       = fs.StringP("delimiter", "d", "", "inputs end with DELIM (\\n, \\t, \\0 and \\xHH understood)")
 		eofStr      = fs.StringP("eof", "E", "", "stop reading inputs at a line equal to STR")
 		noEmpty     = fs.BoolP("no-run-if-empty", "r", false, "skip inputs that are empty or only white space")
+		trim        = fs.String("trim", "n", "trim white space from inputs: n (none), l, r, lr or rl")
 		group       = fs.Bool("group", false, "print each job's output whole when it ends (the default)")
 		ungroup     = fs.BoolP("ungroup", "u", false, "print output as it comes, unbuffered (lines may mix)")
 		lineBuffer  = fs.Bool("line-buffer", false, "print whole lines as they come")
@@ -123,7 +127,8 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		results     = fs.String("results", "", "also save each job's output under DIR (GNU's layout)")
 		res         = fs.String("res", "", "same as --results")
 		dryRun      = fs.Bool("dry-run", false, "print each command instead of running it")
-		verbose     = fs.BoolP("verbose", "v", false, "print each command on stderr before its output")
+		verbose     = fs.BoolP("verbose", "t", false, "print each command on stderr before its output")
+		printCmd    = fs.BoolP("v", "v", false, "print each command on stdout before its output")
 		bar         = fs.Bool("bar", false, "draw a progress line on stderr")
 		eta         = fs.Bool("eta", false, "draw a progress line with the time left on stderr")
 		progress    = fs.Bool("progress", false, "draw a progress line on stderr")
@@ -160,7 +165,7 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		return nil, errHelp
 	}
 	c := &parallelConfig{replace: *replace, link: *link, positions: fs.Changed("max-replace-args"),
-		keepOrder: *keepOrder, tag: *tag, dryRun: *dryRun, verbose: *verbose,
+		keepOrder: *keepOrder, tag: *tag, dryRun: *dryRun, verbose: *verbose, printCmd: *printCmd,
 		progress: *bar || *eta || *progress, quote: *quote, shuffle: *shuf, pipe: *pipe || *spreadstdin,
 		joblog: *joblog, resume: *resume, resumeFail: *resumeFail, skipEmpty: *noEmpty, maxChars: *maxChars}
 	var err error
@@ -176,6 +181,9 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	}
 	if c.maxArgs < 0 {
 		return nil, usagef("parallel: -n/-N must not be negative")
+	}
+	if c.maxArgs == 0 && (fs.Changed("max-args") || c.positions) {
+		c.zeroArgs, c.maxArgs = true, 1
 	}
 	switch {
 	case *flagX:
@@ -197,6 +205,13 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 			return nil, usagef("parallel: --header %q is not a regular expression: %v", *header, err)
 		}
 		c.header = true
+	}
+	switch *trim {
+	case "n":
+	case "l", "r", "lr", "rl":
+		c.trim = *trim
+	default:
+		return nil, usagef("parallel: --trim %q: want n, l, r, lr or rl", *trim)
 	}
 	if fs.Changed("tagstring") {
 		c.tagString = tagString
@@ -272,6 +287,11 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	if err := c.splitSources(fs.Args()); err != nil {
 		return nil, err
 	}
+	for _, w := range c.command {
+		if strings.Contains(w, "{=") && strings.Contains(w, "=}") {
+			return nil, usagef("parallel: %q: Perl expressions in replacement strings ({= ... =}) are not supported", w)
+		}
+	}
 	if c.pipe && len(c.sources) > 0 {
 		return nil, usagef("parallel: --pipe reads stdin; it takes no ::: or :::: inputs")
 	}
@@ -305,6 +325,16 @@ func (c *parallelConfig) splitSources(args []string) error {
 			continue
 		}
 		c.sources = append(c.sources, sourceSpec{list: values, isList: true, linked: linked})
+	}
+	// GNU parallel reads stdin after a lone empty :::, and gives an empty
+	// ::: beside other sources one empty value.
+	if len(c.sources) == 1 && c.sources[0].isList && len(c.sources[0].list) == 0 {
+		c.sources = nil
+	}
+	for i := range c.sources {
+		if c.sources[i].isList && len(c.sources[i].list) == 0 {
+			c.sources[i].list = []string{""}
+		}
 	}
 	if len(c.sources) > 0 && c.sources[0].linked {
 		c.sources[0].linked = false // nothing before it to link to

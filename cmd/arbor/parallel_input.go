@@ -65,23 +65,12 @@ func (r *recordReader) next() (rec string, ok bool, err error) {
 	return "", false, nil
 }
 
-// source is one input source, open: records come from a list or a reader.
+// source is one input source, open.
 type source struct {
-	list   []string
 	reader *recordReader
-	pos    int
 }
 
-func (s *source) next() (string, bool, error) {
-	if s.reader != nil {
-		return s.reader.next()
-	}
-	if s.pos == len(s.list) {
-		return "", false, nil
-	}
-	s.pos++
-	return s.list[s.pos-1], true, nil
-}
+func (s *source) next() (string, bool, error) { return s.reader.next() }
 
 // inputs turns the input sources into records, the argument tuples jobs are
 // made of: one value per source (per column, with --colsep), in GNU
@@ -91,6 +80,7 @@ func (s *source) next() (string, bool, error) {
 // product needs them again for every record of the first.
 type inputs struct {
 	colsep  *regexp.Regexp // --colsep, or nil
+	trim    string         // --trim
 	names   map[string]int // --header: column name to position (0-based)
 	first   func() ([]string, bool, error)
 	rest    [][][]string // the other groups' tuples, read whole
@@ -98,19 +88,33 @@ type inputs struct {
 	odo     []int        // the position in each of rest
 	closers []io.Closer
 	pending [][]string // records read ahead and given back
+	ended   bool       // the first group has run out: no more records
 }
 
 // openInputs opens the sources of c; with none, stdin is the one source.
 func openInputs(c *parallelConfig, stdin io.Reader) (*inputs, error) {
-	in := &inputs{colsep: c.colsep, names: map[string]int{}}
+	in := &inputs{colsep: c.colsep, trim: c.trim, names: map[string]int{}}
 	specs := c.sources
 	if len(specs) == 0 {
 		specs = []sourceSpec{{file: "-"}}
 	}
 	var open []*source
 	for _, sp := range specs {
-		s := &source{list: sp.list}
-		if !sp.isList {
+		s := &source{}
+		if sp.isList {
+			// GNU parallel reads a ::: list as it reads a file, one value
+			// a record: -d, -E, -r and a newline inside a value apply too.
+			delim := c.delim
+			if delim == nil {
+				delim = []byte{'\n'}
+			}
+			var b bytes.Buffer
+			for _, v := range sp.list {
+				b.WriteString(v)
+				b.Write(delim)
+			}
+			s.reader = newRecordReader(":::", &b, c)
+		} else {
 			if sp.file == "-" {
 				s.reader = newRecordReader("stdin", stdin, c)
 			} else {
@@ -232,12 +236,25 @@ func (in *inputs) readGroup(g []*source, wrap bool) ([][]string, error) {
 	return tuples, nil
 }
 
-// split makes a record's values: its columns with --colsep, else itself.
+// split makes a record's values: its columns with --colsep, else itself,
+// trimmed as --trim says.
 func (in *inputs) split(rec string) []string {
-	if in.colsep == nil {
-		return []string{rec}
+	vals := []string{rec}
+	if in.colsep != nil {
+		vals = in.colsep.Split(rec, -1)
 	}
-	return in.colsep.Split(rec, -1)
+	if in.trim != "" {
+		for i, v := range vals {
+			if strings.Contains(in.trim, "l") {
+				v = strings.TrimLeft(v, " \t\n\r")
+			}
+			if strings.Contains(in.trim, "r") {
+				v = strings.TrimRight(v, " \t\n\r")
+			}
+			vals[i] = v
+		}
+	}
+	return vals
 }
 
 // next returns the next record: the current tuple of the first group
@@ -248,6 +265,9 @@ func (in *inputs) next() ([]string, bool, error) {
 		in.pending = in.pending[:n-1]
 		return r, true, nil
 	}
+	if in.ended {
+		return nil, false, nil
+	}
 	for _, r := range in.rest {
 		if len(r) == 0 {
 			return nil, false, nil
@@ -256,6 +276,7 @@ func (in *inputs) next() ([]string, bool, error) {
 	if in.current == nil || in.advance() {
 		t, ok, err := in.first()
 		if !ok {
+			in.ended = true
 			return nil, false, err
 		}
 		in.current = t

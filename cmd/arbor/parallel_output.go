@@ -78,8 +78,9 @@ func size(f *os.File) int64 {
 	return st.Size()
 }
 
-// prefixWriter puts prefix before every line written through it (--tag).
-// A last line without a newline keeps its prefix and gets no newline.
+// prefixWriter puts prefix before every line written through it (--tag),
+// a line ending at \n or, as GNU parallel has it, \r. A last line without
+// a newline keeps its prefix and gets no newline.
 type prefixWriter struct {
 	w           io.Writer
 	prefix      []byte
@@ -95,7 +96,7 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 			out = append(out, p.prefix...)
 			p.midLine = true
 		}
-		i := bytes.IndexByte(b, '\n')
+		i := bytes.IndexAny(b, "\r\n") // GNU parallel tags after a \r too
 		if i < 0 {
 			out = append(out, b...)
 			break
@@ -165,23 +166,28 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 // resultsDir is the directory --results puts a job's files in, in GNU
 // parallel's layout: DIR/1/<value of source 1>/2/<value of source 2>/...,
-// with / in a value written \_ and \ written \\.
-func resultsDir(root string, values []string) string {
+// with / in a value written \_ and \ written \\, and with --header the
+// column names instead of the numbers.
+func resultsDir(root string, names, values []string) string {
 	parts := []string{root}
 	for i, v := range values {
+		label := strconv.Itoa(i + 1)
+		if i < len(names) && names[i] != "" {
+			label = names[i] // --header: the column's name
+		}
 		v = strings.ReplaceAll(v, `\`, `\\`)
 		v = strings.ReplaceAll(v, "/", `\_`)
 		if v == "" {
 			v = `\_` // GNU's stand-in for an empty value would be an empty name
 		}
-		parts = append(parts, strconv.Itoa(i+1), v)
+		parts = append(parts, label, v)
 	}
 	return filepath.Join(parts...)
 }
 
 // saveResults writes a job's seq, stdout and stderr files under root.
-func saveResults(root string, values []string, seq int, stdout, stderr *os.File) error {
-	dir := resultsDir(root, values)
+func saveResults(root string, names, values []string, seq int, stdout, stderr *os.File) error {
+	dir := resultsDir(root, names, values)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--results: %w", err)
 	}

@@ -225,11 +225,20 @@ func modify(v, mod string) string {
 	case "/":
 		return v[strings.LastIndexByte(v, '/')+1:]
 	case "//":
-		return path.Dir(v)
+		return dirname(v)
 	case "/.":
 		return dropExt(v[strings.LastIndexByte(v, '/')+1:])
 	}
 	return v
+}
+
+// dirname is Perl's File::Basename dirname, which GNU parallel uses for
+// {//}: trailing slashes do not count ("a/b/" is in "a").
+func dirname(v string) string {
+	if t := strings.TrimRight(v, "/"); t != "" {
+		v = t
+	}
+	return path.Dir(v)
 }
 
 // dropExt removes a final ".ext" that holds no dot or slash.

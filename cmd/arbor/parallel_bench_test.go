@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkParallelOverhead compares the cost of starting many tiny jobs
+// with 'arbor parallel -j 2 true' and 'xargs -P 2 -n 1 true', on the same
+// input (seq N on stdin), alternating the two in every iteration. It
+// reports milliseconds per run for each, the ratio arbor/xargs of the
+// summed times, and the peak RSS of each. It asserts nothing about time.
+//
+//	go test -run '^$' -bench ParallelOverhead -benchtime 3x ./cmd/arbor/
+func BenchmarkParallelOverhead(b *testing.B) {
+	xargs, err := exec.LookPath("xargs")
+	if err != nil {
+		b.Skip("xargs is not on PATH")
+	}
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			input := []byte(seqLines(n))
+			runs := []struct {
+				name string
+				argv []string
+				wall time.Duration
+				rss  int64 // KiB
+			}{
+				{name: "xargs", argv: []string{xargs, "-P", "2", "-n", "1", "true"}},
+				{name: "arbor", argv: []string{arborBin, "parallel", "-j", "2", "true"}},
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for k := range runs {
+					// Alternate which goes first, so neither always
+					// runs on a cache the other warmed.
+					r := &runs[(k+i)%len(runs)]
+					wall, rss := timeRun(b, r.argv, input)
+					r.wall += wall
+					r.rss = max(r.rss, rss)
+				}
+			}
+			b.StopTimer()
+			xw, aw := runs[0].wall, runs[1].wall
+			b.ReportMetric(float64(xw.Microseconds())/1000/float64(b.N), "xargs-ms/run")
+			b.ReportMetric(float64(aw.Microseconds())/1000/float64(b.N), "arbor-ms/run")
+			if xw > 0 {
+				b.ReportMetric(float64(aw)/float64(xw), "ratio")
+			}
+			b.ReportMetric(float64(runs[1].rss)/1024, "arbor-peak-RSS-MiB")
+			b.ReportMetric(float64(runs[0].rss)/1024, "xargs-peak-RSS-MiB")
+		})
+	}
+}
+
+// timeRun runs argv with stdin, and returns its wall time and its peak
+// RSS in KiB (Maxrss is in KiB on Linux).
+func timeRun(b *testing.B, argv []string, stdin []byte) (time.Duration, int64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		b.Fatalf("%s: %v; stderr %s", strings.Join(argv, " "), err, clip(errOut.Bytes()))
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss
+	}
+	return wall, rss
+}
