@@ -133,10 +133,16 @@ func TestHaltSoonStartsNothingNew(t *testing.T) {
 	if code != 1 || out != "ran 1\n" {
 		t.Fatalf("status %d, output %q: no job should start after the first failure", code, out)
 	}
-	// A percentage: 1 failure of 4 jobs is 25%, and the status is the
-	// percentage that failed (GNU parallel's rule).
+	// A percentage: 1 failure of 4 jobs is 25%. GNU parallel's rule for
+	// the status: 25% of 4 jobs is one job, and then the failing job's own
+	// status counts, as with fail=1.
 	out, _, code = arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=25%", "echo ran {}; exit {}", ":::", "0", "1", "0", "0")
-	if code != 25 || out != "ran 0\nran 1\n" {
+	if code != 1 || out != "ran 0\nran 1\n" {
+		t.Fatalf("status %d, output %q", code, out)
+	}
+	// 50% of 4 is two jobs: the status is the percentage that failed.
+	out, _, code = arbor(t, "", "parallel", "-j", "1", "--halt", "soon,fail=50%", "echo ran {}; exit {}", ":::", "0", "1", "0", "3")
+	if code != 50 || out != "ran 0\nran 1\nran 0\nran 3\n" {
 		t.Fatalf("status %d, output %q", code, out)
 	}
 }

@@ -70,10 +70,11 @@ func (r *jobResult) failed() bool {
 
 // release gives the job's output files back for reuse.
 func (r *jobResult) release() {
-	for _, f := range []*os.File{r.stdout, r.stderr} {
-		if f != nil {
-			r.files.put(f)
-		}
+	if r.stdout != nil {
+		r.files.put(r.stdout, r.received)
+	}
+	if r.stderr != nil {
+		r.files.put(r.stderr, r.errSize)
 	}
 	r.stdout, r.stderr = nil, nil
 }
@@ -112,10 +113,12 @@ type parallelRun struct {
 	tagT     *template // --tagstring
 	env      []string  // every job's environment, less its own variables
 	funcs    map[string]bool
-	paths    map[string]string // programs found on PATH; used by the scheduler only
+	paths    map[string]string // programs found on PATH, under pathsMu
+	pathsMu  sync.Mutex
 	files    outputFiles
 	skip     map[int]bool // --resume: jobs the joblog has done
 	colNames []string     // --header: the name of each column, by position
+	devNull  *os.File     // every job's stdin, without --pipe
 
 	killAll      context.CancelFunc // ends every running job (--halt now)
 	stopStarting context.CancelFunc // starts no more jobs (--halt soon)
@@ -143,6 +146,10 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	p.began = time.Now()
 	p.total = -1
 	defer p.files.close()
+	if f, err := os.Open(os.DevNull); err == nil {
+		p.devNull = f
+		defer f.Close()
+	}
 	p.env = append(os.Environ(), "PARALLEL_PID="+strconv.Itoa(os.Getpid()), "PARALLEL_SHELL="+c.shell)
 	p.funcs = exportedFunctions(p.env)
 
@@ -220,14 +227,19 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	// It ends at the end of the inputs or when the scheduler stops taking
 	// jobs; a read blocked on a stdin that never ends is the one thing left
 	// behind when a run halts, and ends with the process.
-	feed := make(chan fedJob)
+	// The channel holds a few jobs made ahead, so a worker that frees up
+	// takes the next at once.
+	feed := make(chan fedJob, c.jobs)
 	stopFeed := make(chan struct{})
 	go func() {
 		defer close(feed)
-		for {
+		for order := 0; ; order++ {
 			j, err := next()
 			if j == nil && err == nil {
 				return
+			}
+			if j != nil {
+				j.order = order // the order jobs start in, for -k
 			}
 			select {
 			case feed <- fedJob{j, err}:
@@ -266,67 +278,86 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	return p.exitStatus(), nil
 }
 
-// schedule starts jobs as slots free up until the inputs end or starting
-// stops, and returns when every job it started has finished.
+// schedule runs the jobs on c.jobs worker goroutines, each taking the
+// next job as it frees up, until the inputs end or starting stops; it
+// returns when every job started has finished.
 func (p *parallelRun) schedule(startCtx, jobsCtx context.Context, feed <-chan fedJob) error {
 	c := p.c
-	sem := make(chan struct{}, c.jobs)
 	slots := make([]bool, c.jobs+1) // slots[n]: slot n is taken
-	var slotMu sync.Mutex
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for order := 0; ; order++ {
+	var (
+		mu        sync.Mutex // guards slots, nextStart and inputErr
+		nextStart time.Time  // --delay: no job starts before this
+		inputErr  error
+		wg        sync.WaitGroup
+	)
+	take := func() (*job, bool) {
 		select {
-		case sem <- struct{}{}:
-		case <-startCtx.Done():
-			return nil
-		}
-		var f fedJob
-		var ok bool
-		select {
-		case f, ok = <-feed:
-		case <-startCtx.Done():
-			return nil
-		}
-		if !ok {
-			return nil
-		}
-		if f.err != nil {
-			return f.err
-		}
-		if c.delay > 0 && order > 0 {
-			t := time.NewTimer(c.delay)
-			select {
-			case <-t.C:
-			case <-startCtx.Done():
-				t.Stop()
-				return nil
+		case f, ok := <-feed:
+			switch {
+			case !ok:
+				return nil, false
+			case f.err != nil:
+				mu.Lock()
+				inputErr = f.err
+				mu.Unlock()
+				p.stopStarting()
+				return nil, false
 			}
+			// A job that just ended may have halted the run meanwhile
+			// (finish cancels startCtx before its worker takes more).
+			return f.j, startCtx.Err() == nil
+		case <-startCtx.Done():
+			return nil, false
 		}
-		j := f.j
-		j.order = order
-		slotMu.Lock()
-		for j.slot = 1; slots[j.slot]; j.slot++ {
-		}
-		slots[j.slot] = true
-		slotMu.Unlock()
-		p.prepare(j)
-		p.mu.Lock()
-		p.started++
-		p.running++
-		p.mu.Unlock()
+	}
+	for range c.jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := p.runJob(jobsCtx, j)
-			// The result is recorded before the slot is freed, so a halt it
-			// trips is seen before the next job starts.
-			p.finish(r)
-			slotMu.Lock()
-			slots[j.slot] = false
-			slotMu.Unlock()
-			<-sem
+			for startCtx.Err() == nil {
+				j, ok := take()
+				if !ok {
+					return
+				}
+				if c.delay > 0 {
+					mu.Lock()
+					wait := time.Until(nextStart)
+					nextStart = time.Now().Add(max(wait, 0) + c.delay)
+					mu.Unlock()
+					if wait > 0 && !sleepCtx(startCtx, wait) {
+						return
+					}
+				}
+				mu.Lock()
+				for j.slot = 1; slots[j.slot]; j.slot++ {
+				}
+				slots[j.slot] = true
+				mu.Unlock()
+				p.prepare(j)
+				p.mu.Lock()
+				p.started++
+				p.running++
+				p.mu.Unlock()
+				p.finish(p.runJob(jobsCtx, j))
+				mu.Lock()
+				slots[j.slot] = false
+				mu.Unlock()
+			}
 		}()
+	}
+	wg.Wait()
+	return inputErr
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -342,11 +373,13 @@ func (p *parallelRun) prepare(j *job) {
 	p.tmpl.render(&b, j.records, j.seq, j.slot)
 	j.command = b.String()
 	if words, ok := simpleWords(j.command); ok && !p.funcs[words[0]] {
+		p.pathsMu.Lock()
 		path, found := p.paths[words[0]]
 		if !found {
 			path, _ = exec.LookPath(words[0])
 			p.paths[words[0]] = path
 		}
+		p.pathsMu.Unlock()
 		if path != "" {
 			j.argv = append([]string{path}, words[1:]...)
 			return
@@ -561,6 +594,8 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	}
 	if j.chunk != nil {
 		opts.Stdin = bytes.NewReader(j.chunk)
+	} else if p.devNull != nil {
+		opts.Stdin = p.devNull // one open file for every job, not one each
 	}
 	var counted *countingWriter
 	var lines []*lineWriter
@@ -593,6 +628,11 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	}
 	a, err := spawn.StartCommand(ctx, opts)
 	if err != nil {
+		// Speak of the job, not of spawn's actor that would have run it.
+		var se *spawn.StartError
+		if errors.As(err, &se) && se.Err != nil {
+			err = se.Err
+		}
 		r.startErr, r.code = err, 127
 		switch {
 		case errors.Is(err, os.ErrPermission):

@@ -54,8 +54,15 @@ Where arbor differs from GNU parallel, on purpose:
     then SIGKILL after 350 ms) and arbor exits 130 or 143; a job never
     outlives arbor, even when arbor is killed with SIGKILL (Linux).
   - --timeout is exact; GNU parallel checks about once a second.
+  - A command line up to the kernel's limit (128 KiB in one argument)
+    runs; GNU parallel refuses lines past about 63 KiB.
+  - A bad command line prints one line on stderr saying what is wrong
+    (GNU parallel prints its usage on stdout); both exit 255.
   - -S accepts only ':' (this machine) until remote actors land.
   - --results takes a directory only (no .csv, .tsv or .json).
   - -k with --line-buffer prints each job's output whole, in order.
+  - Not supported: Perl replacement strings ({= ... =}) and --plus, -i,
+    --sql*, --semaphore, --tmux, --fifo, --cat, --pipepart; each is
+    refused with status 255, never ignored.
   - Messages on stderr are arbor's own words.
 `

@@ -40,14 +40,16 @@ func (o *outputFiles) get() (*os.File, error) {
 	return f, nil
 }
 
-// put empties f and keeps it for another job. A file that cannot be
-// emptied is dropped (and closed at the end).
-func (o *outputFiles) put(f *os.File) {
-	if f.Truncate(0) != nil {
-		return
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return
+// put empties f, which holds n bytes, and keeps it for another job. A
+// file that cannot be emptied is dropped (and closed at the end).
+func (o *outputFiles) put(f *os.File, n int64) {
+	if n != 0 { // most jobs print nothing on stderr, many nothing at all
+		if f.Truncate(0) != nil {
+			return
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return
+		}
 	}
 	o.mu.Lock()
 	o.free = append(o.free, f)

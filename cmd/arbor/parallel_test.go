@@ -177,8 +177,14 @@ func TestParallelBinaryAndLongLines(t *testing.T) {
 			}
 		}
 	}
+	// A 100 KiB input fits in a command line (GNU parallel refuses lines
+	// past about 63 KiB; arbor goes to the kernel's 128 KiB).
+	out, _, code := arbor(t, strings.Repeat("z", 100<<10)+"\n", "parallel", "echo {} | wc -c")
+	if code != 0 || out != "102401\n" {
+		t.Fatalf("a 100 KiB input: status %d, %q", code, out)
+	}
 	// A job's output larger than any buffer: held in a file, then printed.
-	out, _, code := arbor(t, "", "parallel", "head -c 20000000 /dev/zero; true", ":::", "a")
+	out, _, code = arbor(t, "", "parallel", "head -c 20000000 /dev/zero; true", ":::", "a")
 	if code != 0 || len(out) != 20000000 {
 		t.Fatalf("20 MB of output: status %d, %d bytes", code, len(out))
 	}
