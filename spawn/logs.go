@@ -204,6 +204,13 @@ func (f *logForwarder) emitJSON(level hclog.Level, rec map[string]any) {
 	f.log.Log(level, msg, args...)
 }
 
+// streams reports how many streams the forwarder reads.
+func (f *logForwarder) streams() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.readers)
+}
+
 // wait returns when every drain has reached the end of its stream and the
 // emitter has logged what they read.
 func (f *logForwarder) wait() {

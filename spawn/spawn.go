@@ -399,10 +399,14 @@ func (a *Actor) own() {
 	// a moment to catch up so the report has the last lines, and then
 	// stop reading what a descendant outside the group may still hold.
 	logsDone := make(chan struct{})
-	go func() { a.logs.wait(); close(logsDone) }()
-	select {
-	case <-logsDone:
-	case <-time.After(100 * time.Millisecond):
+	if a.logs.streams() == 0 {
+		close(logsDone) // every stream went to a file: nothing to drain
+	} else {
+		go func() { a.logs.wait(); close(logsDone) }()
+		select {
+		case <-logsDone:
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	ps := a.cmd.ProcessState
 	e := &ExitError{Actor: a.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped}
@@ -429,9 +433,15 @@ func (a *Actor) own() {
 	}
 	select {
 	case <-logsDone:
-	case <-time.After(time.Second):
-		a.logs.abort()
-		<-logsDone
+	default:
+		t := time.NewTimer(time.Second)
+		select {
+		case <-logsDone:
+		case <-t.C:
+			a.logs.abort()
+			<-logsDone
+		}
+		t.Stop()
 	}
 	<-a.started
 	if a.registry != nil {

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -60,7 +61,10 @@ func BenchmarkParallelOverhead(b *testing.B) {
 }
 
 // timeRun runs argv with stdin, and returns its wall time and its peak
-// RSS in KiB (Maxrss is in KiB on Linux).
+// RSS in KiB. The peak is the process's own VmHWM, read from /proc while it
+// runs (every 2 ms, keeping the last value, which only grows): rusage's
+// Maxrss would count the memory of this test binary, which the child
+// shares between fork and exec.
 func timeRun(b *testing.B, argv []string, stdin []byte) (time.Duration, int64) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -70,14 +74,58 @@ func timeRun(b *testing.B, argv []string, stdin []byte) (time.Duration, int64) {
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	var hwm int64
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(status, argv[0]); v > hwm {
+				hwm = v
+			}
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
 	wall := time.Since(start)
+	close(done)
+	<-watched
 	if err != nil {
 		b.Fatalf("%s: %v; stderr %s", strings.Join(argv, " "), err, clip(errOut.Bytes()))
 	}
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss
+	return wall, hwm
+}
+
+// vmHWM reads the VmHWM line of a /proc status file, in KiB, once the
+// process runs the program (before its exec the child is still a copy of
+// this test binary).
+func vmHWM(path, program string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
 	}
-	return wall, rss
+	var name string
+	var kib int64
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "Name:"):
+			name = strings.TrimSpace(strings.TrimPrefix(line, "Name:"))
+		case strings.HasPrefix(line, "VmHWM:"):
+			fmt.Sscan(strings.TrimPrefix(line, "VmHWM:"), &kib)
+		}
+	}
+	if !strings.HasPrefix(filepath.Base(program), name) {
+		return 0
+	}
+	return kib
 }
