@@ -185,9 +185,6 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 		}
 		defer closeLog()
 	}
-	if c.results != "" && (strings.HasSuffix(c.results, ".csv") || strings.HasSuffix(c.results, ".tsv") || strings.HasSuffix(c.results, ".json")) {
-		return 0, usagef("parallel: --results %s: CSV, TSV and JSON results are not supported; give a directory", c.results)
-	}
 
 	// Percentages, a progress line and --shuf need every job known first.
 	if c.shuffle || c.progress || c.halt.pct > 0 {
@@ -223,12 +220,11 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	p.stopStarting, p.killAll = stopStarting, killAll
 
 	// The inputs are read on a goroutine of their own, so that a job can
-	// end, and a halt stop the run, while a read of stdin waits for more.
-	// It ends at the end of the inputs or when the scheduler stops taking
-	// jobs; a read blocked on a stdin that never ends is the one thing left
-	// behind when a run halts, and ends with the process.
-	// The channel holds a few jobs made ahead, so a worker that frees up
-	// takes the next at once.
+	// end, and a halt stop the run, while a read of stdin waits for more;
+	// its channel holds a few jobs made ahead, so a worker that frees up
+	// takes the next at once. It ends at the end of the inputs or when the
+	// workers stop taking jobs; a read blocked on a stdin that never ends is
+	// the one thing left behind when a run halts, and ends with the process.
 	feed := make(chan fedJob, c.jobs)
 	stopFeed := make(chan struct{})
 	go func() {
@@ -627,6 +623,11 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 		p.outMu.Unlock()
 	}
 	a, err := spawn.StartCommand(ctx, opts)
+	if errors.Is(err, syscall.ENOEXEC) && opts.Binary != p.c.shell {
+		// A script without a #! line: the shell runs those itself.
+		opts.Binary, opts.Args = p.c.shell, []string{"-c", j.command}
+		a, err = spawn.StartCommand(ctx, opts)
+	}
 	if err != nil {
 		// Speak of the job, not of spawn's actor that would have run it.
 		var se *spawn.StartError

@@ -233,6 +233,11 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	if *res != "" {
 		c.results = *res
 	}
+	for _, ext := range []string{".csv", ".tsv", ".json"} {
+		if strings.HasSuffix(c.results, ext) {
+			return nil, usagef("parallel: --results %s: CSV, TSV and JSON results are not supported; give a directory", c.results)
+		}
+	}
 	switch {
 	case *ungroup:
 		c.output = outputUngroup

@@ -29,6 +29,10 @@ func TestParallelFlags(t *testing.T) {
 	}
 	lines := write("lines", "x\ny\n")
 	more := write("more", "1\n2\n")
+	script := write("noshebang", "echo script $1\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		args  []string
@@ -41,6 +45,8 @@ func TestParallelFlags(t *testing.T) {
 		{"redirect and ;", []string{"-k", "echo {} > /dev/null; echo done {}", ":::", "a", "b"}, "", "done a\ndone b\n", 0},
 		{"exit status of the shell", []string{"exit {}", ":::", "3"}, "", "", 1},
 		{"inputs are commands", []string{"-k", ":::", "echo foo", "echo bar"}, "", "foo\nbar\n", 0},
+		{"a script without #! runs in the shell", []string{script, ":::", "a"}, "", "script a\n", 0},
+		{"a missing program is the shell's 127", []string{"/nonexistent/prog", ":::", "a"}, "", "", 1},
 		{"an input is never a command", []string{"-k", "echo {}", ":::", "x; echo INJECTED", "$(echo SUB)", "`echo BQ`", "'q'", "a\nb"}, "", "x; echo INJECTED\n$(echo SUB)\n`echo BQ`\n'q'\na\nb\n", 0},
 		{"the input with spaces stays one word", []string{"printf '<%s>\\n'", ":::", "a b"}, "", "<a b>\n", 0},
 		{"an empty input", []string{"printf '<%s>\\n'", ":::", ""}, "", "<>\n", 0},
