@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -394,4 +395,49 @@ func childrenOf(pid int) []int {
 		}
 	}
 	return out
+}
+
+// A consumer that does not read: arbor waits on its stdout (the jobs'
+// output waits in files meanwhile), and once the consumer reads, every
+// job's output arrives whole, nothing dropped or mixed.
+func TestParallelSlowConsumer(t *testing.T) {
+	dir := t.TempDir()
+	joblog := filepath.Join(dir, "log")
+	const jobs, size = 40, 100 << 10 // 4 MB in all, far more than a pipe holds
+	cmd := exec.Command(arborBin, "parallel", "-j", "4", "--joblog", joblog,
+		fmt.Sprintf("head -c %d /dev/zero | tr '\\0' {}", size), ":::")
+	for i := range jobs {
+		cmd.Args = append(cmd.Args, string(rune('a'+i%26)))
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// Nothing is read until a job has finished and is being printed.
+	proctest.Eventually(t, 20*time.Second, "the first job in the joblog", func() bool {
+		b, _ := os.ReadFile(joblog)
+		return bytes.Count(b, []byte("\n")) >= 2
+	})
+	var out []byte
+	proctest.Within(t, 60*time.Second, "reading the output", func() {
+		out, err = io.ReadAll(stdout)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != jobs*size {
+		t.Fatalf("%d bytes, want %d", len(out), jobs*size)
+	}
+	for i := 0; i < len(out); i += size {
+		if n := bytes.Count(out[i:i+size], out[i:i+1]); n != size {
+			t.Fatalf("job output at %d is mixed: %d of %d bytes are %q", i, n, size, out[i])
+		}
+	}
 }
