@@ -27,14 +27,14 @@ func BenchmarkParallelOverhead(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
 			input := []byte(seqLines(n))
-			runs := []struct {
-				name string
-				argv []string
-				wall time.Duration
-				rss  int64 // KiB
-			}{
+			runs := []benchRun{
 				{name: "xargs", argv: []string{xargs, "-P", "2", "-n", "1", "true"}},
 				{name: "arbor", argv: []string{arborBin, "parallel", "-j", "2", "true"}},
+			}
+			// GNU parallel too, for scale, where it is installed (only
+			// for the smaller size: it takes ~5 ms a job here).
+			if gnu, err := exec.LookPath("parallel"); err == nil && n <= 1000 {
+				runs = append(runs, benchRun{name: "gnu", argv: []string{gnu, "--will-cite", "-j", "2", "true"}})
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -56,8 +56,20 @@ func BenchmarkParallelOverhead(b *testing.B) {
 			}
 			b.ReportMetric(float64(runs[1].rss)/1024, "arbor-peak-RSS-MiB")
 			b.ReportMetric(float64(runs[0].rss)/1024, "xargs-peak-RSS-MiB")
+			if len(runs) > 2 {
+				b.ReportMetric(float64(runs[2].wall.Microseconds())/1000/float64(b.N), "gnu-parallel-ms/run")
+				b.ReportMetric(float64(runs[2].wall)/float64(aw), "gnu/arbor")
+			}
 		})
 	}
+}
+
+// benchRun is one program measured by BenchmarkParallelOverhead.
+type benchRun struct {
+	name string
+	argv []string
+	wall time.Duration
+	rss  int64 // KiB
 }
 
 // timeRun runs argv with stdin, and returns its wall time and its peak
