@@ -103,6 +103,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 128 + int(sig.sig)
 	case err != nil:
 		fmt.Fprintln(stderr, "arbor:", err)
+		if args[0] == "parallel" {
+			return exitParallelUsage // GNU parallel's "other error"
+		}
 		return exitError
 	}
 	return status

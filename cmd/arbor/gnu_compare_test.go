@@ -245,6 +245,20 @@ var gnuCompatCases = []compatCase{
 	{name: "100 failures", args: []string{"-j", "8", "false"}, stdin: seqLines(100)},
 	{name: "110 failures", args: []string{"-j", "8", "false"}, stdin: seqLines(110)},
 	{name: "bad flag", args: []string{"--frob", "echo", ":::", "a"}, statusOnly: true},
+
+	// Found in review of the first arbor version.
+	{name: "-k --halt now drops held output", args: []string{"-k", "-j4", "--halt", "now,fail=1", "sleep 0.{}; echo {}; test {} != 4", ":::", "1", "6", "2", "4", "9"}},
+	{name: "--retries stop after --halt soon", args: []string{"-j2", "--retries", "2", "--halt", "soon,fail=1", "echo {}; sleep 0.{}; exit {}", ":::", "0", "3", "1", "0", "0"}},
+	{name: "-E empty is no end", args: []string{"-k", "-E", "", "echo", ":::", "a", "", "b"}},
+	{name: "--xapply", args: []string{"-k", "--xapply", "echo", ":::", "a", "b", "c", ":::", "1", "2"}},
+	{name: "-L 2", args: []string{"-k", "-L", "2", "echo", ":::", "a", "b", "c"}},
+	{name: "--arg-sep", args: []string{"-k", "--arg-sep", ",,", "echo", ",,", "a", "b"}},
+	{name: "--pipe --block 10k is 10000", args: []string{"-k", "--pipe", "--block", "10k", "wc", "-l"}, stdin: seqLines(20000)},
+	{name: "--pipe --block 10K is 10240", args: []string{"-k", "--pipe", "--block", "10K", "wc", "-l"}, stdin: seqLines(20000)},
+	{name: "--pipe --header repeats it", args: []string{"-k", "--pipe", "-N", "3", "--header", ":", "cat"}, stdin: seqLines(10)},
+	{name: "--pipe ignores -0", args: []string{"-k", "--pipe", "-0", "-N2", "od -c"}, stdin: "a\x00b\x00c\x00"},
+	{name: "a missing :::: file", args: []string{"echo", "::::", "/nonexistent/file"}},
+	{name: "a joblog that cannot be written", args: []string{"--joblog", "/nonexistent/dir/log", "echo", ":::", "a"}},
 	{name: "bad --halt", args: []string{"--halt", "sometimes", "echo", ":::", "a"}},
 
 	// --pipe.
@@ -458,6 +472,8 @@ var resultsCases = []compatCase{
 	{name: "failing jobs", args: []string{"-k", "echo {}; exit {}", ":::", "0", "1", "2"}},
 	{name: "no output", args: []string{"-k", "true", ":::", "q"}},
 	{name: "no final newline", args: []string{"-k", "printf", "%s", ":::", "a"}},
+	{name: "-n 2: every input names a level", args: []string{"-k", "-n", "2", "echo", ":::", "a", "b", "a", "c"}},
+	{name: "an empty value", args: []string{"-k", "echo", ":::", "", "x"}},
 }
 
 // tree lists the files under root, relative, with their contents.

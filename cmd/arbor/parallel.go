@@ -54,6 +54,7 @@ type jobResult struct {
 	code           int // exit status; 0 when a signal ended it
 	signal         syscall.Signal
 	killed         bool // stopped by arbor: --timeout, --halt now, an interrupt
+	abandoned      bool // failed with attempts left after a halt: never reported
 	timedOut       bool
 	startErr       error
 	start          time.Time
@@ -131,12 +132,15 @@ type parallelRun struct {
 	completed  int
 	failed     int
 	running    int
+	stopped    int // jobs an interrupt stopped
 	halting    bool
 	haltedNow  bool
 	haltStatus *int
 	lostOutput bool               // a job's --results could not be written
 	pending    map[int]*jobResult // -k: finished, waiting for an earlier job
 	nextOrder  int
+	turn       *sync.Cond // -k: signalled when nextOrder moves (see waitTurn)
+	aheadLimit int
 	runtimes   []time.Duration // of jobs that succeeded, for --timeout N%
 	began      time.Time
 }
@@ -218,6 +222,13 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	defer stopStarting()
 	defer killAll()
 	p.stopStarting, p.killAll = stopStarting, killAll
+	p.turn = sync.NewCond(&p.mu)
+	p.aheadLimit = keepOrderAhead(c.jobs)
+	defer context.AfterFunc(startCtx, func() {
+		p.mu.Lock()
+		p.turn.Broadcast() // a halt or an interrupt: no one waits for a turn
+		p.mu.Unlock()
+	})()
 
 	// The inputs are read on a goroutine of their own, so that a job can
 	// end, and a halt stop the run, while a read of stdin waits for more;
@@ -264,9 +275,16 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.haltedNow {
+		// GNU parallel exits at once: what -k still holds is not printed.
+		for _, r := range p.pending {
+			r.release()
+		}
+		p.pending = nil
+	}
 	p.flushPending()
 	if ctx.Err() != nil {
-		fmt.Fprintf(p.stderr, "arbor parallel: interrupted: %d jobs done, %d failed, %d stopped\n", p.completed, p.failed, p.running)
+		fmt.Fprintf(p.stderr, "arbor parallel: interrupted: %d jobs done, %d failed, %d stopped\n", p.completed-p.stopped, p.failed-p.stopped, p.stopped)
 	}
 	if inputErr != nil {
 		return 0, inputErr
@@ -315,6 +333,9 @@ func (p *parallelRun) schedule(startCtx, jobsCtx context.Context, feed <-chan fe
 				if !ok {
 					return
 				}
+				if c.keepOrder && !p.waitTurn(startCtx, j) {
+					return
+				}
 				if c.delay > 0 {
 					mu.Lock()
 					wait := time.Until(nextStart)
@@ -331,18 +352,50 @@ func (p *parallelRun) schedule(startCtx, jobsCtx context.Context, feed <-chan fe
 				mu.Unlock()
 				p.prepare(j)
 				p.mu.Lock()
-				p.started++
-				p.running++
+				halted := p.halting || startCtx.Err() != nil
+				if !halted {
+					p.started++
+					p.running++
+				}
 				p.mu.Unlock()
-				p.finish(p.runJob(jobsCtx, j))
+				if !halted { // a job that ended meanwhile may have halted the run
+					p.finish(p.runJob(jobsCtx, j))
+				}
 				mu.Lock()
 				slots[j.slot] = false
 				mu.Unlock()
+				if halted {
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	return inputErr
+}
+
+// waitTurn holds a job back, with -k, while too many jobs after the
+// oldest unprinted one have finished and wait for it: each holds two open
+// files, and a slow job early on must not make a run exhaust its file
+// descriptors. It reports false if starting stopped meanwhile.
+func (p *parallelRun) waitTurn(ctx context.Context, j *job) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for j.order-p.nextOrder >= p.aheadLimit && ctx.Err() == nil && !p.halting {
+		p.turn.Wait()
+	}
+	return ctx.Err() == nil && !p.halting
+}
+
+// keepOrderAhead is how many jobs -k lets start past the oldest unprinted
+// one: what the file descriptor limit allows for their output files.
+func keepOrderAhead(jobs int) int {
+	limit := 4096
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < uint64(2*limit+64) {
+		limit = (int(rl.Cur) - 64) / 2
+	}
+	return max(limit-jobs, jobs, 1)
 }
 
 // sleepCtx waits d, or less if ctx ends first; it reports whether d passed.
@@ -490,11 +543,13 @@ func (p *parallelRun) withMaxArgs(n int) *parallelConfig {
 func (p *parallelRun) pipeJobs() func() (*job, error) {
 	c := p.c
 	r := bufio.NewReaderSize(p.stdin, 64<<10)
-	recEnd := c.delim
-	if recEnd == nil {
-		recEnd = []byte{'\n'}
+	recEnd := c.recEnd
+	var held []byte   // a record read that did not fit the last chunk
+	var header []byte // --header: the first record, repeated in every chunk
+	firstLen := 0
+	if c.header {
+		firstLen = -1 // the length of the first record, once read
 	}
-	var held []byte // a record read that did not fit the last chunk
 	seq := 0
 	readRecord := func() ([]byte, error) {
 		var rec []byte
@@ -522,6 +577,10 @@ func (p *parallelRun) pipeJobs() func() (*job, error) {
 					break
 				}
 				rec, err := readRecord()
+				if firstLen < 0 {
+					firstLen = len(rec)
+					records-- // the header is no record of a chunk
+				}
 				if len(rec) > 0 {
 					if c.maxArgs == 0 && len(chunk) > 0 && len(chunk)+len(rec) > c.block {
 						held = rec
@@ -541,6 +600,16 @@ func (p *parallelRun) pipeJobs() func() (*job, error) {
 			if len(chunk) == 0 {
 				return nil, nil
 			}
+			if c.header && header == nil {
+				// --header: the first record heads every chunk.
+				header, chunk = chunk[:firstLen], chunk[firstLen:]
+				if len(chunk) == 0 && readErr != nil {
+					return nil, nil
+				}
+			}
+			if header != nil {
+				chunk = append(append([]byte(nil), header...), chunk...)
+			}
 			seq++
 			if p.skip[seq] {
 				continue
@@ -557,8 +626,20 @@ func (p *parallelRun) runJob(ctx context.Context, j *job) *jobResult {
 		if !r.failed() || attempt >= p.c.attempts || ctx.Err() != nil {
 			return r
 		}
+		if p.isHalting() {
+			// GNU parallel puts the job back to be tried again, and after
+			// a halt starts nothing: the attempt is as if it never was.
+			r.abandoned = true
+			return r
+		}
 		r.release() // GNU parallel prints the last attempt's output only
 	}
+}
+
+func (p *parallelRun) isHalting() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.halting
 }
 
 // attempt runs a job once.
@@ -719,13 +800,16 @@ func (p *parallelRun) finish(r *jobResult) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.running--
-	if p.haltedNow {
+	if p.haltedNow || r.abandoned {
 		// Killed by --halt now, or done after it: GNU parallel has exited
 		// by now, printing nothing more.
 		r.release()
 		return
 	}
 	p.completed++
+	if r.killed && !r.timedOut {
+		p.stopped++ // by an interrupt: counted apart in the summary
+	}
 	if !r.failed() {
 		p.runtimes = append(p.runtimes, r.runtime)
 	}
@@ -745,11 +829,7 @@ func (p *parallelRun) finish(r *jobResult) {
 		p.logJob(r)
 	}
 	if p.c.results != "" {
-		var first []string
-		if len(r.job.records) > 0 {
-			first = r.job.records[0]
-		}
-		if err := saveResults(p.c.results, p.colNames, first, r.job.seq, r.stdout, r.stderr); err != nil {
+		if err := saveResults(p.c.results, p.colNames, r.job.records, r.job.seq, r.stdout, r.stderr); err != nil {
 			fmt.Fprintf(p.stderr, "arbor parallel: job %d: %v\n", r.job.seq, err)
 			p.lostOutput = true
 		}
@@ -769,6 +849,7 @@ func (p *parallelRun) finish(r *jobResult) {
 			delete(p.pending, p.nextOrder)
 			p.nextOrder++
 		}
+		p.turn.Broadcast()
 	}
 }
 

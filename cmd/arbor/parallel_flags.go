@@ -61,6 +61,9 @@ type parallelConfig struct {
 	attempts   int     // --retries: attempts in all
 	pipe       bool
 	block      int
+	recEnd     []byte // --pipe's record end (GNU ignores -0 and -d there)
+	argSep     string // ::: (--arg-sep)
+	fileSep    string // :::: (--arg-file-sep)
 	joblog     string
 	resume     bool
 	resumeFail bool
@@ -140,7 +143,12 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		envNames    = fs.StringArray("env", nil, "pass NAME to remote jobs (local jobs get the whole environment)")
 		pipe        = fs.Bool("pipe", false, "split stdin into chunks, one per job's stdin")
 		spreadstdin = fs.Bool("spreadstdin", false, "same as --pipe")
-		block       = fs.String("block", "1M", "--pipe chunk size (k, M, G suffixes)")
+		block       = fs.String("block", "1M", "--pipe chunk size (K, M, G: powers of 1024; k, m, g: of 1000)")
+		recEnd      = fs.String("recend", "\\n", "--pipe: records end with STR")
+		xapply      = fs.Bool("xapply", false, "same as --link")
+		maxLines    = fs.IntP("max-lines", "L", 0, "same as -N: up to N inputs per job")
+		argSep      = fs.String("arg-sep", ":::", "use STR instead of ::: (and STR+ for :::+)")
+		argFileSep  = fs.String("arg-file-sep", "::::", "use STR instead of :::: (and STR+ for ::::+)")
 		sshLogins   = fs.StringArrayP("sshlogin", "S", nil, "where to run jobs; only ':' (this machine) for now")
 		joblog      = fs.String("joblog", "", "write GNU's 9-column job log to FILE (- is stdout)")
 		resume      = fs.Bool("resume", false, "with --joblog: skip the jobs the log has")
@@ -153,6 +161,9 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	fs.StringVar(haltFlag, "halt-on-error", "never", "same as --halt")
 	fs.StringArrayVar(sshLogins, "sshlogin-file", nil, "not supported yet")
 	fs.MarkHidden("sshlogin-file")
+	fs.IntVarP(maxLines, "l", "l", 0, "same as -L")
+	fs.MarkHidden("l")
+	fs.MarkHidden("xapply")
 	fs.MarkHidden("lb")
 	fs.MarkHidden("res")
 	fs.MarkHidden("spreadstdin")
@@ -164,7 +175,7 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		fmt.Fprint(stdout, parallelHelp+fs.FlagUsages()+parallelHelpTail)
 		return nil, errHelp
 	}
-	c := &parallelConfig{replace: *replace, link: *link, positions: fs.Changed("max-replace-args"),
+	c := &parallelConfig{replace: *replace, link: *link || *xapply, positions: fs.Changed("max-replace-args") || *maxLines > 0,
 		keepOrder: *keepOrder, tag: *tag, dryRun: *dryRun, verbose: *verbose, printCmd: *printCmd,
 		progress: *bar || *eta || *progress, quote: *quote, shuffle: *shuf, pipe: *pipe || *spreadstdin,
 		joblog: *joblog, resume: *resume, resumeFail: *resumeFail, skipEmpty: *noEmpty, maxChars: *maxChars}
@@ -176,8 +187,11 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		return nil, err
 	}
 	c.maxArgs = *maxArgs
-	if c.positions {
+	switch {
+	case fs.Changed("max-replace-args"):
 		c.maxArgs = *maxRepl
+	case *maxLines > 0:
+		c.maxArgs = *maxLines
 	}
 	if c.maxArgs < 0 {
 		return nil, usagef("parallel: -n/-N must not be negative")
@@ -216,7 +230,7 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	if fs.Changed("tagstring") {
 		c.tagString = tagString
 	}
-	if fs.Changed("eof") {
+	if fs.Changed("eof") && *eofStr != "" { // GNU: an empty -E means none
 		c.eofStr = eofStr
 	}
 	switch {
@@ -266,6 +280,11 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	if c.block, err = parseSize(*block); err != nil {
 		return nil, err
 	}
+	end, err := unescapeDelimiter(*recEnd)
+	if err != nil {
+		return nil, err
+	}
+	c.recEnd = []byte(end)
 	for _, s := range *sshLogins {
 		for _, host := range strings.Split(s, ",") {
 			if host != ":" {
@@ -289,6 +308,7 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	for _, f := range *argFiles {
 		c.sources = append(c.sources, sourceSpec{file: f})
 	}
+	c.argSep, c.fileSep = *argSep, *argFileSep
 	if err := c.splitSources(fs.Args()); err != nil {
 		return nil, err
 	}
@@ -306,21 +326,35 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 // splitSources splits "COMMAND... [::: A B] [:::+ C] [:::: FILE] ..." into
 // the command and its input sources.
 func (c *parallelConfig) splitSources(args []string) error {
+	kind := func(s string) (file, linked, ok bool) {
+		switch s {
+		case c.argSep:
+			return false, false, true
+		case c.argSep + "+":
+			return false, true, true
+		case c.fileSep:
+			return true, false, true
+		case c.fileSep + "+":
+			return true, true, true
+		}
+		return false, false, false
+	}
+	isMark := func(s string) bool { _, _, ok := kind(s); return ok }
 	i := 0
-	for i < len(args) && !isSourceMark(args[i]) {
+	for i < len(args) && !isMark(args[i]) {
 		i++
 	}
 	c.command = args[:i]
 	for i < len(args) {
 		mark := args[i]
+		file, linked, _ := kind(mark)
 		i++
 		start := i
-		for i < len(args) && !isSourceMark(args[i]) {
+		for i < len(args) && !isMark(args[i]) {
 			i++
 		}
 		values := args[start:i]
-		linked := strings.HasSuffix(mark, "+")
-		if strings.HasPrefix(mark, "::::") {
+		if file {
 			if len(values) == 0 {
 				return usagef("parallel: %s must be followed by a file name", mark)
 			}
@@ -345,10 +379,6 @@ func (c *parallelConfig) splitSources(args []string) error {
 		c.sources[0].linked = false // nothing before it to link to
 	}
 	return nil
-}
-
-func isSourceMark(s string) bool {
-	return s == ":::" || s == ":::+" || s == "::::" || s == "::::+"
 }
 
 // parseJobs reads -j: N, 0, N%, +N or -N.
@@ -396,26 +426,22 @@ func parseSeconds(flag, s string) (time.Duration, error) {
 	return 0, usagef("parallel: %s %q: want seconds (1.5) or a duration (300ms, 2m)", flag, s)
 }
 
-// parseSize reads a --block size: bytes, or with k, M, G, T suffixes
-// (powers of 1024, as GNU parallel has them).
+// parseSize reads a --block size as GNU parallel does: bytes, or with a
+// suffix, K M G T for powers of 1024 and k m g t for powers of 1000.
 func parseSize(s string) (int, error) {
-	mult := 1
-	num := s
+	mult, num := 1.0, s
 	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'k', 'K':
-			mult, num = 1<<10, s[:n-1]
-		case 'm', 'M':
-			mult, num = 1<<20, s[:n-1]
-		case 'g', 'G':
-			mult, num = 1<<30, s[:n-1]
+		if i := strings.IndexByte("kmgt", s[n-1]); i >= 0 {
+			mult, num = math.Pow(1000, float64(i+1)), s[:n-1]
+		} else if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
+			mult, num = math.Pow(1024, float64(i+1)), s[:n-1]
 		}
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 1 || v*float64(mult) > 1<<31 {
-		return 0, usagef("parallel: --block %q: want a size from 1 byte to 2G (k, M, G suffixes)", s)
+	if err != nil || v < 1 || v*mult > 1<<31 {
+		return 0, usagef("parallel: --block %q: want a size from 1 byte to 2G (K, M, G: 1024s; k, m, g: 1000s)", s)
 	}
-	return int(v * float64(mult)), nil
+	return int(v * mult), nil
 }
 
 // unescapeDelimiter reads -d's argument: \n, \t, \0, \\ and \xHH are

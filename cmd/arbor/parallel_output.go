@@ -167,29 +167,28 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 }
 
 // resultsDir is the directory --results puts a job's files in, in GNU
-// parallel's layout: DIR/1/<value of source 1>/2/<value of source 2>/...,
-// with / in a value written \_ and \ written \\, and with --header the
-// column names instead of the numbers.
-func resultsDir(root string, names, values []string) string {
+// parallel's layout: DIR/1/<value of source 1>/2/<value of source 2>/...
+// for each of the job's inputs in turn, with / in a value written \_ and \
+// written \\, and with --header the column names instead of the numbers.
+func resultsDir(root string, names []string, records [][]string) string {
 	parts := []string{root}
-	for i, v := range values {
-		label := strconv.Itoa(i + 1)
-		if i < len(names) && names[i] != "" {
-			label = names[i] // --header: the column's name
+	for _, rec := range records {
+		for i, v := range rec {
+			label := strconv.Itoa(i + 1)
+			if i < len(names) && names[i] != "" {
+				label = names[i]
+			}
+			v = strings.ReplaceAll(v, `\`, `\\`)
+			v = strings.ReplaceAll(v, "/", `\_`)
+			parts = append(parts, label, v) // an empty value adds no level, as in GNU's
 		}
-		v = strings.ReplaceAll(v, `\`, `\\`)
-		v = strings.ReplaceAll(v, "/", `\_`)
-		if v == "" {
-			v = `\_` // GNU's stand-in for an empty value would be an empty name
-		}
-		parts = append(parts, label, v)
 	}
 	return filepath.Join(parts...)
 }
 
 // saveResults writes a job's seq, stdout and stderr files under root.
-func saveResults(root string, names, values []string, seq int, stdout, stderr *os.File) error {
-	dir := resultsDir(root, names, values)
+func saveResults(root string, names []string, records [][]string, seq int, stdout, stderr *os.File) error {
+	dir := resultsDir(root, names, records)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--results: %w", err)
 	}
