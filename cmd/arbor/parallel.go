@@ -34,6 +34,9 @@ const jobStopGrace = 350 * time.Millisecond
 // whole line is one, for sh -c), less some room for the shell's name.
 const defaultMaxChars = 128<<10 - 2<<10
 
+// medianWindow is how many run times --timeout N% takes its median of.
+const medianWindow = 1000
+
 // parallelGCPercent is the GOGC arbor parallel runs with; see runParallel.
 const parallelGCPercent = 20
 
@@ -141,7 +144,7 @@ type parallelRun struct {
 	nextOrder  int
 	turn       *sync.Cond // -k: signalled when nextOrder moves (see waitTurn)
 	aheadLimit int
-	runtimes   []time.Duration // of jobs that succeeded, for --timeout N%
+	runtimes   []time.Duration // of the last jobs that succeeded, for --timeout N%
 	began      time.Time
 }
 
@@ -810,8 +813,14 @@ func (p *parallelRun) finish(r *jobResult) {
 	if r.killed && !r.timedOut {
 		p.stopped++ // by an interrupt: counted apart in the summary
 	}
-	if !r.failed() {
-		p.runtimes = append(p.runtimes, r.runtime)
+	if !r.failed() && p.c.timeoutPct > 0 {
+		// The median of the last medianWindow jobs that succeeded, so
+		// that memory stays flat however many jobs run.
+		if len(p.runtimes) < medianWindow {
+			p.runtimes = append(p.runtimes, r.runtime)
+		} else {
+			p.runtimes[p.completed%medianWindow] = r.runtime
+		}
 	}
 	if p.shouldHalt(r) {
 		p.stopStarting()
