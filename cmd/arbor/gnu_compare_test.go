@@ -548,7 +548,7 @@ var joblogCases = []compatCase{
 	{name: "halt", args: []string{"-j1", "--halt", "now,fail=1", "exit {}", ":::", "0", "4", "0"}},
 }
 
-// joblogHeader is the first line of a job log.
+// readJoblog returns a job log's header line and its rows, split at tabs.
 func readJoblog(t *testing.T, path string) (header string, rows [][]string) {
 	t.Helper()
 	b, err := os.ReadFile(path)

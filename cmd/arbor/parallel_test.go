@@ -269,23 +269,18 @@ func TestParallelJoblogAndResume(t *testing.T) {
 	}
 }
 
+// joblogRows returns the rows of a job log, checking GNU's header and nine
+// columns on every row.
 func joblogRows(t *testing.T, path string) [][]string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	header, rows := readJoblog(t, path)
+	if header != joblogHeader {
+		t.Fatalf("joblog header %q", header)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if lines[0] != joblogHeader {
-		t.Fatalf("joblog header %q", lines[0])
-	}
-	var rows [][]string
-	for _, l := range lines[1:] {
-		f := strings.Split(l, "\t")
+	for _, f := range rows {
 		if len(f) != 9 {
-			t.Fatalf("joblog row %q: %d columns", l, len(f))
+			t.Fatalf("joblog row %q: %d columns", f, len(f))
 		}
-		rows = append(rows, f)
 	}
 	return rows
 }
