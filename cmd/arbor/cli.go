@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/mattn/go-isatty"
 )
 
 // Exit statuses.
@@ -149,4 +151,10 @@ func signalContext() (context.Context, func()) {
 		<-watched
 		cancel(nil)
 	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
 }

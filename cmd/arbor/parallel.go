@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/arbor-go/arbor/spawn"
-	"github.com/mattn/go-isatty"
 	oklog "github.com/oklog/run"
 )
 
@@ -105,9 +104,10 @@ func runParallel(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	return p.run(ctx)
 }
 
-// parallelRun is one run of arbor parallel. The scheduler (run) starts each
-// job on a goroutine of its own and waits for all of them; finish, under
-// mu, is where results are counted and printed.
+// parallelRun is one run of arbor parallel. run makes jobs from the inputs
+// on a goroutine of its own; schedule runs them on c.jobs workers and waits
+// for all of them; finish, under mu, is where a result is counted, logged
+// and printed.
 type parallelRun struct {
 	c        *parallelConfig
 	stdin    io.Reader
@@ -976,92 +976,4 @@ func (p *parallelRun) exitStatus() int {
 		}
 	}
 	return min(p.failed, maxFailures)
-}
-
-// openJoblog opens --joblog: new, with GNU's header, or with --resume and
-// --resume-failed read for the jobs it has and then appended to.
-func (p *parallelRun) openJoblog() (func(), error) {
-	c := p.c
-	if c.joblog == "-" {
-		p.joblog = bufio.NewWriter(p.stdout)
-		fmt.Fprintln(p.joblog, joblogHeader)
-		return func() { p.joblog.Flush() }, nil
-	}
-	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	if c.resume || c.resumeFail {
-		p.skip = map[int]bool{}
-		if b, err := os.ReadFile(c.joblog); err == nil {
-			for i, line := range strings.Split(string(b), "\n") {
-				f := strings.Split(line, "\t")
-				if i == 0 || len(f) < 9 {
-					continue
-				}
-				seq, err := strconv.Atoi(f[0])
-				if err != nil {
-					return nil, fmt.Errorf("--joblog %s line %d: the Seq column %q is not a number", c.joblog, i+1, f[0])
-				}
-				ok := f[6] == "0" && f[7] == "0"
-				if c.resume || ok {
-					p.skip[seq] = true
-				} else if !p.skip[seq] {
-					delete(p.skip, seq)
-				}
-			}
-			flags = os.O_WRONLY | os.O_APPEND
-		}
-	}
-	f, err := os.OpenFile(c.joblog, flags, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("--joblog: %w", err)
-	}
-	p.joblog = bufio.NewWriter(f)
-	if flags&os.O_TRUNC != 0 {
-		fmt.Fprintln(p.joblog, joblogHeader)
-	}
-	return func() { p.joblog.Flush(); f.Close() }, nil
-}
-
-const joblogHeader = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
-
-func (p *parallelRun) logJob(r *jobResult) {
-	start := float64(r.start.UnixMilli()) / 1000
-	fmt.Fprintf(p.joblog, "%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\n", r.job.seq, start, r.runtime.Seconds(),
-		r.received, r.exitval(), int(r.signal), strings.ReplaceAll(r.job.command, "\n", "\x00"))
-	p.joblog.Flush()
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isatty.IsTerminal(f.Fd())
-}
-
-// drawProgress redraws the progress line on stderr until done closes.
-func (p *parallelRun) drawProgress(done <-chan struct{}) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			p.progressLine()
-		case <-done:
-			p.progressLine()
-			fmt.Fprintln(p.stderr)
-			return
-		}
-	}
-}
-
-func (p *parallelRun) progressLine() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	eta := "?"
-	if p.completed > 0 {
-		left := time.Duration(float64(time.Since(p.began)) / float64(p.completed) * float64(p.total-p.completed))
-		eta = left.Round(time.Second).String()
-	}
-	pct := 0
-	if p.total > 0 {
-		pct = p.completed * 100 / p.total
-	}
-	fmt.Fprintf(p.stderr, "\r%d%% %d/%d done, %d failed, %d running, ETA %s   ", pct, p.completed, p.total, p.failed, p.running, eta)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // outputFiles hands out the unlinked temporary files that hold jobs'
@@ -209,4 +211,87 @@ func saveResults(root string, names []string, records [][]string, seq int, stdou
 		}
 	}
 	return nil
+}
+
+// openJoblog opens --joblog: new, with GNU's header, or with --resume and
+// --resume-failed read for the jobs it has and then appended to.
+func (p *parallelRun) openJoblog() (func(), error) {
+	c := p.c
+	if c.joblog == "-" {
+		p.joblog = bufio.NewWriter(p.stdout)
+		fmt.Fprintln(p.joblog, joblogHeader)
+		return func() { p.joblog.Flush() }, nil
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if c.resume || c.resumeFail {
+		p.skip = map[int]bool{}
+		if b, err := os.ReadFile(c.joblog); err == nil {
+			for i, line := range strings.Split(string(b), "\n") {
+				f := strings.Split(line, "\t")
+				if i == 0 || len(f) < 9 {
+					continue
+				}
+				seq, err := strconv.Atoi(f[0])
+				if err != nil {
+					return nil, fmt.Errorf("--joblog %s line %d: the Seq column %q is not a number", c.joblog, i+1, f[0])
+				}
+				ok := f[6] == "0" && f[7] == "0"
+				if c.resume || ok {
+					p.skip[seq] = true
+				} else if !p.skip[seq] {
+					delete(p.skip, seq)
+				}
+			}
+			flags = os.O_WRONLY | os.O_APPEND
+		}
+	}
+	f, err := os.OpenFile(c.joblog, flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--joblog: %w", err)
+	}
+	p.joblog = bufio.NewWriter(f)
+	if flags&os.O_TRUNC != 0 {
+		fmt.Fprintln(p.joblog, joblogHeader)
+	}
+	return func() { p.joblog.Flush(); f.Close() }, nil
+}
+
+const joblogHeader = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+
+func (p *parallelRun) logJob(r *jobResult) {
+	start := float64(r.start.UnixMilli()) / 1000
+	fmt.Fprintf(p.joblog, "%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\n", r.job.seq, start, r.runtime.Seconds(),
+		r.received, r.exitval(), int(r.signal), strings.ReplaceAll(r.job.command, "\n", "\x00"))
+	p.joblog.Flush()
+}
+
+// drawProgress redraws the progress line on stderr until done closes.
+func (p *parallelRun) drawProgress(done <-chan struct{}) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.progressLine()
+		case <-done:
+			p.progressLine()
+			fmt.Fprintln(p.stderr)
+			return
+		}
+	}
+}
+
+func (p *parallelRun) progressLine() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	eta := "?"
+	if p.completed > 0 {
+		left := time.Duration(float64(time.Since(p.began)) / float64(p.completed) * float64(p.total-p.completed))
+		eta = left.Round(time.Second).String()
+	}
+	pct := 0
+	if p.total > 0 {
+		pct = p.completed * 100 / p.total
+	}
+	fmt.Fprintf(p.stderr, "\r%d%% %d/%d done, %d failed, %d running, ETA %s   ", pct, p.completed, p.total, p.failed, p.running, eta)
 }
