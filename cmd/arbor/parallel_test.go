@@ -324,9 +324,9 @@ func TestParallelTimeout(t *testing.T) {
 	}
 	// N%: jobs that take far longer than the median of those done are
 	// killed; quick ones are not.
-	_, _, code = arbor(t, "", "parallel", "-j1", "--timeout", "500%", "sleep", ":::", "0.01", "0.01", "0.01", "0.01", "30")
+	_, _, code = arbor(t, "", "parallel", "-j1", "--timeout", "3000%", "sleep", ":::", "0.01", "0.01", "0.01", "0.01", "30")
 	if code != 1 {
-		t.Fatalf("--timeout 500%%: status %d, want 1 (the slow job)", code)
+		t.Fatalf("--timeout 3000%%: status %d, want 1 (the slow job)", code)
 	}
 }
 
