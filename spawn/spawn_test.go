@@ -491,6 +491,46 @@ func TestStartCommand(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+	t.Run("raw streams and stdin", func(t *testing.T) {
+		// Byte for byte: no newline added, \r kept, a 100 KiB line whole.
+		var out, errOut proctest.Buffer
+		long := strings.Repeat("x", 100<<10)
+		c, err := StartCommand(context.Background(), Options{Binary: "/bin/sh",
+			Args:   []string{"-c", `cat; printf 'a\r\nb' >&2`},
+			Stdin:  strings.NewReader(long),
+			Stdout: &out, Stderr: &errOut})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != long || errOut.String() != "a\r\nb" {
+			t.Fatalf("stdout %d bytes (want %d), stderr %q", len(out.String()), len(long), errOut.String())
+		}
+	})
+	t.Run("a file is the program's own stream", func(t *testing.T) {
+		if _, err := os.Stat("/proc/self/fd/1"); err != nil {
+			t.Skip("no /proc")
+		}
+		f, err := os.CreateTemp(t.TempDir(), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		c, err := StartCommand(context.Background(), Options{Binary: "/bin/sh",
+			Args: []string{"-c", `ls -l /proc/self/fd/1`}, Stdout: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(f.Name())
+		if !strings.Contains(string(b), f.Name()) {
+			t.Fatalf("the program's stdout is not the file itself: %q", b)
+		}
+	})
 	t.Run("stop signal honoured", func(t *testing.T) {
 		c, err := StartCommand(context.Background(), Options{Binary: "/bin/sleep", Args: []string{"30"}, StopSignal: syscall.SIGINT})
 		if err != nil {
