@@ -267,6 +267,12 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 	cmd.Dir = opts.Dir
 	cmd.Env = opts.Env
 	cmd.Stdin = opts.Stdin
+	if _, isFile := opts.Stdin.(*os.File); opts.Stdin != nil && !isFile {
+		// os/exec copies Stdin on a goroutine that Wait waits for; a
+		// descendant outside the group holding the pipe must not make
+		// that wait last for ever.
+		cmd.WaitDelay = stdinWaitDelay
+	}
 	prepareCommand(cmd)
 	// A file given for a stream is handed to the program as it is: no
 	// pipe, no copy.
@@ -307,6 +313,10 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 	go a.own()
 	return a, nil
 }
+
+// stdinWaitDelay bounds how long reaping a plain program waits for the
+// copy of its Stdin to end once the program has exited.
+const stdinWaitDelay = time.Second
 
 // Forever, as a GracePeriod or KillDelay, makes Stop wait at that step for
 // as long as the actor takes.
