@@ -47,14 +47,22 @@ func arbor(t *testing.T, stdin string, args ...string) (string, string, int) {
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	var err error
 	proctest.Within(t, 60*time.Second, "arbor "+strings.Join(args, " "), func() { err = cmd.Run() })
-	code := 0
+	return out.String(), errOut.String(), exitCode(t, err)
+}
+
+// exitCode is the status of a process that err (from Run or Wait) reports
+// on; an error that is no exit status fails the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
 	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
 	}
-	return out.String(), errOut.String(), code
+	t.Fatal(err)
+	return -1
 }
 
 func TestExitCodes(t *testing.T) {

@@ -630,14 +630,7 @@ func TestGNUParallelDeliberateDifferences(t *testing.T) {
 			}
 			var err error
 			proctest.Within(t, 40*time.Second, "arbor after "+d.signal.String(), func() { err = cmd.Wait() })
-			code := 0
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != d.code {
+			if code := exitCode(t, err); code != d.code {
 				t.Errorf("status %d after %v, want %d", code, d.signal, d.code)
 			}
 			proctest.Gone(t, "jobs after "+d.signal.String(), pidsIn(t, dir)...)
