@@ -120,6 +120,9 @@ var (
 		os.WriteFile(file, []byte(context.Cause(ctx).Error()), 0o600)
 		return 0, err
 	})
+	childArgs = ipc.NewFunc("test.args", func(ctx context.Context, _ struct{}) ([]string, error) {
+		return os.Args[1:], nil
+	})
 	exitNow = ipc.NewFunc("test.exitNow", func(ctx context.Context, code int) (int, error) {
 		os.Exit(code)
 		return 0, nil
@@ -200,7 +203,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -203,37 +203,8 @@ func (n *Nursery) adopt(a *spawn.Actor) bool {
 	return true
 }
 
-func (n *Nursery) options(o spawn.Options) spawn.Options {
-	d := n.defaults
-	if o.Logger == nil {
-		o.Logger = d.Logger
-	}
-	if o.LogLevel == 0 {
-		o.LogLevel = d.LogLevel
-	}
-	if o.GracePeriod == 0 {
-		o.GracePeriod = d.GracePeriod
-	}
-	if o.KillDelay == 0 {
-		o.KillDelay = d.KillDelay
-	}
-	if o.HandshakeTimeout == 0 {
-		o.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if o.Transport == 0 {
-		o.Transport = d.Transport
-	}
-	if o.Binary == "" {
-		o.Binary, o.Args = d.Binary, d.Args
-	}
-	if o.Env == nil {
-		o.Env = d.Env
-	}
-	if o.Functions == nil {
-		o.Functions = d.Functions
-	}
-	return o
-}
+// options merges the options of one actor over the nursery's defaults.
+func (n *Nursery) options(o spawn.Options) spawn.Options { return o.WithDefaults(n.defaults) }
 
 // enter admits one more goroutine of work to wg, unless the nursery has
 // closed; the check and the Add happen together so that Open's Wait

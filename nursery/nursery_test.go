@@ -674,3 +674,24 @@ func TestCancelOneRemoteContext(t *testing.T) {
 		return err
 	})
 }
+
+// A child given Args but no Binary (this program again, with arguments)
+// gets them, under a nursery with defaults of its own.
+func TestRunInActorKeepsArgs(t *testing.T) {
+	var got []string
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		r, err := RunInActor(n, childArgs, struct{}{}, spawn.Options{Args: []string{"--flag"}})
+		if err != nil {
+			return err
+		}
+		got, err = r.Wait(ctx)
+		return err
+	}, WithDefaults(spawn.Options{GracePeriod: time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "--flag" {
+		t.Fatalf("the child got arguments %q, want [--flag]", got)
+	}
+	noChildrenLeft(t)
+}

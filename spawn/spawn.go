@@ -90,6 +90,66 @@ type Options struct {
 	Stdout, Stderr io.Writer
 }
 
+// WithDefaults returns o with each field that o leaves zero taken from d:
+// the one place where two Options are merged (a nursery's defaults under
+// the options of one actor, say). Binary and Args go together: the
+// caller's pair is kept if either is set (Args alone are arguments for
+// this program), else d's pair is taken. Neither o nor d is modified.
+func (o Options) WithDefaults(d Options) Options {
+	if o.Name == "" {
+		o.Name = d.Name
+	}
+	if o.Parent.IsZero() {
+		o.Parent = d.Parent
+	}
+	if o.Binary == "" && o.Args == nil {
+		o.Binary, o.Args = d.Binary, d.Args
+	}
+	if o.Env == nil {
+		o.Env = d.Env
+	}
+	if o.Dir == "" {
+		o.Dir = d.Dir
+	}
+	if o.Transport == 0 {
+		o.Transport = d.Transport
+	}
+	if o.Functions == nil {
+		o.Functions = d.Functions
+	}
+	if o.Logger == nil {
+		o.Logger = d.Logger
+	}
+	if o.LogLevel == hclog.NoLevel {
+		o.LogLevel = d.LogLevel
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if o.GracePeriod == 0 {
+		o.GracePeriod = d.GracePeriod
+	}
+	if o.KillDelay == 0 {
+		o.KillDelay = d.KillDelay
+	}
+	if o.StopSignal == 0 {
+		o.StopSignal = d.StopSignal
+	}
+	if o.Output == nil {
+		o.Output = d.Output
+	}
+	if o.Stdin == nil {
+		o.Stdin = d.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = d.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = d.Stderr
+	}
+	return o
+}
+
 // rootID names this process when it spawns outside any actor. It is set
 // once, at package initialisation, and never changes.
 var rootID = protocol.ActorID{Name: "root", UUID: protocol.NewUUID()}
