@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
@@ -70,5 +72,26 @@ func TestWithDefaultsKeepsArgsWithoutBinary(t *testing.T) {
 	got = Options{}.WithDefaults(d)
 	if got.Binary != d.Binary || !reflect.DeepEqual(got.Args, d.Args) {
 		t.Fatalf("Binary %q, Args %q: want the defaults' pair", got.Binary, got.Args)
+	}
+}
+
+// A negative duration other than Forever (supervisor.BrutalKill is -2)
+// waits not at all: given as a GracePeriod, Stop kills at once instead of
+// waiting for ever.
+func TestNegativeGracePeriodKillsAtOnce(t *testing.T) {
+	var out proctest.Buffer
+	c, err := StartCommand(t.Context(), Options{Binary: "/bin/sh", Stdout: &out,
+		Args: []string{"-c", `trap "" TERM; echo ready; while :; do sleep 1; done`}, GracePeriod: -2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 5*time.Second, "the trap to be set", func() bool { return strings.Contains(out.String(), "ready") })
+	within(t, 5*time.Second, "Stop with a grace period of -2", func() { c.Stop(t.Context()) })
+	var ee *ExitError
+	if err := c.Wait(); !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL {
+		t.Fatalf("got %v", err)
+	}
+	if Forever == -2 {
+		t.Fatal("Forever must differ from supervisor.BrutalKill")
 	}
 }

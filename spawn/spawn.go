@@ -379,15 +379,20 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 const stdinWaitDelay = time.Second
 
 // Forever, as a GracePeriod or KillDelay, makes Stop wait at that step for
-// as long as the actor takes.
+// as long as the actor takes. Other negative durations wait not at all.
 const Forever time.Duration = -1
 
+// orDefault reads a GracePeriod or KillDelay: zero is def, Forever waits,
+// and any other negative duration (supervisor.BrutalKill, say) has already
+// run out, so that step is skipped at once.
 func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
+	switch {
+	case d == 0:
 		return def
-	}
-	if d < 0 {
+	case d == Forever:
 		return Forever
+	case d < 0:
+		return time.Nanosecond
 	}
 	return d
 }

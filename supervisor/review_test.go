@@ -180,3 +180,11 @@ func TestInfinityShutdownWaits(t *testing.T) {
 		t.Fatal("Infinity child was killed before it finished")
 	}
 }
+
+// spawn.Forever given as a Shutdown means what it says: wait (it is
+// Infinity); BrutalKill is a value of its own.
+func TestShutdownValuesCannotBeMixedUp(t *testing.T) {
+	if Infinity != spawn.Forever || BrutalKill == spawn.Forever {
+		t.Fatalf("Infinity %v, BrutalKill %v, spawn.Forever %v", Infinity, BrutalKill, spawn.Forever)
+	}
+}

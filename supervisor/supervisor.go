@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arbor-go/arbor/spawn"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -87,11 +88,14 @@ const (
 	AllSignificant
 )
 
-// Shutdown values with a special meaning.
+// Shutdown values with a special meaning. Infinity is spawn.Forever, so
+// either can be given where the other is meant; BrutalKill is a value of
+// its own, and spawn reads it (any negative duration but Forever) as no
+// wait at all, so neither mix-up waits where a kill was meant.
 const (
 	DefaultShutdown               = 5 * time.Second
-	BrutalKill      time.Duration = -1
-	Infinity        time.Duration = -2
+	Infinity        time.Duration = spawn.Forever
+	BrutalKill      time.Duration = -2
 )
 
 // Spec configures a supervisor. Zero values are the documented defaults.
