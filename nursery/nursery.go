@@ -378,5 +378,13 @@ type ActorError struct {
 	Err   error
 }
 
-func (e *ActorError) Error() string { return fmt.Sprintf("actor %s: %v", e.Actor, e.Err) }
+// Error names the actor, unless the error it wraps already does (a
+// RemoteError from it, its ExitError or StartError).
+func (e *ActorError) Error() string {
+	msg := e.Err.Error()
+	if strings.Contains(msg, "actor "+e.Actor.String()) {
+		return msg
+	}
+	return fmt.Sprintf("actor %s: %s", e.Actor, msg)
+}
 func (e *ActorError) Unwrap() error { return e.Err }

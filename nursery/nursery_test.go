@@ -695,3 +695,25 @@ func TestRunInActorKeepsArgs(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// A failing actor is named once in the nursery's error, not again by each
+// wrapper (issue 10, item 5).
+func TestActorNamedOnce(t *testing.T) {
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		_, err := RunInActor(n, fail, "sda1", spawn.Options{Name: "jobs"})
+		return err
+	})
+	var ae *ActorError
+	if !errors.As(err, &ae) {
+		t.Fatalf("got %s", describe(err))
+	}
+	if c := strings.Count(err.Error(), ae.Actor.String()); c != 1 {
+		t.Fatalf("the actor is named %d times in %q", c, err.Error())
+	}
+	// An error that does not name the actor gets its name.
+	plain := &ActorError{Actor: ae.Actor, Err: errors.New("disk full")}
+	if plain.Error() != "actor "+ae.Actor.String()+": disk full" {
+		t.Fatalf("%q", plain.Error())
+	}
+	noChildrenLeft(t)
+}
