@@ -408,9 +408,15 @@ func TestFlowControl(t *testing.T) {
 	parent.mu.Lock()
 	c := parent.calls[s.c.cid]
 	parent.mu.Unlock()
-	c.in.mu.Lock()
-	queued := len(c.in.items) - c.in.head
-	c.in.mu.Unlock()
+	// Items are flushed asynchronously: the last may still be on its way
+	// when the producer runs out of credit.
+	queued := 0
+	eventually(t, 2*time.Second, "the window to arrive", func() bool {
+		c.in.mu.Lock()
+		defer c.in.mu.Unlock()
+		queued = len(c.in.items) - c.in.head
+		return queued == window
+	})
 	if queued != window || sent.Load() != window {
 		t.Fatalf("consumer holds %d items, producer sent %d; both should be %d", queued, sent.Load(), window)
 	}

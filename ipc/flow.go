@@ -136,9 +136,16 @@ func (o *outbox) finish(err error) {
 	signal(o.wake)
 }
 
-// acquire takes one unit of credit, waiting while there is none.
+// acquire takes one unit of credit, waiting while there is none; it fails
+// once ctx has ended, with credit or without.
 func (o *outbox) acquire(ctx context.Context) error {
 	for {
+		// A cancelled call sends nothing more, whatever credit it has left.
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		default:
+		}
 		o.mu.Lock()
 		if o.end != nil {
 			err := o.end

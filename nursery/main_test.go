@@ -120,6 +120,17 @@ var (
 		os.WriteFile(file, []byte(context.Cause(ctx).Error()), 0o600)
 		return 0, err
 	})
+	// slowForever yields an item every 20 ms until Send fails, then notes
+	// that in file.
+	slowForever = ipc.NewStream("test.slowForever", func(ctx context.Context, file string, out *ipc.Yielder[int]) error {
+		for i := 0; ; i++ {
+			if err := out.Send(i); err != nil {
+				os.WriteFile(file, []byte(err.Error()), 0o600)
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 	childArgs = ipc.NewFunc("test.args", func(ctx context.Context, _ struct{}) ([]string, error) {
 		return os.Args[1:], nil
 	})
@@ -203,7 +214,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -717,3 +717,38 @@ func TestActorNamedOnce(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// A stream producer with credit to spare stops as soon as its call is
+// cancelled: Send fails at once, not when the credit runs out (issue 10,
+// item 7). Before, it went on for the whole window: 1024 items, 20 s.
+func TestCancelledStreamProducerStopsAtOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "stopped")
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{Name: "producer"})
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+		defer cancel()
+		s, err := slowForever.Open(sctx, a.Channel(), file)
+		if err != nil {
+			return err
+		}
+		for _, err := range s.All() {
+			if err != nil {
+				break
+			}
+		}
+		// Poll for the note (no event to wait on), bounded.
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(file); err == nil {
+				return nil
+			}
+		}
+		return errors.New("the producer still sent items 3 s after its call was cancelled")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChildrenLeft(t)
+}
