@@ -342,7 +342,12 @@ func (t *task) end(result any, err error) {
 	if err == nil {
 		return
 	}
-	ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)}, flushNow)
+	if sendErr := ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)}, flushNow); sendErr != nil &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		// The caller will never see this error: leave a trace of it. (A
+		// cancellation here is only the channel's end, said again.)
+		ch.log.Warn("a served function's error could not be sent to its caller", "function", t.fn, "error", err, "send_error", sendErr)
+	}
 }
 
 // box turns an error from a served function into a RemoteError.
