@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"io"
 	"runtime/debug"
 	"sync"
@@ -350,13 +351,31 @@ func (t *task) end(result any, err error) {
 	}
 }
 
+// wrapsOnly reports whether err reaches re through plain wrappers, each
+// wrapping one error. A group of errors on the way (a nursery's *Error) is
+// not text to keep: it is relayed as the error it holds.
+func wrapsOnly(err error, re *protocol.RemoteError) bool {
+	for err != nil {
+		if err == error(re) {
+			return true
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
+}
+
 // box turns an error from a served function into a RemoteError.
 func (t *task) box(err error) *protocol.RemoteError {
 	self := t.ch.self
 	var re *protocol.RemoteError
 	if errors.As(err, &re) {
-		// An error from an actor further away: pass it on, noting the hop.
-		return re.RelayedThrough(self)
+		// An error from an actor further away: pass it on, noting the hop
+		// and keeping what wrappers here added to it ("step 2: %w").
+		relayed := re.RelayedThrough(self)
+		if outer := err.Error(); wrapsOnly(err, re) && strings.Contains(outer, re.Error()) {
+			relayed.Message = strings.Replace(outer, re.Error(), re.Message, 1)
+		}
+		return relayed
 	}
 	e := &protocol.RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Source: self}
 	var (
