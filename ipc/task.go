@@ -343,8 +343,15 @@ func (t *task) end(result any, err error) {
 	if err == nil {
 		return
 	}
-	if sendErr := ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)}, flushNow); sendErr != nil &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+	sendErr := ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)}, flushNow)
+	if sendErr == nil {
+		select {
+		case <-ch.done: // queued on a channel that has ended: it goes nowhere
+			sendErr = ch.Err()
+		default:
+		}
+	}
+	if sendErr != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		// The caller will never see this error: leave a trace of it. (A
 		// cancellation here is only the channel's end, said again.)
 		ch.log.Warn("a served function's error could not be sent to its caller", "function", t.fn, "error", err, "send_error", sendErr)
