@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
@@ -35,6 +37,7 @@ type Nursery struct {
 	actors     []*spawn.Actor
 	runs       sync.WaitGroup // run-in-actor goroutines
 	watchers   sync.WaitGroup // goroutines that watch daemons and stop actors
+	unnamed    atomic.Int64   // RunInActor children named after their function, numbered
 }
 
 // Option configures a nursery.
@@ -271,6 +274,9 @@ func (r *Result[R]) Wait(ctx context.Context) (R, error) {
 	}
 }
 
+// Done is closed once the function's result is known, for a select.
+func (r *Result[R]) Done() <-chan struct{} { return r.done }
+
 // Actor returns the id of the actor the function ran in (the zero id if it
 // never started). It waits for the function's result.
 func (r *Result[R]) Actor() protocol.ActorID {
@@ -280,14 +286,18 @@ func (r *Result[R]) Actor() protocol.ActorID {
 
 // RunInActor starts a new actor, runs f in it with args, and stops the
 // actor when f has returned. It does not block: the actor starts in the
-// background and the result arrives through the Result. f's error, or the
+// background and the result arrives through the Result. Without
+// opts.Name the actor is named after f and numbered ("jobs.run" runs in
+// "jobs-run-1", "jobs-run-2", ...). f's error, or the
 // actor's failure to start, is a failure of the nursery.
 func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Options) (*Result[R], error) {
 	if err := n.enter(&n.runs); err != nil {
 		return nil, err
 	}
 	if opts.Name == "" {
-		opts.Name = strings.ReplaceAll(f.Name(), ".", "-")
+		// Named after the function and numbered, so that a hundred of
+		// them are told apart in logs and errors.
+		opts.Name = strings.ReplaceAll(f.Name(), ".", "-") + "-" + strconv.FormatInt(n.unnamed.Add(1), 10)
 	}
 	r := &Result[R]{done: make(chan struct{})}
 	go func() {

@@ -752,3 +752,38 @@ func TestCancelledStreamProducerStopsAtOnce(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// Children run without a name are told apart (issue 10, item 10), and a
+// Result can be waited for in a select.
+func TestRunInActorNamesAndDone(t *testing.T) {
+	var names []string
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		var results []*Result[int]
+		for x := range 3 {
+			r, err := RunInActor(n, square, x, spawn.Options{})
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+		for _, r := range results {
+			select {
+			case <-r.Done():
+			case <-time.After(20 * time.Second):
+				return errors.New("no result")
+			}
+			names = append(names, r.Actor().Name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 3 || names[0] == names[1] || names[1] == names[2] || names[0] == names[2] {
+		t.Fatalf("children named %q: want three names", names)
+	}
+	if !strings.HasPrefix(names[0], "root.test-square-") {
+		t.Fatalf("%q: want the function's name and a number", names[0])
+	}
+	noChildrenLeft(t)
+}
