@@ -111,6 +111,36 @@ func runBody(ctx context.Context, n *Nursery, body func(context.Context, *Nurser
 	return body(ctx, n)
 }
 
+// Go runs f on a goroutine the nursery owns, for work on the parent's side
+// (reading a stream from an actor, say): Open waits for it as for a
+// RunInActor result, and an error f returns is a failure of the nursery
+// that cancels the rest, unless it is only the cancellation another
+// failure caused. f's ctx ends when the nursery is cancelled; a panic in f
+// is a failure that keeps the stack. Go does not block; it returns
+// ErrClosed once the body has returned.
+func (n *Nursery) Go(f func(ctx context.Context) error) error {
+	if err := n.enter(&n.runs); err != nil {
+		return err
+	}
+	go func() {
+		defer n.runs.Done()
+		if err := runGo(n.ctx, f); err != nil {
+			n.failure(protocol.ActorID{}, err)
+		}
+	}()
+	return nil
+}
+
+// runGo runs f, turning a panic into an error that keeps its stack.
+func runGo(ctx context.Context, f func(context.Context) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("nursery goroutine panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return f(ctx)
+}
+
 // Cancel cancels the nursery: the body's ctx, every call in flight, every
 // actor. It is not a failure. Calling it again does nothing.
 func (n *Nursery) Cancel() {

@@ -787,3 +787,49 @@ func TestRunInActorNamesAndDone(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// n.Go: a parent-side goroutine owned by the nursery (issue 10, item 10).
+// Open waits for it; its error fails the nursery and cancels the actors;
+// its panic is a failure with the stack.
+func TestGo(t *testing.T) {
+	t.Run("awaited", func(t *testing.T) {
+		var finished atomic.Bool
+		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			return n.Go(func(ctx context.Context) error {
+				time.Sleep(100 * time.Millisecond) // the body has long returned
+				finished.Store(true)
+				return nil
+			})
+		})
+		if err != nil || !finished.Load() {
+			t.Fatalf("Open returned %v before its goroutine finished (%v)", err, finished.Load())
+		}
+	})
+	t.Run("its error fails the nursery", func(t *testing.T) {
+		readerFailed := errors.New("reader failed")
+		var watched *Result[string]
+		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			var err error
+			if watched, err = RunInActor(n, watch, struct{}{}, spawn.Options{}); err != nil {
+				return err
+			}
+			return n.Go(func(ctx context.Context) error { return readerFailed })
+		})
+		var nerr *Error
+		if !errors.As(err, &nerr) || len(nerr.Failures) != 1 || !errors.Is(err, readerFailed) {
+			t.Fatalf("got %s", describe(err))
+		}
+		if _, werr := watched.Wait(context.Background()); !errors.Is(werr, context.Canceled) {
+			t.Fatalf("the actor was not cancelled: %s", describe(werr))
+		}
+	})
+	t.Run("a panic keeps its stack", func(t *testing.T) {
+		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			return n.Go(func(ctx context.Context) error { panic("boom") })
+		})
+		if err == nil || !strings.Contains(err.Error(), "panicked: boom") || !strings.Contains(err.Error(), "runGo") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	noChildrenLeft(t)
+}
