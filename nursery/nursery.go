@@ -38,6 +38,7 @@ type Nursery struct {
 	runs       sync.WaitGroup // run-in-actor goroutines
 	watchers   sync.WaitGroup // goroutines that watch daemons and stop actors
 	unnamed    atomic.Int64   // RunInActor children named after their function, numbered
+	slots      chan struct{}  // WithLimit: one token per running actor; nil: no limit
 }
 
 // Option configures a nursery.
@@ -48,6 +49,39 @@ type Option func(*Nursery)
 // (Logger, durations, transport: whatever those leave zero).
 func WithDefaults(o spawn.Options) Option {
 	return func(n *Nursery) { n.defaults = o }
+}
+
+// WithLimit bounds how many actors of the nursery run at once. Past it,
+// the actor of a RunInActor waits for another to exit before it starts
+// (RunInActor itself still returns at once), and StartActor blocks; a wait
+// ends early, with the cancellation, if the nursery is cancelled. Zero
+// means no limit.
+func WithLimit(limit int) Option {
+	return func(n *Nursery) {
+		if limit > 0 {
+			n.slots = make(chan struct{}, limit)
+		}
+	}
+}
+
+// acquire takes a slot for one more actor (WithLimit), waiting for one.
+func (n *Nursery) acquire() error {
+	if n.slots == nil {
+		return nil
+	}
+	select {
+	case n.slots <- struct{}{}:
+		return nil
+	case <-n.ctx.Done():
+		return context.Cause(n.ctx)
+	}
+}
+
+// release frees the slot of an actor that has exited.
+func (n *Nursery) release() {
+	if n.slots != nil {
+		<-n.slots
+	}
 }
 
 // Open runs body with a new nursery and returns once body has returned and
@@ -259,18 +293,26 @@ func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
 	if err := n.enter(&n.watchers); err != nil {
 		return nil, err
 	}
+	if err := n.acquire(); err != nil {
+		n.watchers.Done()
+		return nil, err
+	}
 	a, err := spawn.Start(n.ctx, n.options(opts))
 	if err != nil {
+		n.release()
 		n.watchers.Done()
 		return nil, err
 	}
 	if !n.adopt(a) {
+		<-a.Done()
+		n.release()
 		n.watchers.Done()
 		return nil, ErrClosed
 	}
 	go func() {
 		defer n.watchers.Done()
 		<-a.Done()
+		n.release()
 		if err := a.Wait(); err != nil {
 			n.failure(a.ID(), err)
 			return
@@ -332,6 +374,12 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 	r := &Result[R]{done: make(chan struct{})}
 	go func() {
 		defer n.runs.Done()
+		if err := n.acquire(); err != nil {
+			r.err = err // the nursery was cancelled while this one waited: no failure of its own
+			close(r.done)
+			return
+		}
+		defer n.release()
 		a, err := spawn.Start(n.ctx, n.options(opts))
 		if err != nil {
 			r.err = err

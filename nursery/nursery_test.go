@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/spawn"
 )
@@ -831,5 +832,57 @@ func TestGo(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+	noChildrenLeft(t)
+}
+
+// WithLimit(2): never more than two actors at once, and every child still
+// runs (issue 10, item 10).
+func TestWithLimit(t *testing.T) {
+	proctest.Children(t) // skips here, on the test's goroutine, where there is no /proc
+	var most atomic.Int64
+	sum := 0
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		watching, stop := context.WithCancel(ctx)
+		defer stop()
+		if err := n.Go(func(context.Context) error {
+			for watching.Err() == nil {
+				live := 0
+				for _, pid := range proctest.Children(t) {
+					if alive(pid) {
+						live++
+					}
+				}
+				if int64(live) > most.Load() {
+					most.Store(int64(live))
+				}
+				time.Sleep(2 * time.Millisecond) // sampling: no event tells us
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		var results []*Result[int]
+		for range 5 {
+			r, err := RunInActor(n, nap, 150, spawn.Options{})
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+		for _, r := range results {
+			v, err := r.Wait(ctx)
+			if err != nil {
+				return err
+			}
+			sum += v
+		}
+		return nil
+	}, WithLimit(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != 5*150 || most.Load() > 2 || most.Load() == 0 {
+		t.Fatalf("sum %d, at most %d actors at once: want 750 and 1 or 2", sum, most.Load())
+	}
 	noChildrenLeft(t)
 }
