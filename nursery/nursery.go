@@ -54,8 +54,8 @@ func WithDefaults(o spawn.Options) Option {
 // WithLimit bounds how many actors of the nursery run at once. Past it,
 // the actor of a RunInActor waits for another to exit before it starts
 // (RunInActor itself still returns at once), and StartActor blocks; a wait
-// ends early, with the cancellation, if the nursery is cancelled. Zero
-// means no limit.
+// ends early, with the cancellation, if the nursery is cancelled. Daemons
+// count as long as they run. Zero means no limit.
 func WithLimit(limit int) Option {
 	return func(n *Nursery) {
 		if limit > 0 {
@@ -136,13 +136,19 @@ func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error,
 var errBodyReturned = errors.New("nursery: the body returned")
 
 // runBody runs body, turning a panic into an error that keeps its stack.
-func runBody(ctx context.Context, n *Nursery, body func(context.Context, *Nursery) error) (err error) {
+func runBody(ctx context.Context, n *Nursery, body func(context.Context, *Nursery) error) error {
+	return recovered("nursery body", func() error { return body(ctx, n) })
+}
+
+// recovered runs f, turning a panic into an error that keeps the value and
+// the stack.
+func recovered(what string, f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("nursery body panicked: %v\n%s", v, debug.Stack())
+			err = fmt.Errorf("%s panicked: %v\n%s", what, v, debug.Stack())
 		}
 	}()
-	return body(ctx, n)
+	return f()
 }
 
 // Go runs f on a goroutine the nursery owns, for work on the parent's side
@@ -158,21 +164,11 @@ func (n *Nursery) Go(f func(ctx context.Context) error) error {
 	}
 	go func() {
 		defer n.runs.Done()
-		if err := runGo(n.ctx, f); err != nil {
+		if err := recovered("nursery goroutine", func() error { return f(n.ctx) }); err != nil {
 			n.failure(protocol.ActorID{}, err)
 		}
 	}()
 	return nil
-}
-
-// runGo runs f, turning a panic into an error that keeps its stack.
-func runGo(ctx context.Context, f func(context.Context) error) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("nursery goroutine panicked: %v\n%s", v, debug.Stack())
-		}
-	}()
-	return f(ctx)
 }
 
 // Cancel cancels the nursery: the body's ctx, every call in flight, every

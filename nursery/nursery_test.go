@@ -828,7 +828,7 @@ func TestGo(t *testing.T) {
 		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
 			return n.Go(func(ctx context.Context) error { panic("boom") })
 		})
-		if err == nil || !strings.Contains(err.Error(), "panicked: boom") || !strings.Contains(err.Error(), "runGo") {
+		if err == nil || !strings.Contains(err.Error(), "panicked: boom") || !strings.Contains(err.Error(), "nursery_test.go") {
 			t.Fatalf("got %v", err)
 		}
 	})
