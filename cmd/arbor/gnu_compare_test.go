@@ -503,6 +503,25 @@ func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+// runBoth runs args through both implementations, each in a directory of
+// its own (with the fixtures, if asked), reports a difference in status or
+// stdout, and returns the two directories for a look at the files left.
+func runBoth(t *testing.T, ref, other implementation, env []string, stdin string, args []string, fixtures bool) (refDir, otherDir string) {
+	t.Helper()
+	refDir, otherDir = t.TempDir(), t.TempDir()
+	if fixtures {
+		writeFixtures(t, refDir)
+		writeFixtures(t, otherDir)
+	}
+	want := runCompat(t, ref, refDir, env, stdin, args)
+	got := runCompat(t, other, otherDir, env, stdin, args)
+	if want.code != got.code || !bytes.Equal(want.stdout, got.stdout) {
+		t.Errorf("parallel %q:\n  %s: status %d, stdout %s\n  %s: status %d, stdout %s, stderr %s",
+			args, ref.name, want.code, clip(want.stdout), other.name, got.code, clip(got.stdout), clip(got.stderr))
+	}
+	return refDir, otherDir
+}
+
 // TestGNUParallelResultsLayout compares the tree --results DIR leaves (the
 // file names, and every file's content), as well as stdout and status.
 func TestGNUParallelResultsLayout(t *testing.T) {
@@ -511,16 +530,8 @@ func TestGNUParallelResultsLayout(t *testing.T) {
 	env := compatEnv(t)
 	for _, c := range resultsCases {
 		t.Run(c.name, func(t *testing.T) {
-			refDir, otherDir := t.TempDir(), t.TempDir()
-			writeFixtures(t, refDir)
-			writeFixtures(t, otherDir)
 			args := append([]string{"--results", "res"}, c.args...)
-			want := runCompat(t, ref, refDir, env, c.stdin, args)
-			got := runCompat(t, other, otherDir, env, c.stdin, args)
-			if want.code != got.code || !bytes.Equal(want.stdout, got.stdout) {
-				t.Errorf("parallel %q:\n  %s: status %d, stdout %s\n  %s: status %d, stdout %s, stderr %s",
-					args, ref.name, want.code, clip(want.stdout), other.name, got.code, clip(got.stdout), clip(got.stderr))
-			}
+			refDir, otherDir := runBoth(t, ref, other, env, c.stdin, args, true)
 			wantTree := tree(t, filepath.Join(refDir, "res"))
 			gotTree := tree(t, filepath.Join(otherDir, "res"))
 			if w, g := sortedKeys(wantTree), sortedKeys(gotTree); !slices.Equal(w, g) {
@@ -573,14 +584,8 @@ func TestGNUParallelJoblogFormat(t *testing.T) {
 	env := compatEnv(t)
 	for _, c := range joblogCases {
 		t.Run(c.name, func(t *testing.T) {
-			refDir, otherDir := t.TempDir(), t.TempDir()
 			args := append([]string{"--joblog", "log"}, c.args...)
-			want := runCompat(t, ref, refDir, env, c.stdin, args)
-			got := runCompat(t, other, otherDir, env, c.stdin, args)
-			if want.code != got.code || !bytes.Equal(want.stdout, got.stdout) {
-				t.Errorf("parallel %q:\n  %s: status %d, stdout %s\n  %s: status %d, stdout %s, stderr %s",
-					args, ref.name, want.code, clip(want.stdout), other.name, got.code, clip(got.stdout), clip(got.stderr))
-			}
+			refDir, otherDir := runBoth(t, ref, other, env, c.stdin, args, false)
 			wantHeader, wantRows := readJoblog(t, filepath.Join(refDir, "log"))
 			gotHeader, gotRows := readJoblog(t, filepath.Join(otherDir, "log"))
 			if gotHeader != wantHeader {

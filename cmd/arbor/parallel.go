@@ -650,7 +650,7 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	c := p.c
 	r := &jobResult{job: j, start: time.Now(), files: &p.files}
 	grouped := p.grouped()
-	if grouped || c.results != "" {
+	if grouped {
 		var err error
 		if r.stdout, err = p.files.get(); err == nil {
 			r.stderr, err = p.files.get()
@@ -690,11 +690,6 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 		lines = []*lineWriter{out, errw}
 		counted = &countingWriter{w: out}
 		opts.Stdout, opts.Stderr = counted, errw
-	}
-	if c.results != "" {
-		// The files are the output; nothing else is printed.
-		grouped, counted, lines = true, nil, nil
-		opts.Stdout, opts.Stderr = r.stdout, r.stderr
 	}
 	if (c.verbose || c.printCmd) && !grouped {
 		p.outMu.Lock()
@@ -862,10 +857,11 @@ func (p *parallelRun) finish(r *jobResult) {
 	}
 }
 
-// grouped reports whether each job's output is held and printed whole.
+// grouped reports whether each job's output goes to files of its own, to be
+// printed whole (or, with --results, saved).
 func (p *parallelRun) grouped() bool {
 	c := p.c
-	return c.output == outputGroup || c.dryRun || (c.keepOrder && c.output == outputLineBuffer)
+	return c.output == outputGroup || c.dryRun || c.results != "" || (c.keepOrder && c.output == outputLineBuffer)
 }
 
 // flushPending prints what -k still holds, in order, skipping gaps (jobs

@@ -159,8 +159,6 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 		help        = fs.BoolP("help", "h", false, "print this help")
 	)
 	fs.StringVar(haltFlag, "halt-on-error", "never", "same as --halt")
-	fs.StringArrayVar(sshLogins, "sshlogin-file", nil, "not supported yet")
-	fs.MarkHidden("sshlogin-file")
 	fs.IntVarP(maxLines, "l", "l", 0, "same as -L")
 	fs.MarkHidden("l")
 	fs.MarkHidden("xapply")

@@ -436,3 +436,17 @@ func TestParallelSlowConsumer(t *testing.T) {
 		}
 	}
 }
+
+// No room for a job's output (TMPDIR unusable): the job fails with a message
+// that says why, and the others are not affected.
+func TestParallelNoRoomForOutput(t *testing.T) {
+	cmd := exec.Command(arborBin, "parallel", "echo", ":::", "a", "b")
+	cmd.Env = append(os.Environ(), "TMPDIR=/nonexistent/arbor-test")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	var err error
+	proctest.Within(t, 30*time.Second, "arbor parallel without a TMPDIR", func() { err = cmd.Run() })
+	if code := exitCode(t, err); code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), "making a file for a job's output") {
+		t.Fatalf("status %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
