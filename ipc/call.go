@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -201,13 +202,27 @@ func (c *call) abandon(cause error) bool {
 	return c.err == nil
 }
 
+// abandonedErr is the error of a call abandoned because of cause: cause,
+// or, when the remote function ended meanwhile with an error that is not
+// the cancellation, both.
+func (c *call) abandonedErr(cause error) error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) || re.Code == protocol.CodeCancelled || re.Code == protocol.CodeDeadline {
+		return cause
+	}
+	return &AbandonedError{Cause: cause, Remote: err}
+}
+
 // wait waits for the final result of a unary or context call.
 func (c *call) wait(ctx context.Context) (protocol.Raw, error) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
 		if !c.abandon(ctx.Err()) {
-			return nil, ctx.Err()
+			return nil, c.abandonedErr(ctx.Err())
 		}
 	}
 	c.mu.Lock()

@@ -657,9 +657,14 @@ func (ch *Channel) route(m protocol.Message) {
 			c.receive(m)
 		case !issued:
 			ch.reject(&ProtocolError{CID: cid, Reason: fmt.Sprintf("%s for call id %d, which this side never used", m.Kind(), cid)})
+		default:
+			// A message for a call that has already ended here (abandoned
+			// after a cancellation, say) is a late one: dropping it is
+			// correct, but a real error it carries leaves a trace.
+			if e, ok := m.(*protocol.Error); ok && e.Err != nil && e.Err.Code != protocol.CodeCancelled && e.Err.Code != protocol.CodeDeadline {
+				ch.log.Warn("a remote error arrived after its call was abandoned", "cid", cid, "error", e.Err)
+			}
 		}
-		// A message for a call that has already ended here (abandoned after
-		// a cancellation, say) is a late one: dropping it is correct.
 		return
 	}
 	t, live := ch.tasks[cid]

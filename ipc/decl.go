@@ -41,7 +41,9 @@ func (f *Func[A, R]) funcKind() protocol.FuncKind { return protocol.FuncUnary }
 
 // Call calls the function on the peer of ch and waits for its result. If ctx
 // ends first, the remote call is cancelled and Call returns ctx.Err() once
-// the remote task has ended (or Options.CancelWait has passed). An error
+// the remote task has ended (or Options.CancelWait has passed); if the
+// remote function ended meanwhile with an error of its own rather than the
+// cancellation, Call returns an *AbandonedError that holds both. An error
 // from the remote function is a *protocol.RemoteError.
 func (f *Func[A, R]) Call(ctx context.Context, ch *Channel, args A) (R, error) {
 	var r R
@@ -133,13 +135,13 @@ func (r *StreamReader[Y]) Recv() (Y, error) {
 	var y Y
 	if err := r.ctx.Err(); err != nil {
 		r.c.abandon(err)
-		return y, err
+		return y, r.c.abandonedErr(err)
 	}
 	raw, err := r.c.in.pop(r.ctx)
 	if err != nil {
 		if r.ctx.Err() != nil && err != io.EOF {
 			r.c.abandon(r.ctx.Err())
-			return y, r.ctx.Err()
+			return y, r.c.abandonedErr(r.ctx.Err())
 		}
 		return y, err
 	}
@@ -264,7 +266,7 @@ func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) 
 		return nil, err
 	case <-ctx.Done():
 		c.abandon(ctx.Err())
-		return nil, ctx.Err()
+		return nil, c.abandonedErr(ctx.Err())
 	}
 	c.mu.Lock()
 	raw := c.startedValue

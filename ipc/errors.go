@@ -31,6 +31,21 @@ func (e *PeerGoneError) Unwrap() error { return e.Cause }
 // PROTOCOL.md gives a call whose channel ended under it.
 func (e *PeerGoneError) Is(target error) bool { return target == protocol.ErrExited }
 
+// AbandonedError is the error of a call whose caller's ctx ended, and whose
+// remote function then ended with an error of its own rather than the
+// cancellation: the remote error is not dropped for the ctx's. Both
+// errors.Is(err, ctx.Err()) and errors.As(err, &remoteErr) hold.
+type AbandonedError struct {
+	Cause  error // the ctx's error, or why the caller stopped reading
+	Remote error // the remote function's error, a *protocol.RemoteError
+}
+
+func (e *AbandonedError) Error() string {
+	return fmt.Sprintf("%v, and the remote function failed meanwhile: %v", e.Cause, e.Remote)
+}
+
+func (e *AbandonedError) Unwrap() []error { return []error{e.Cause, e.Remote} }
+
 // HandshakeError is a failed exchange of Hello messages.
 type HandshakeError struct {
 	Reason string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arbor-go/arbor/internal/proctest"
+	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -46,4 +47,47 @@ func TestErrorAfterCloseIsLogged(t *testing.T) {
 	if strings.Count(logs.String(), "could not be sent") != 1 {
 		t.Fatalf("want one warning, for the real error only:\n%s", logs.String())
 	}
+}
+
+// A call whose ctx ends returns the remote function's own error when the
+// function fails instead of returning the cancellation, together with the
+// ctx's error (issue 10, item 1); one that fails after CancelWait, when
+// nobody waits for it any more, leaves a trace in the caller's log.
+func TestErrorAfterCancellationIsKept(t *testing.T) {
+	var logs proctest.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	running := make(chan struct{}, 1)
+	stubborn := NewFunc("test.stubborn", func(ctx context.Context, ms int) (int, error) {
+		running <- struct{}{}
+		<-ctx.Done()
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return 0, errors.New("my own failure")
+	})
+	parent, _ := pair(t, transports[0], MustNewTable(stubborn), nil, func(o *Options) {
+		o.Logger = logger
+		o.CancelWait = 500 * time.Millisecond
+	})
+	call := func(ms int) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-running; cancel() }()
+		_, err := stubborn.Call(ctx, parent, ms)
+		return err
+	}
+
+	err := call(20)
+	var ae *AbandonedError
+	var re *protocol.RemoteError
+	if !errors.As(err, &ae) || !errors.As(err, &re) || re.Message != "my own failure" || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %T %v: want the remote error and the cancellation", err, err)
+	}
+	if want := "context canceled, and the remote function failed meanwhile: actor child: *errors.errorString: my own failure"; err.Error() != want {
+		t.Fatalf("got %q\nwant %q", err, want)
+	}
+
+	if err := call(800); err != context.Canceled {
+		t.Fatalf("got %T %v: past CancelWait, want the cancellation", err, err)
+	}
+	eventually(t, 5*time.Second, "the late error in the log", func() bool {
+		return strings.Contains(logs.String(), "arrived after its call was abandoned") && strings.Contains(logs.String(), "my own failure")
+	})
 }

@@ -139,6 +139,29 @@ var (
 			return 0, ctx.Err()
 		}
 	})
+	// stubborn marks in file that it runs, and when cancelled fails with
+	// an error of its own 300 ms later.
+	stubborn = ipc.NewFunc("test.stubborn", func(ctx context.Context, file string) (int, error) {
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			return 0, err
+		}
+		<-ctx.Done()
+		time.Sleep(300 * time.Millisecond)
+		return 0, errors.New("stubborn: my own failure, after the cancellation")
+	})
+	// failOnceUp fails as soon as file exists.
+	failOnceUp = ipc.NewFunc("test.failOnceUp", func(ctx context.Context, file string) (int, error) {
+		for {
+			if _, err := os.Stat(file); err == nil {
+				return 0, errors.New("the first failure")
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	})
 	childArgs = ipc.NewFunc("test.args", func(ctx context.Context, _ struct{}) ([]string, error) {
 		return os.Args[1:], nil
 	})
@@ -222,7 +245,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap, stubborn, failOnceUp)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -222,10 +222,35 @@ func (n *Nursery) recorded(err error) bool {
 	return false
 }
 
-// causedByCancellation reports whether err is what a call, a start or the
-// body gives when the nursery is cancelled.
+// causedByCancellation reports whether err is only what a call, a start or
+// the body gives when the nursery is cancelled: every error err holds is a
+// cancellation. An error that holds a cancellation and something else (an
+// *ipc.AbandonedError: the call was cancelled, and the remote function
+// then failed of its own accord) is a failure.
 func causedByCancellation(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
+	for err != nil {
+		if err == context.Canceled || err == context.DeadlineExceeded || err == ErrClosed {
+			return true
+		}
+		if is, ok := err.(interface{ Is(error) bool }); ok && (is.Is(context.Canceled) || is.Is(context.DeadlineExceeded)) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			errs := u.Unwrap()
+			for _, e := range errs {
+				if !causedByCancellation(e) {
+					return false
+				}
+			}
+			return len(errs) > 0
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // stoppedByArbor reports whether err is an actor's exit that a stop

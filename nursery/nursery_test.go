@@ -886,3 +886,39 @@ func TestWithLimit(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// A child that fails while it is being cancelled is a failure like any
+// other: the cancellations a failure causes are not listed, but an error
+// that is not a cancellation is (issue 10, item 1). Before, the nursery
+// listed only the first failure and B's Result held a bare
+// context.Canceled.
+func TestFailureWhileCancelledIsListed(t *testing.T) {
+	up := filepath.Join(t.TempDir(), "up")
+	var b *Result[int]
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		var err error
+		if b, err = RunInActor(n, stubborn, up, spawn.Options{Name: "b"}); err != nil {
+			return err
+		}
+		_, err = RunInActor(n, failOnceUp, up, spawn.Options{Name: "a"})
+		return err
+	})
+	var nerr *Error
+	if !errors.As(err, &nerr) || len(nerr.Failures) != 2 {
+		t.Fatalf("want both failures listed, got %s", describe(err))
+	}
+	for i, want := range []string{"the first failure", "stubborn: my own failure"} {
+		if !strings.Contains(nerr.Failures[i].Error(), want) {
+			t.Errorf("failure %d is %q, want %q", i, nerr.Failures[i], want)
+		}
+	}
+	_, berr := b.Wait(context.Background())
+	var re *protocol.RemoteError
+	if !errors.As(berr, &re) || !strings.Contains(re.Message, "my own failure") {
+		t.Fatalf("b's result lost its error: %s", describe(berr))
+	}
+	if !errors.Is(berr, context.Canceled) {
+		t.Fatalf("b's result no longer says its call was cancelled: %s", describe(berr))
+	}
+	noChildrenLeft(t)
+}
