@@ -131,15 +131,28 @@ type StreamReader[Y any] struct {
 // Recv returns the next item, io.EOF after the last one, or the error that
 // ended the stream (a *protocol.RemoteError from the remote function, the
 // ctx's error, a *PeerGoneError). A *DecodeError fails only that item.
-func (r *StreamReader[Y]) Recv() (Y, error) {
+func (r *StreamReader[Y]) Recv() (Y, error) { return r.recv(nil) }
+
+// RecvContext is Recv with a bound on the wait: if ctx ends before an item
+// arrives, it returns ctx's error and the stream goes on, the next item kept
+// for a later call. The ctx given to Open still governs the stream itself.
+func (r *StreamReader[Y]) RecvContext(ctx context.Context) (Y, error) {
+	y, err := r.recv(ctx.Done())
+	if err == errWaitOver {
+		err = ctx.Err()
+	}
+	return y, err
+}
+
+func (r *StreamReader[Y]) recv(wait <-chan struct{}) (Y, error) {
 	var y Y
 	if err := r.ctx.Err(); err != nil {
 		r.c.abandon(err)
 		return y, r.c.abandonedErr(err)
 	}
-	raw, err := r.c.in.pop(r.ctx)
+	raw, err := r.c.in.pop(r.ctx, wait)
 	if err != nil {
-		if r.ctx.Err() != nil && err != io.EOF {
+		if err != errWaitOver && r.ctx.Err() != nil && err != io.EOF {
 			r.c.abandon(r.ctx.Err())
 			return y, r.c.abandonedErr(r.ctx.Err())
 		}
@@ -170,6 +183,24 @@ func (r *StreamReader[Y]) All() iter.Seq2[Y, error] {
 			}
 		}
 	}
+}
+
+// Done is closed once the stream has ended: after its last item was sent,
+// it failed, or Close was called (items may still be queued for Recv).
+func (r *StreamReader[Y]) Done() <-chan struct{} { return r.c.done }
+
+// Err returns the error that ended the stream: nil while it runs and after
+// a normal end, otherwise what Recv returns once the queued items are read
+// (ErrCallEnded, or the remote function's cancellation, after Close).
+func (r *StreamReader[Y]) Err() error {
+	select {
+	case <-r.c.done:
+	default:
+		return nil
+	}
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	return r.c.err
 }
 
 // Close stops reading. If the stream has not ended, the remote function is
@@ -235,7 +266,7 @@ func (s *Session[S, I, O]) Send(v O) error { return s.t.yield(v) }
 // its direction.
 func (s *Session[S, I, O]) Recv() (I, error) {
 	var v I
-	raw, err := s.t.in.pop(s.t.ctx)
+	raw, err := s.t.in.pop(s.t.ctx, nil)
 	if err != nil {
 		return v, err
 	}
@@ -294,9 +325,21 @@ func (cc *ContextCall[S, I, O, R]) Send(v I) error { return cc.c.sendYield(cc.ct
 
 // Recv returns the function's next item, or io.EOF once it has closed its
 // direction or returned.
-func (cc *ContextCall[S, I, O, R]) Recv() (O, error) {
+func (cc *ContextCall[S, I, O, R]) Recv() (O, error) { return cc.recv(nil) }
+
+// RecvContext is Recv with a bound on the wait, as StreamReader's is: a ctx
+// that ends first returns its error and leaves the session open.
+func (cc *ContextCall[S, I, O, R]) RecvContext(ctx context.Context) (O, error) {
+	v, err := cc.recv(ctx.Done())
+	if err == errWaitOver {
+		err = ctx.Err()
+	}
+	return v, err
+}
+
+func (cc *ContextCall[S, I, O, R]) recv(wait <-chan struct{}) (O, error) {
 	var v O
-	raw, err := cc.c.in.pop(cc.ctx)
+	raw, err := cc.c.in.pop(cc.ctx, wait)
 	if err != nil {
 		return v, err
 	}

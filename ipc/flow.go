@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/arbor-go/arbor/protocol"
@@ -69,8 +70,13 @@ func (q *inbox) finish(err error) {
 	signal(q.wake)
 }
 
-// pop waits for the next item, for the end of the direction, or for ctx.
-func (q *inbox) pop(ctx context.Context) (protocol.Raw, error) {
+// errWaitOver is what pop returns when its wait channel closes first.
+var errWaitOver = errors.New("ipc: the wait for an item ended")
+
+// pop waits for the next item, for the end of the direction, for ctx, or
+// for wait to close (nil: no such bound), which leaves the direction as it
+// is and returns errWaitOver.
+func (q *inbox) pop(ctx context.Context, wait <-chan struct{}) (protocol.Raw, error) {
 	for {
 		q.mu.Lock()
 		if q.head < len(q.items) {
@@ -103,6 +109,8 @@ func (q *inbox) pop(ctx context.Context) (protocol.Raw, error) {
 		case <-q.wake:
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
+		case <-wait:
+			return nil, errWaitOver
 		}
 	}
 }

@@ -162,6 +162,12 @@ var (
 			}
 		}
 	})
+	brokenStream = ipc.NewStream("test.brokenStream", func(ctx context.Context, _ struct{}, out *ipc.Yielder[int]) error {
+		if err := out.Send(1); err != nil {
+			return err
+		}
+		return errors.New("the stream failed")
+	})
 	childArgs = ipc.NewFunc("test.args", func(ctx context.Context, _ struct{}) ([]string, error) {
 		return os.Args[1:], nil
 	})
@@ -245,7 +251,7 @@ var functions *ipc.Table
 
 func init() {
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap, stubborn, failOnceUp)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap, stubborn, failOnceUp, brokenStream)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -193,8 +193,9 @@ func (n *Nursery) cancelWith(cause error) {
 func (n *Nursery) failure(actor protocol.ActorID, err error) {
 	n.mu.Lock()
 	// n.ctx is cancelled before cancelling is set when the parent's ctx
-	// ends, so ask it too.
-	cancelled := n.cancelling || n.ctx.Err() != nil
+	// ends, so ask it too. Draining, what is left is being stopped: the
+	// cancellations that causes are not failures either.
+	cancelled := n.cancelling || n.draining || n.ctx.Err() != nil
 	if stoppedByArbor(err) || cancelled && causedByCancellation(err) || n.recorded(err) {
 		n.mu.Unlock()
 		return
@@ -388,9 +389,7 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 		return nil, err
 	}
 	if opts.Name == "" {
-		// Named after the function and numbered, so that a hundred of
-		// them are told apart in logs and errors.
-		opts.Name = strings.ReplaceAll(f.Name(), ".", "-") + "-" + strconv.FormatInt(n.unnamed.Add(1), 10)
+		opts.Name = n.numbered(f.Name())
 	}
 	r := &Result[R]{done: make(chan struct{})}
 	go func() {
@@ -405,12 +404,7 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 		if err != nil {
 			r.err = err
 			close(r.done)
-			id := protocol.ActorID{Name: opts.Name}
-			var se *spawn.StartError
-			if errors.As(err, &se) {
-				id = se.Actor
-			}
-			n.failure(id, err)
+			n.failure(startedID(opts.Name, err), err)
 			return
 		}
 		r.id = a.ID()
@@ -434,6 +428,73 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 		n.forget(a)
 	}()
 	return r, nil
+}
+
+// OpenStreamInActor starts a new actor, opens the stream s in it with args,
+// and stops the actor once the stream has ended: read to its end, failed,
+// or closed by the reader (Close, or leaving an All loop). It blocks until
+// the actor has completed its handshake (and, WithLimit, for a slot); like
+// StartActor's, its own error is the caller's to return. The stream runs under the nursery's ctx; an error that ends it, other than a
+// cancellation, is a failure of the nursery as well as Recv's error. Read
+// it from the body or from a goroutine of n.Go: once those have returned,
+// a stream still running is stopped with the other actors. Without
+// opts.Name the actor is named after s, as RunInActor names its children.
+func OpenStreamInActor[A, Y any](n *Nursery, s *ipc.Stream[A, Y], args A, opts spawn.Options) (*ipc.StreamReader[Y], error) {
+	if err := n.enter(&n.watchers); err != nil {
+		return nil, err
+	}
+	if opts.Name == "" {
+		opts.Name = n.numbered(s.Name())
+	}
+	if err := n.acquire(); err != nil {
+		n.watchers.Done()
+		return nil, err
+	}
+	a, err := spawn.Start(n.ctx, n.options(opts))
+	if err != nil {
+		n.release()
+		n.watchers.Done()
+		return nil, err
+	}
+	if !n.adopt(a) {
+		<-a.Done()
+		n.release()
+		n.watchers.Done()
+		return nil, ErrClosed
+	}
+	r, err := s.Open(n.ctx, a.Channel(), args)
+	go func() {
+		defer n.watchers.Done()
+		defer n.release()
+		if r != nil {
+			<-r.Done()
+			if err := r.Err(); err != nil && !errors.Is(err, ipc.ErrCallEnded) {
+				n.failure(a.ID(), err)
+			}
+		}
+		a.Stop(context.WithoutCancel(n.ctx))
+		if err := a.Wait(); err != nil {
+			n.failure(a.ID(), err) // unless the stop explains it
+		}
+		n.forget(a)
+	}()
+	return r, err
+}
+
+// numbered names an actor after the function it runs, with a number, so
+// that a hundred of them are told apart in logs and errors.
+func (n *Nursery) numbered(function string) string {
+	return strings.ReplaceAll(function, ".", "-") + "-" + strconv.FormatInt(n.unnamed.Add(1), 10)
+}
+
+// startedID is the id of an actor that failed to start: the one the
+// StartError names, else its name alone.
+func startedID(name string, err error) protocol.ActorID {
+	var se *spawn.StartError
+	if errors.As(err, &se) {
+		return se.Actor
+	}
+	return protocol.ActorID{Name: name}
 }
 
 // forget drops a stopped actor from the set stopAll stops.

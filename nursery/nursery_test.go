@@ -922,3 +922,63 @@ func TestFailureWhileCancelledIsListed(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// A stream in an actor of its own (issue 10, item 10): the actor lives as
+// long as the stream, a failing stream is a failure of the nursery, and a
+// stream nobody reads to its end is stopped when the body returns.
+func TestOpenStreamInActor(t *testing.T) {
+	t.Run("read to the end", func(t *testing.T) {
+		var got []int
+		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			s, err := OpenStreamInActor(n, numbers, [2]int{0, 5}, spawn.Options{})
+			if err != nil {
+				return err
+			}
+			for v, err := range s.All() {
+				if err != nil {
+					return err
+				}
+				got = append(got, v)
+			}
+			return nil
+		})
+		if err != nil || fmt.Sprint(got) != "[0 1 2 3 4]" {
+			t.Fatalf("got %v, %s", got, describe(err))
+		}
+		noChildrenLeft(t)
+	})
+	t.Run("failure", func(t *testing.T) {
+		// No reader returns the stream's error: the nursery reports it.
+		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			s, err := OpenStreamInActor(n, brokenStream, struct{}{}, spawn.Options{Name: "bad"})
+			if err != nil {
+				return err
+			}
+			<-s.Done()
+			return nil
+		})
+		var ae *ActorError
+		if !errors.As(err, &ae) || ae.Actor.Name != "root.bad" || !strings.Contains(err.Error(), "the stream failed") {
+			t.Fatalf("got %s", describe(err))
+		}
+		noChildrenLeft(t)
+	})
+	t.Run("unread", func(t *testing.T) {
+		start := time.Now()
+		err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+			s, err := OpenStreamInActor(n, endless, struct{}{}, spawn.Options{})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		})
+		if err != nil {
+			t.Fatalf("got %s", describe(err))
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("Open took %v", d)
+		}
+		noChildrenLeft(t)
+	})
+}
