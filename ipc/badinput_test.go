@@ -89,6 +89,11 @@ func (p *rawPeer) expectReturn(cid uint64) protocol.Raw {
 }
 
 func rawPair(t *testing.T, chInitiator bool, funcs *Table) (*rawPeer, *Channel) {
+	return rawPairVersion(t, chInitiator, funcs, protocol.Current)
+}
+
+// rawPairVersion is rawPair with a raw peer that says it speaks version v.
+func rawPairVersion(t *testing.T, chInitiator bool, funcs *Table, v protocol.Version) (*rawPeer, *Channel) {
 	a, b := socketPair(t)
 	p := &rawPeer{t: t, conn: a.(net.Conn), fr: protocol.NewFrameReader(a, 0)}
 	opened := make(chan *Channel, 1)
@@ -99,7 +104,7 @@ func rawPair(t *testing.T, chInitiator bool, funcs *Table) (*rawPeer, *Channel) 
 		}
 		opened <- ch
 	}()
-	p.send(&protocol.Hello{Version: protocol.Current, Actor: protocol.ActorID{Name: "raw", UUID: "r"}, PID: 1, Initiator: !chInitiator})
+	p.send(&protocol.Hello{Version: v, Actor: protocol.ActorID{Name: "raw", UUID: "r"}, PID: 1, Initiator: !chInitiator})
 	if _, ok := p.recv().(*protocol.Hello); !ok {
 		t.Fatal("no hello")
 	}
@@ -317,7 +322,7 @@ func TestHandshakeFailures(t *testing.T) {
 			p.send(&protocol.Hello{Version: protocol.Version{Major: 2, Minor: 1}, Actor: protocol.ActorID{Name: "future"}})
 		}, 0, func(t *testing.T, err error) {
 			var ve *protocol.VersionError
-			if !errors.As(err, &ve) || ve.Remote.Major != 2 || !strings.Contains(err.Error(), "2.1") || !strings.Contains(err.Error(), "1.0") {
+			if !errors.As(err, &ve) || ve.Remote.Major != 2 || !strings.Contains(err.Error(), "2.1") || !strings.Contains(err.Error(), protocol.Current.String()) {
 				t.Fatalf("got %v", err)
 			}
 		}},
@@ -372,5 +377,28 @@ func TestHandshakeFailures(t *testing.T) {
 			}
 			tt.check(t, err)
 		})
+	}
+}
+
+// A 1.0 peer still works with this 1.1 side; a group error it cannot read
+// as a group still carries the whole text in msg (PROTOCOL.md §4.2).
+func TestMinorVersionOlderPeer(t *testing.T) {
+	both := NewFunc("test.both", func(ctx context.Context, _ struct{}) (int, error) {
+		return 0, errors.Join(errors.New("first"), errors.New("second"))
+	})
+	p, _ := rawPairVersion(t, false, MustNewTable(both), protocol.Version{Major: 1, Minor: 0})
+	p.send(&protocol.Start{CID: 1, Function: "test.both", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
+	for {
+		switch m := p.recv().(type) {
+		case *protocol.StartAck:
+			continue
+		case *protocol.Error:
+			if m.Err.Message != "first\nsecond" || len(m.Err.Children) != 2 || m.Err.Children[1].Message != "second" {
+				t.Fatalf("got %+v", m.Err)
+			}
+			return
+		default:
+			t.Fatalf("got %T", m)
+		}
 	}
 }

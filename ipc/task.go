@@ -358,33 +358,45 @@ func (t *task) end(result any, err error) {
 	}
 }
 
-// wrapsOnly reports whether err reaches re through plain wrappers, each
-// wrapping one error. A group of errors on the way (a nursery's *Error) is
-// not text to keep: it is relayed as the error it holds.
-func wrapsOnly(err error, re *protocol.RemoteError) bool {
-	for err != nil {
-		if err == error(re) {
-			return true
-		}
-		err = errors.Unwrap(err)
-	}
-	return false
-}
-
 // box turns an error from a served function into a RemoteError.
-func (t *task) box(err error) *protocol.RemoteError {
+func (t *task) box(err error) *protocol.RemoteError { return t.boxAt(err, 1) }
+
+// boxAt boxes err as an error depth levels down a group. An error from an
+// actor further away is passed on, noting the hop and keeping what plain
+// wrappers here added to it ("step 2: %w"). A group of errors (a nursery's
+// *Error, an errors.Join) stays a group: each error it holds is boxed as a
+// child. A group of one is passed on as the error it holds.
+func (t *task) boxAt(err error, depth int) *protocol.RemoteError {
 	self := t.ch.self
-	var re *protocol.RemoteError
-	if errors.As(err, &re) {
-		// An error from an actor further away: pass it on, noting the hop
-		// and keeping what wrappers here added to it ("step 2: %w").
-		relayed := re.RelayedThrough(self)
-		if outer := err.Error(); wrapsOnly(err, re) && strings.Contains(outer, re.Error()) {
-			relayed.Message = strings.Replace(outer, re.Error(), re.Message, 1)
+	plain := true // only plain wrappers, each of one error, so far
+	for e := err; e != nil; {
+		if re, ok := e.(*protocol.RemoteError); ok {
+			relayed := re.RelayedThrough(self)
+			if outer := err.Error(); plain && strings.Contains(outer, re.Error()) {
+				relayed.Message = strings.Replace(outer, re.Error(), re.Message, 1)
+			}
+			return relayed
 		}
-		return relayed
+		if g, ok := e.(interface{ Unwrap() []error }); ok {
+			errs := g.Unwrap()
+			if len(errs) == 1 {
+				e, plain = errs[0], false
+				continue
+			}
+			if len(errs) > 1 && depth < protocol.MaxErrorDepth {
+				group := &protocol.RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Source: self}
+				group.Name, group.Data = protocol.RegisteredName(err)
+				for _, c := range errs {
+					group.Children = append(group.Children, t.boxAt(c, depth+1))
+				}
+				return group
+			}
+			break
+		}
+		e = errors.Unwrap(e)
 	}
 	e := &protocol.RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Source: self}
+	e.Name, e.Data = protocol.RegisteredName(err)
 	var (
 		pe *PanicError
 		de *DecodeError

@@ -15,6 +15,7 @@ import (
 
 	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/spawn"
 	"go.uber.org/goleak"
 )
@@ -168,6 +169,41 @@ var (
 		}
 		return errors.New("the stream failed")
 	})
+	// failTogether marks its name in a directory and fails once its
+	// partner has marked its own, whatever its ctx says: two leaves that
+	// fail at the same moment.
+	failTogether = ipc.NewFunc("test.failTogether", func(ctx context.Context, a [3]string) (int, error) {
+		dir, me, partner := a[0], a[1], a[2]
+		if err := os.WriteFile(filepath.Join(dir, me), nil, 0o600); err != nil {
+			return 0, err
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(dir, partner)); err == nil {
+				break
+			}
+		}
+		return 0, &DiskFullError{Disk: me}
+	})
+	// pairFails runs two failTogether leaves in a nursery of its own.
+	pairFails = ipc.NewFunc("test.pairFails", func(ctx context.Context, dir string) (int, error) {
+		return 0, Open(ctx, func(ctx context.Context, n *Nursery) error {
+			for _, p := range [][2]string{{"a", "b"}, {"b", "a"}} {
+				if _, err := RunInActor(n, failTogether, [3]string{dir, p[0], p[1]}, spawn.Options{Name: p[0]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	// sentinel fails with a wrapped registered sentinel.
+	sentinel = ipc.NewFunc("test.sentinel", func(ctx context.Context, path string) (int, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, fmt.Errorf("loading the config: %w", err)
+		}
+		f.Close()
+		return 0, fmt.Errorf("reading: %w", io.EOF)
+	})
 	childArgs = ipc.NewFunc("test.args", func(ctx context.Context, _ struct{}) ([]string, error) {
 		return os.Args[1:], nil
 	})
@@ -250,8 +286,9 @@ var tree *ipc.Func[treeArgs, int]
 var functions *ipc.Table
 
 func init() {
+	protocol.RegisterError[*DiskFullError]("nursery_test.DiskFull")
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap, stubborn, failOnceUp, brokenStream)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap, stubborn, failOnceUp, brokenStream, failTogether, pairFails, sentinel)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

@@ -200,6 +200,12 @@ func (n *Nursery) failure(actor protocol.ActorID, err error) {
 		n.mu.Unlock()
 		return
 	}
+	var abandoned *ipc.AbandonedError
+	if cancelled && errors.As(err, &abandoned) {
+		// The call was cancelled by the nursery, and the function then
+		// failed of its own accord: the failure is the function's.
+		err = abandoned.Remote
+	}
 	if !actor.IsZero() {
 		err = &ActorError{Actor: actor, Err: err}
 	}

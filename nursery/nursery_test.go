@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -981,4 +982,68 @@ func TestOpenStreamInActor(t *testing.T) {
 		}
 		noChildrenLeft(t)
 	})
+}
+
+// A nursery inside an actor that fails twice reaches the root as a group:
+// each failure keeps its source and relay path (issue 10, item 2). Before,
+// the root saw only one of the two leaves.
+func TestNestedGroupStaysAGroup(t *testing.T) {
+	dir := t.TempDir()
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		_, err := RunInActor(n, pairFails, dir, spawn.Options{Name: "mid"})
+		return err
+	})
+	var group *protocol.RemoteError
+	if !errors.As(err, &group) || group.Source.Name != "root.mid" || len(group.Children) != 2 {
+		t.Fatalf("want a group from root.mid with two children, got %s (%+v)", describe(err), group)
+	}
+	if group.Type != "*nursery.Error" {
+		t.Errorf("group type %q", group.Type)
+	}
+	seen := map[string]bool{}
+	for _, c := range group.Children {
+		seen[c.Source.Name] = true
+		if len(c.Relay) != 1 || c.Relay[0].Name != "root.mid" {
+			t.Errorf("child from %s has relay %v, want [root.mid]", c.Source, c.Relay)
+		}
+		// The registered type crosses with its fields.
+		var dfe *DiskFullError
+		if !errors.As(c, &dfe) || "root.mid."+dfe.Disk != c.Source.Name {
+			t.Errorf("child %s: errors.As gives %+v", c.Source, dfe)
+		}
+	}
+	if !seen["root.mid.a"] || !seen["root.mid.b"] {
+		t.Fatalf("children from %v, want root.mid.a and root.mid.b", seen)
+	}
+	noChildrenLeft(t)
+}
+
+// Registered sentinels keep errors.Is across processes; a registered type
+// keeps errors.As with its fields (issue 10, item 3).
+func TestErrorTypesCross(t *testing.T) {
+	var eof, missing, disk error
+	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{Name: "w"})
+		if err != nil {
+			return err
+		}
+		_, eof = sentinel.Call(ctx, a.Channel(), os.Args[0])
+		_, missing = sentinel.Call(ctx, a.Channel(), filepath.Join(t.TempDir(), "none"))
+		_, disk = fail.Call(ctx, a.Channel(), "sdb")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(eof, io.EOF) {
+		t.Errorf("io.EOF lost: %s", describe(eof))
+	}
+	if !errors.Is(missing, fs.ErrNotExist) || errors.Is(missing, io.EOF) {
+		t.Errorf("fs.ErrNotExist lost: %s", describe(missing))
+	}
+	var dfe *DiskFullError
+	if !errors.As(disk, &dfe) || dfe.Disk != "sdb" {
+		t.Errorf("errors.As: %+v from %s", dfe, describe(disk))
+	}
+	noChildrenLeft(t)
 }

@@ -116,7 +116,16 @@ func (m *Credit) appendFields(b []byte) []byte {
 	return appendUint(appendStr(b, keyItems), uint64(m.Items))
 }
 
+// MaxErrorDepth bounds how deep a RemoteError's children nest on the wire:
+// a sender leaves out children below it, a receiver refuses a message that
+// goes deeper.
+const MaxErrorDepth = 8
+
 func appendRemoteError(b []byte, e *RemoteError) []byte {
+	return appendRemoteErrorAt(b, e, 1)
+}
+
+func appendRemoteErrorAt(b []byte, e *RemoteError, depth int) []byte {
 	n := 4
 	if e.Stack != "" {
 		n++
@@ -125,6 +134,19 @@ func appendRemoteError(b []byte, e *RemoteError) []byte {
 		n++
 	}
 	if !e.Canceller.IsZero() {
+		n++
+	}
+	if e.Name != "" {
+		n++
+	}
+	if len(e.Data) > 0 {
+		n++
+	}
+	children := e.Children
+	if depth >= MaxErrorDepth {
+		children = nil
+	}
+	if len(children) > 0 {
 		n++
 	}
 	b = appendMapLen(b, n)
@@ -143,6 +165,18 @@ func appendRemoteError(b []byte, e *RemoteError) []byte {
 	}
 	if !e.Canceller.IsZero() {
 		b = appendActor(appendStr(b, "canceller"), e.Canceller)
+	}
+	if e.Name != "" {
+		b = appendStr(appendStr(b, "name"), e.Name)
+	}
+	if len(e.Data) > 0 {
+		b = appendRaw(appendStr(b, "data"), e.Data)
+	}
+	if len(children) > 0 {
+		b = appendArrayLen(appendStr(b, "children"), len(children))
+		for _, c := range children {
+			b = appendRemoteErrorAt(b, c, depth+1)
+		}
 	}
 	return b
 }
@@ -388,6 +422,13 @@ func decodeActor(r *reader) (ActorID, error) {
 }
 
 func decodeRemoteError(r *reader) (*RemoteError, error) {
+	return decodeRemoteErrorAt(r, 1)
+}
+
+func decodeRemoteErrorAt(r *reader, depth int) (*RemoteError, error) {
+	if depth > MaxErrorDepth {
+		return nil, r.errorf("error children nested deeper than %d", MaxErrorDepth)
+	}
 	n, err := r.mapLen()
 	if err != nil {
 		return nil, err
@@ -413,6 +454,23 @@ func decodeRemoteError(r *reader) (*RemoteError, error) {
 			e.Source, err = decodeActor(r)
 		case "canceller":
 			e.Canceller, err = decodeActor(r)
+		case "name":
+			e.Name, err = r.str()
+		case "data":
+			var raw []byte
+			if raw, err = r.raw(); err == nil {
+				e.Data = Raw(raw)
+			}
+		case "children":
+			var k int
+			if k, err = r.arrayLen(); err == nil {
+				e.Children = make([]*RemoteError, 0, min(k, 16))
+				for j := 0; j < k && err == nil; j++ {
+					var c *RemoteError
+					c, err = decodeRemoteErrorAt(r, depth+1)
+					e.Children = append(e.Children, c)
+				}
+			}
 		case "relay":
 			var k int
 			if k, err = r.arrayLen(); err == nil {
@@ -434,6 +492,9 @@ func decodeRemoteError(r *reader) (*RemoteError, error) {
 		// An empty relay is encoded by leaving it out, which decodes as nil:
 		// decode it as nil too, so that decoding is the inverse of encoding.
 		e.Relay = nil
+	}
+	if len(e.Children) == 0 {
+		e.Children = nil
 	}
 	return e, nil
 }

@@ -23,6 +23,11 @@ var sampleMessages = []Message{
 	&Error{CID: 7, Err: &RemoteError{Code: CodeCancelled, Type: "*errors.errorString", Message: "context canceled",
 		Source: ActorID{"child", "u2"}, Relay: []ActorID{{"mid", "u3"}}, Canceller: ActorID{"root", "u1"}, Stack: "goroutine 1"}},
 	&Error{Err: &RemoteError{Code: CodeProtocol, Message: "yield for unknown call 9", Source: ActorID{"a", "b"}}},
+	&Error{CID: 9, Err: &RemoteError{Type: "*nursery.Error", Message: "2 failures", Source: ActorID{"mid", "u3"},
+		Name: "app.Group", Data: Raw{0x81, 0xa1, 'n', 0x02}, Children: []*RemoteError{
+			{Type: "*app.DiskFull", Message: "disk full", Source: ActorID{"a", "u4"}, Relay: []ActorID{{"mid", "u3"}}, Name: "app.DiskFull", Data: Raw{0xc0}},
+			{Code: CodeCancelled, Message: "context canceled", Source: ActorID{"b", "u5"}},
+		}}},
 	&Credit{CID: 3, Items: 64},
 }
 
@@ -183,7 +188,7 @@ func TestVersion(t *testing.T) {
 	if !errors.As(err, &ve) || ve.Remote.Major != 2 || ve.Local != Current {
 		t.Fatalf("got %v", err)
 	}
-	if !strings.Contains(err.Error(), "1.0") || !strings.Contains(err.Error(), "2.0") {
+	if !strings.Contains(err.Error(), Current.String()) || !strings.Contains(err.Error(), "2.0") {
 		t.Fatalf("the error must name both versions: %v", err)
 	}
 }
@@ -221,5 +226,47 @@ func TestSchemaOfRecursiveTypes(t *testing.T) {
 	s := SchemaOf(reflect.TypeFor[recList]())
 	if s.Type != "array" || s.Items.Ref != "protocol.recList" {
 		t.Fatalf("recList: %+v / %+v", s, s.Items)
+	}
+}
+
+// Error children nest at most MaxErrorDepth deep: the encoder leaves out
+// what is deeper, the decoder refuses it.
+func TestErrorChildrenDepth(t *testing.T) {
+	nest := func(levels int) *RemoteError {
+		e := &RemoteError{Message: "leaf"}
+		for range levels - 1 {
+			e = &RemoteError{Message: "group", Children: []*RemoteError{e, {Message: "sibling"}}}
+		}
+		return e
+	}
+	depth := func(e *RemoteError) int {
+		n := 0
+		for ; e != nil; n++ {
+			if len(e.Children) == 0 {
+				break
+			}
+			e = e.Children[0]
+		}
+		return n + 1
+	}
+	m, err := DecodeMessage(AppendMessage(nil, &Error{CID: 1, Err: nest(MaxErrorDepth + 5)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := depth(m.(*Error).Err); d != MaxErrorDepth {
+		t.Fatalf("decoded %d levels, want the encoder to stop at %d", d, MaxErrorDepth)
+	}
+	// A hand-made message one level deeper than allowed.
+	var nested []byte
+	for range MaxErrorDepth {
+		nested = appendArrayLen(appendStr(appendMapLen(nested, 1), "children"), 1)
+	}
+	nested = appendMapLen(nested, 0)
+	body := appendStr(appendStr(appendMapLen(nil, 3), "k"), "error")
+	body = appendUint(appendStr(body, "cid"), 1)
+	body = append(appendStr(body, "err"), nested...)
+	var merr *MalformedError
+	if _, err := DecodeMessage(body); !errors.As(err, &merr) || !strings.Contains(err.Error(), "nested deeper") {
+		t.Fatalf("got %v, want a MalformedError about nesting", err)
 	}
 }

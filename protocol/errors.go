@@ -144,6 +144,30 @@ type RemoteError struct {
 	// Canceller is the actor that asked for the cancellation, for
 	// CodeCancelled.
 	Canceller ActorID
+	// Name is the name the original error's type or sentinel was
+	// registered under (RegisterError, RegisterSentinel), and Data the
+	// registered type's fields, msgpack-encoded. Unwrap rebuilds the
+	// error from them when this side knows the name.
+	Name string
+	Data Raw
+	// Children are the errors of a group (a nursery's failures, an
+	// errors.Join) that failed as one: each keeps its own source and
+	// relay path.
+	Children []*RemoteError
+}
+
+// Unwrap returns the original error rebuilt from Name and Data, if this
+// side registered the name, followed by the children, so that errors.Is
+// and errors.As reach them.
+func (e *RemoteError) Unwrap() []error {
+	var errs []error
+	if r := e.restore(); r != nil {
+		errs = append(errs, r)
+	}
+	for _, c := range e.Children {
+		errs = append(errs, c)
+	}
+	return errs
 }
 
 func (e *RemoteError) Error() string {
@@ -171,10 +195,17 @@ func (e *RemoteError) Is(target error) bool {
 	return ok && s == target
 }
 
-// RelayedThrough returns a copy of e with via appended to its relay path:
-// what an actor passes up when an error from below crosses it.
+// RelayedThrough returns a copy of e with via appended to its relay path,
+// and to its children's: what an actor passes up when an error from below
+// crosses it.
 func (e *RemoteError) RelayedThrough(via ActorID) *RemoteError {
 	c := *e
 	c.Relay = append(append(make([]ActorID, 0, len(e.Relay)+1), e.Relay...), via)
+	if len(e.Children) > 0 {
+		c.Children = make([]*RemoteError, len(e.Children))
+		for i, child := range e.Children {
+			c.Children[i] = child.RelayedThrough(via)
+		}
+	}
 	return &c
 }

@@ -94,6 +94,20 @@ var goldenVectors = []struct {
 	{"error-unknown-function", "answer to a Start of a function the callee does not serve",
 		&Error{CID: 11, Err: &RemoteError{Code: CodeUnknownFunction, Message: `unknown function "math.sub"`,
 			Source: workerActor}}},
+	{"error-registered", "an error of a type both sides registered as \"disk.Full\": data holds its fields, the map {\"Disk\": \"sda1\"}",
+		&Error{CID: 13, Err: &RemoteError{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor,
+			Name: "disk.Full", Data: Raw{0x81, 0xa4, 'D', 'i', 's', 'k', 0xa4, 's', 'd', 'a', '1'}}}},
+	{"error-sentinel", "an error wrapping a registered sentinel (io.EOF): a name and no data",
+		&Error{CID: 15, Err: &RemoteError{Type: "*fmt.wrapError", Message: "reading the header: EOF", Source: workerActor,
+			Name: "io.EOF"}}},
+	{"error-group", "a nursery in root.pool failed twice: the group keeps each child's source and relay path",
+		&Error{CID: 17, Err: &RemoteError{Type: "*nursery.Error",
+			Message: "nursery: 2 failures:\n\tactor root.pool.worker-1: disk sda1 is full\n\tactor root.pool.worker-2: *errors.errorString: no route to host",
+			Source:  poolActor,
+			Children: []*RemoteError{
+				{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor, Relay: []ActorID{poolActor}},
+				{Type: "*errors.errorString", Message: "no route to host", Source: ActorID{Name: "root.pool.worker-2", UUID: "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"}, Relay: []ActorID{poolActor}},
+			}}}},
 	{"error-channel", "a problem with the channel itself, not with one call: no cid (call id 0)",
 		&Error{Err: &RemoteError{Code: CodeProtocol, Message: "yield for unknown call 9", Source: rootActor}}},
 }
@@ -124,13 +138,16 @@ type goldenFields struct {
 }
 
 type goldenError struct {
-	Code      *string   `json:"code"`
-	Type      *string   `json:"type"`
-	Msg       *string   `json:"msg"`
-	Stack     *string   `json:"stack,omitempty"`
-	Src       *ActorID  `json:"src"`
-	Relay     []ActorID `json:"relay,omitempty"`
-	Canceller *ActorID  `json:"canceller,omitempty"`
+	Code      *string        `json:"code"`
+	Type      *string        `json:"type"`
+	Msg       *string        `json:"msg"`
+	Stack     *string        `json:"stack,omitempty"`
+	Src       *ActorID       `json:"src"`
+	Relay     []ActorID      `json:"relay,omitempty"`
+	Canceller *ActorID       `json:"canceller,omitempty"`
+	Name      *string        `json:"name,omitempty"`
+	Data      *string        `json:"data,omitempty"` // msgpack, as hex
+	Children  []*goldenError `json:"children,omitempty"`
 }
 
 // kindFields lists the wire fields each kind may carry.
@@ -400,6 +417,23 @@ func (e *goldenError) remoteError() (*RemoteError, error) {
 	if e.Canceller != nil {
 		r.Canceller = *e.Canceller
 	}
+	if e.Name != nil {
+		r.Name = *e.Name
+	}
+	if e.Data != nil {
+		data, err := hexRaw(*e.Data)
+		if err != nil {
+			return nil, err
+		}
+		r.Data = data
+	}
+	for _, c := range e.Children {
+		child, err := c.remoteError()
+		if err != nil {
+			return nil, err
+		}
+		r.Children = append(r.Children, child)
+	}
 	return r, nil
 }
 
@@ -577,16 +611,31 @@ func goldenFor(m Message, note string) goldenFile {
 		if m.CID != 0 {
 			f.CID = &m.CID
 		}
-		e := m.Err
-		f.Err = &goldenError{Code: ptr(string(e.Code)), Type: &e.Type, Msg: &e.Message, Src: &e.Source, Relay: e.Relay}
-		if e.Stack != "" {
-			f.Err.Stack = &e.Stack
-		}
-		if !e.Canceller.IsZero() {
-			f.Err.Canceller = &e.Canceller
-		}
+		f.Err = goldenErrorFor(m.Err)
 	case *Credit:
 		f.CID, f.Items = &m.CID, &m.Items
+	}
+	return g
+}
+
+func goldenErrorFor(e *RemoteError) *goldenError {
+	code := string(e.Code)
+	g := &goldenError{Code: &code, Type: &e.Type, Msg: &e.Message, Src: &e.Source, Relay: e.Relay}
+	if e.Stack != "" {
+		g.Stack = &e.Stack
+	}
+	if !e.Canceller.IsZero() {
+		g.Canceller = &e.Canceller
+	}
+	if e.Name != "" {
+		g.Name = &e.Name
+	}
+	if len(e.Data) > 0 {
+		data := hex.EncodeToString(e.Data)
+		g.Data = &data
+	}
+	for _, c := range e.Children {
+		g.Children = append(g.Children, goldenErrorFor(c))
 	}
 	return g
 }
