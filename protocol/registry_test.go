@@ -14,7 +14,9 @@ type quotaError struct {
 	Bytes int64
 }
 
-func (e *quotaError) Error() string { return fmt.Sprintf("%s is over quota by %d bytes", e.User, e.Bytes) }
+func (e *quotaError) Error() string {
+	return fmt.Sprintf("%s is over quota by %d bytes", e.User, e.Bytes)
+}
 
 type codeError struct{ Code int }
 
