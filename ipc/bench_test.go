@@ -142,6 +142,12 @@ func inprocPeer(b *testing.B, mode string) io.ReadWriteCloser {
 }
 
 func xprocPeer(b *testing.B, mode string) io.ReadWriteCloser {
+	conn, _ := xprocPeerCmd(b, mode)
+	return conn
+}
+
+// xprocPeerCmd is xprocPeer that also returns the child process.
+func xprocPeerCmd(b testing.TB, mode string) (io.ReadWriteCloser, *exec.Cmd) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -173,7 +179,7 @@ func xprocPeer(b *testing.B, mode string) io.ReadWriteCloser {
 			<-done
 		}
 	})
-	return conn
+	return conn, cmd
 }
 
 func openBench(b *testing.B, conn io.ReadWriteCloser) *Channel {

@@ -59,6 +59,10 @@ func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncK
 			ch.mu.Unlock()
 			return ch.err
 		}
+		if n := len(ch.cancels); n >= maxUnansweredCancels {
+			ch.mu.Unlock()
+			return &StalledError{Peer: ch.peer, Unanswered: n}
+		}
 		c.cid = ch.nextID
 		ch.nextID += 2
 		ch.calls[c.cid] = c
@@ -154,9 +158,17 @@ func (c *call) violation(reason string) {
 	c.finish(nil, perr)
 }
 
+// maxUnansweredCancels bounds the cancellations sent to a peer and not yet
+// answered. A peer that answers none (frozen, wedged, not reading) would
+// otherwise make every call that times out leave its frames queued here
+// for ever; past the bound new calls fail at once with a *StalledError, and
+// cancellations are no longer sent (the calls they were for are abandoned
+// here all the same).
+const maxUnansweredCancels = 1024
+
 // cancelRemote asks the peer to cancel the remote task, once. The request is
 // itself a call (of arbor.cancel) whose answer nobody waits for: it arrives
-// for an id this end issued and no longer tracks, so it is dropped.
+// for an id this end issued and no longer tracks, and is counted off.
 func (c *call) cancelRemote() {
 	c.mu.Lock()
 	ended := false
@@ -178,8 +190,13 @@ func (c *call) cancelRemote() {
 			ch.mu.Unlock()
 			return ch.err
 		}
+		if len(ch.cancels) >= maxUnansweredCancels {
+			ch.mu.Unlock()
+			return nil
+		}
 		cid := ch.nextID
 		ch.nextID += 2
+		ch.cancels[cid] = true
 		ch.mu.Unlock()
 		return ch.send(&protocol.Start{CID: cid, Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushAsync)
 	})

@@ -77,6 +77,7 @@ type Channel struct {
 	mu          sync.Mutex
 	calls       map[uint64]*call // calls this end made, by id
 	tasks       map[uint64]*task // calls this end serves, by id
+	cancels     map[uint64]bool  // ids of arbor.cancel calls sent and not yet answered
 	nextID      uint64           // the id of this end's next call
 	lastPeerID  uint64           // the highest id the peer has used
 	err         error            // why the channel ended; nil while it runs
@@ -135,6 +136,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		cwait:    opts.CancelWait,
 		explain:  opts.Explain,
 		calls:    make(map[uint64]*call),
+		cancels:  make(map[uint64]bool),
 		tasks:    make(map[uint64]*task),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -371,6 +373,7 @@ func (ch *Channel) end(reason error) {
 	close(ch.done)
 	calls := ch.calls
 	ch.calls = map[uint64]*call{}
+	ch.cancels = map[uint64]bool{}
 	tasks := make([]*task, 0, len(ch.tasks))
 	for _, t := range ch.tasks {
 		tasks = append(tasks, t)
@@ -660,7 +663,17 @@ func (ch *Channel) route(m protocol.Message) {
 		default:
 			// A message for a call that has already ended here (abandoned
 			// after a cancellation, say) is a late one: dropping it is
-			// correct, but a real error it carries leaves a trace.
+			// correct, but a real error it carries leaves a trace. The
+			// answer to a cancellation is counted off.
+			if _, final := m.(*protocol.StartAck); !final {
+				ch.mu.Lock()
+				answered := ch.cancels[cid]
+				delete(ch.cancels, cid)
+				ch.mu.Unlock()
+				if answered {
+					return
+				}
+			}
 			if e, ok := m.(*protocol.Error); ok && e.Err != nil && e.Err.Code != protocol.CodeCancelled && e.Err.Code != protocol.CodeDeadline {
 				ch.log.Warn("a remote error arrived after its call was abandoned", "cid", cid, "error", e.Err)
 			}

@@ -46,6 +46,19 @@ func (e *AbandonedError) Error() string {
 
 func (e *AbandonedError) Unwrap() []error { return []error{e.Cause, e.Remote} }
 
+// StalledError fails a new call at once when the peer has left too many
+// cancellations unanswered: it reads nothing (frozen, SIGSTOPped, wedged),
+// and every call made meanwhile would only add to what waits for it. Calls
+// work again as soon as the peer answers.
+type StalledError struct {
+	Peer       protocol.ActorID
+	Unanswered int // cancellations sent and not yet answered
+}
+
+func (e *StalledError) Error() string {
+	return fmt.Sprintf("ipc: actor %s has not answered %d cancellations: it is not reading (frozen or wedged); call refused", e.Peer, e.Unanswered)
+}
+
 // HandshakeError is a failed exchange of Hello messages.
 type HandshakeError struct {
 	Reason string
