@@ -10,7 +10,12 @@
 // everything at once: the body's ctx, every call in flight, every actor.
 // Open then returns an *Error that lists the failures, each naming its
 // actor; the cancellations a failure caused are not failures and are not
-// listed.
+// listed, but an error that is not a cancellation is, even when a
+// function returned it while being cancelled.
+//
+// Work on the parent's side goes in Go; OpenStreamInActor runs a stream in
+// an actor that lives as long as the stream; WithLimit bounds how many
+// actors run at once.
 //
 // Code running inside an actor can open its own nursery with the ctx of
 // the call it serves, so trees of any depth form across processes: an

@@ -36,8 +36,10 @@ var (
 		return 0, ctx.Err()
 	})
 	// stubborn ignores both its ctx and SIGTERM, as a wedged program would.
-	stubborn = ipc.NewFunc("test.stubborn", func(ctx context.Context, _ struct{}) (int, error) {
+	// It says when it is stuck, so that a test stops it only then.
+	stubborn = ipc.NewStream("test.stubborn", func(ctx context.Context, _ struct{}, out *ipc.Yielder[string]) error {
 		signal.Ignore(syscall.SIGTERM)
+		out.Send("stuck")
 		select {}
 	})
 	count = ipc.NewStream("test.count", func(ctx context.Context, n int, out *ipc.Yielder[int]) error {

@@ -121,10 +121,7 @@ func TestChildKilled(t *testing.T) {
 
 func TestStopEscalatesToKill(t *testing.T) {
 	a := start(t, Options{GracePeriod: 100 * time.Millisecond, KillDelay: 200 * time.Millisecond})
-	go stubborn.Call(context.Background(), a.Channel(), struct{}{})
-	if _, err := echo.Call(context.Background(), a.Channel(), "x"); err != nil {
-		t.Fatal(err)
-	}
+	stuck(t, a)
 	within(t, 5*time.Second, "Stop", func() { a.Stop(context.Background()) })
 	err := a.Wait()
 	var ee *ExitError
@@ -136,10 +133,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 
 func TestStopWithExpiredContextKills(t *testing.T) {
 	a := start(t, Options{GracePeriod: time.Hour})
-	go stubborn.Call(context.Background(), a.Channel(), struct{}{})
-	if _, err := echo.Call(context.Background(), a.Channel(), "x"); err != nil {
-		t.Fatal(err)
-	}
+	stuck(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	within(t, 5*time.Second, "Stop", func() {
@@ -543,4 +537,16 @@ func TestStartCommand(t *testing.T) {
 		}
 	})
 	noChildrenLeft(t)
+}
+
+// stuck starts a stubborn call on a and waits until it is stuck.
+func stuck(t *testing.T, a *Actor) {
+	t.Helper()
+	s, err := stubborn.Open(context.Background(), a.Channel(), struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Recv(); err != nil || v != "stuck" {
+		t.Fatalf("the stubborn call did not start: %q, %v", v, err)
+	}
 }
