@@ -558,7 +558,7 @@ type ActorError struct {
 // RemoteError from it, its ExitError or StartError).
 func (e *ActorError) Error() string {
 	msg := e.Err.Error()
-	if strings.Contains(msg, "actor "+e.Actor.String()) {
+	if strings.Contains(msg, "actor "+e.Actor.String()) || strings.Contains(msg, "process "+e.Actor.String()) {
 		return msg
 	}
 	return fmt.Sprintf("actor %s: %s", e.Actor, msg)

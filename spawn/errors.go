@@ -30,11 +30,22 @@ type ExitError struct {
 	Stderr []string
 	// Panic is a Go panic's message and trace, when the process died of one.
 	Panic string
+	// Plain is true for a plain program (StartCommand), which the message
+	// calls a process rather than an actor.
+	Plain bool
+}
+
+// what names the kind of process in messages.
+func what(plain bool) string {
+	if plain {
+		return "process"
+	}
+	return "actor"
 }
 
 func (e *ExitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "actor %s (pid %d) ", e.Actor, e.PID)
+	fmt.Fprintf(&b, "%s %s (pid %d) ", what(e.Plain), e.Actor, e.PID)
 	switch {
 	case e.Signal != 0:
 		fmt.Fprintf(&b, "killed by signal %s", e.Signal)
@@ -66,13 +77,14 @@ type StartError struct {
 	// which show what a program that is not an arbor actor is.
 	Output []string
 	// Exit says how the process ended, if it did.
-	Exit *ExitError
-	Err  error
+	Exit  *ExitError
+	Err   error
+	Plain bool // a plain program: the message says process, not actor
 }
 
 func (e *StartError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "spawn: starting actor %s (%s): %s", e.Actor, e.Binary, e.Reason)
+	fmt.Fprintf(&b, "spawn: starting %s %s (%s): %s", what(e.Plain), e.Actor, e.Binary, e.Reason)
 	if e.Err != nil {
 		fmt.Fprintf(&b, ": %v", e.Err)
 	}

@@ -404,7 +404,7 @@ func closeAll(files map[string]io.ReadCloser) {
 }
 
 func (a *Actor) startError(reason string, err error) *StartError {
-	return &StartError{Actor: a.id, Binary: a.binary, Reason: reason, Err: err}
+	return &StartError{Actor: a.id, Binary: a.binary, Reason: reason, Err: err, Plain: a.plain}
 }
 
 // failStart kills a child whose handshake failed and explains why.
@@ -484,7 +484,7 @@ func (a *Actor) own() {
 		}
 	}
 	ps := a.cmd.ProcessState
-	e := &ExitError{Actor: a.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped}
+	e := &ExitError{Actor: a.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped, Plain: a.plain}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		e.Signal = ws.Signal()
 	}

@@ -16,6 +16,8 @@ const (
 	Stopped      EventKind = "stopped"
 	StopTimedOut EventKind = "stop timed out"
 	GaveUp       EventKind = "gave up"
+	// Fatal: an isolated child restarted too often and is left stopped.
+	Fatal EventKind = "fatal"
 )
 
 // Event is one lifecycle fact about a child.
@@ -24,7 +26,7 @@ type Event struct {
 	Supervisor string
 	Child      string
 	// Err is why the child exited (Exited), or the *IntensityError
-	// (GaveUp).
+	// (GaveUp, Fatal).
 	Err error
 	// Backoff is the wait before the restart (Restarting).
 	Backoff time.Duration
@@ -34,7 +36,7 @@ func (s *Supervisor) emit(e Event) {
 	e.Supervisor = s.spec.Name
 	level := hclog.Info
 	switch e.Kind {
-	case GaveUp, StopTimedOut:
+	case GaveUp, StopTimedOut, Fatal:
 		level = hclog.Error
 	case Exited:
 		if e.Err != nil {
@@ -58,7 +60,7 @@ func (s *Supervisor) emit(e Event) {
 type ChildState struct {
 	Name     string
 	PID      int    // 0 when the child is not a process, or not running
-	State    string // "running", "restarting", "stopped", "failed"
+	State    string // "running", "restarting", "stopped", "failed", "fatal"
 	Restarts int
 	Uptime   time.Duration // 0 unless running
 	LastExit error

@@ -71,7 +71,13 @@ type Child struct {
 	// Significant children end the supervisor when they end for good (a
 	// Transient child's normal exit, any Temporary exit), as Spec's
 	// AutoShutdown says: OTP's significant children.
-	Significant bool
+	Significant bool	// Isolate makes the child's restarts its own business: they are
+	// counted against the intensity (Spec.MaxRestarts within Period) apart
+	// from the other children's, and past it the child alone is marked
+	// fatal and left stopped while the supervisor carries on
+	// (supervisord's FATAL) instead of the supervisor giving up.
+	// RestartChild revives it.
+	Isolate bool
 }
 
 // AutoShutdown says whether significant children end their supervisor.
@@ -156,12 +162,13 @@ var ErrNoSuchChild = errors.New("supervisor: no such child")
 
 type childState struct {
 	removed  bool   // taken out by RemoveChild: a tombstone, so indexes stay stable
-	status   string // "running", "restarting", "stopped", "failed"
+	status   string // "running", "restarting", "stopped", "failed", "fatal"
 	restarts int
 	started  time.Time
 	lastExit error
 	backoff  time.Duration
-	service  Service // the running instance, for its PID
+	service  Service     // the running instance, for its PID
+	recent   []time.Time // an isolated child's restarts within the period
 }
 
 // New returns a supervisor for children, which start in the order given.
@@ -243,9 +250,16 @@ type IntensityError struct {
 	Restarts   int
 	Period     time.Duration
 	Last       error // the child's last exit
+	// Isolated is true when only the child was given up on (marked
+	// fatal), not the supervisor: see Child.Isolate.
+	Isolated bool
 }
 
 func (e *IntensityError) Error() string {
+	if e.Isolated {
+		return fmt.Sprintf("supervisor %s marked child %s fatal: it needed more than %d restarts within %v; last exit: %v",
+			e.Supervisor, e.Child, e.Restarts, e.Period, e.Last)
+	}
 	return fmt.Sprintf("supervisor %s gave up: child %s needed more than %d restarts within %v; last exit: %v",
 		e.Supervisor, e.Child, e.Restarts, e.Period, e.Last)
 }
@@ -475,6 +489,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			case "remove":
 				s.set(found, func(st *childState) { st.removed = true })
 			case "restart":
+				s.set(found, func(st *childState) { st.recent = nil })
 				start(found)
 			}
 			r.reply <- nil
@@ -524,11 +539,20 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				continue
 			}
 			now := time.Now()
-			restartTimes = append(restartTimes, now)
-			for len(restartTimes) > 0 && now.Sub(restartTimes[0]) > s.spec.Period {
-				restartTimes = restartTimes[1:]
-			}
-			if len(restartTimes) > s.spec.MaxRestarts {
+			if c.Isolate {
+				fatal := false
+				s.set(ex.i, func(st *childState) {
+					st.recent = within(append(st.recent, now), now, s.spec.Period)
+					if fatal = len(st.recent) > s.spec.MaxRestarts; fatal {
+						st.status, st.recent = "fatal", nil
+					}
+				})
+				if fatal {
+					s.emit(Event{Kind: Fatal, Child: c.Name, Err: &IntensityError{Supervisor: s.spec.Name, Child: c.Name,
+						Restarts: s.spec.MaxRestarts, Period: s.spec.Period, Last: ex.err, Isolated: true}})
+					continue
+				}
+			} else if restartTimes = within(append(restartTimes, now), now, s.spec.Period); len(restartTimes) > s.spec.MaxRestarts {
 				s.set(ex.i, func(st *childState) { st.status = "failed" })
 				gaveUp := &IntensityError{Supervisor: s.spec.Name, Child: c.Name, Restarts: len(restartTimes) - 1,
 					Period: s.spec.Period, Last: ex.err}
@@ -551,6 +575,14 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// within drops from times, oldest first, those more than period before now.
+func within(times []time.Time, now time.Time, period time.Duration) []time.Time {
+	for len(times) > 0 && now.Sub(times[0]) > period {
+		times = times[1:]
+	}
+	return times
 }
 
 // shutdownFor is a child's Shutdown with its default: supervisors get

@@ -454,3 +454,40 @@ func TestStopAndRestartChild(t *testing.T) {
 	}
 	proctest.NoChildrenLeft(t)
 }
+
+// An isolated child that crash-loops is marked fatal alone; the others
+// keep running and the supervisor does not give up. RestartChild revives
+// it.
+func TestIsolatedChildGoesFatalAlone(t *testing.T) {
+	rec := &recorder{}
+	crasher := sh("crasher", "exit 3", Permanent)
+	crasher.Isolate = true
+	s := New(Spec{Events: rec.add, MaxRestarts: 2, Period: time.Minute, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+		sh("steady", "exec sleep 30", Permanent), crasher)
+	stop, result := serve(t, s)
+	defer stop()
+	proctest.Eventually(t, 10*time.Second, "the crasher marked fatal", func() bool { return rec.count(Fatal, "crasher") == 1 })
+	snap := s.Snapshot()
+	if snap[1].State != "fatal" || snap[0].State != "running" || snap[0].PID == 0 {
+		t.Fatalf("after the crash loop: %+v", snap)
+	}
+	if n := rec.count(Started, "crasher"); n != 3 {
+		t.Fatalf("the crasher started %d times, want 3 (2 restarts)", n)
+	}
+	select {
+	case err := <-result:
+		t.Fatalf("the supervisor ended: %v", err)
+	default:
+	}
+	if err := s.RestartChild(context.Background(), "crasher"); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 10*time.Second, "fatal again after the revival", func() bool { return rec.count(Fatal, "crasher") == 2 })
+	if n := rec.count(Started, "crasher"); n != 6 {
+		t.Fatalf("revived, the crasher started %d times in all, want 6: its history starts afresh", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.NoChildrenLeft(t)
+}

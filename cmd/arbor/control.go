@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 
 // psEntry is one child in arbor ps.
 type psEntry struct {
+	App      string  `json:"app" msgpack:"-"` // filled in by arbor ps
 	Name     string  `json:"name" msgpack:"name"`
 	PID      int     `json:"pid" msgpack:"pid"`
 	State    string  `json:"state" msgpack:"state"`
@@ -33,7 +36,14 @@ type psEntry struct {
 	LastExit string  `json:"last_exit,omitempty" msgpack:"last_exit"`
 }
 
+// appInfo says which app a control socket belongs to.
+type appInfo struct {
+	Name string `msgpack:"name"`
+	Spec string `msgpack:"spec"` // the spec file's absolute path
+}
+
 var (
+	ctlInfo    = ipc.NewFunc[struct{}, appInfo]("arborctl.info", nil)
 	ctlPs      = ipc.NewFunc[struct{}, []psEntry]("arborctl.ps", nil)
 	ctlStop    = ipc.NewFunc[string, struct{}]("arborctl.stop", nil)
 	ctlRestart = ipc.NewFunc[string, struct{}]("arborctl.restart", nil)
@@ -77,12 +87,38 @@ type controlServer struct {
 	chans map[*ipc.Channel]bool
 }
 
-func serveControl(path string, root *group) (*controlServer, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+// privateDir makes sure dir exists, is a directory of this user's (not a
+// link) and is closed to everyone else: the default control directory,
+// whose name others can guess and create first.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case ok && int(st.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to user %d, not to this user (%d): refusing to use it", dir, st.Uid, os.Getuid())
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s is open to other users (mode %v): refusing to use it", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+func serveControl(path string, root *group, info appInfo) (*controlServer, error) {
+	dir := filepath.Dir(path)
+	if dir == controlDir() {
+		if err := privateDir(dir); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		// A directory given with --control is the user's to set up: it is
+		// created if missing, never chmodded.
 		return nil, err
 	}
 	if c, err := net.Dial("unix", path); err == nil {
@@ -90,11 +126,14 @@ func serveControl(path string, root *group) (*controlServer, error) {
 		return nil, fmt.Errorf("%s is in use by another arbor supervise", path)
 	}
 	os.Remove(path) // a socket left by a run that was killed
+	// The socket is created closed to others (umask), not chmodded after:
+	// nobody else can connect in between.
+	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, err
 	}
-	os.Chmod(path, 0o600)
 	act := func(op func(*supervisor.Supervisor, context.Context, string) error) func(context.Context, string) (struct{}, error) {
 		return func(ctx context.Context, name string) (struct{}, error) {
 			sup, child, ok := root.find(name)
@@ -105,6 +144,7 @@ func serveControl(path string, root *group) (*controlServer, error) {
 		}
 	}
 	s := &controlServer{ln: ln, path: path, chans: map[*ipc.Channel]bool{}, table: ipc.MustNewTable(
+		ipc.NewFunc(ctlInfo.Name(), func(context.Context, struct{}) (appInfo, error) { return info, nil }),
 		ipc.NewFunc(ctlPs.Name(), func(context.Context, struct{}) ([]psEntry, error) { return root.entries(), nil }),
 		ipc.NewFunc(ctlStop.Name(), act((*supervisor.Supervisor).StopChild)),
 		ipc.NewFunc(ctlRestart.Name(), act((*supervisor.Supervisor).RestartChild)),
@@ -160,16 +200,17 @@ func (s *controlServer) close() {
 }
 
 var controlExamples = map[string]string{
-	"ps":      "Shows the children of a running arbor supervise.\n\nExamples:\n  arbor ps\n  arbor ps --json --control /run/app.sock\n",
+	"ps":      "Shows the children of a running arbor supervise: the one of the Procfile in the\ncurrent directory, else every one running.\n\nExamples:\n  arbor ps\n  arbor ps --file deploy/app.json\n  arbor ps --json --control /run/app.sock\n",
 	"stop":    "Stops a child of a running arbor supervise; it stays stopped until restarted.\n\nExamples:\n  arbor stop worker\n  arbor stop jobs.flaky\n",
-	"restart": "Restarts a child of a running arbor supervise (not counted as a failure).\n\nExamples:\n  arbor restart web\n",
+	"restart": "Restarts a child of a running arbor supervise (not counted as a failure); a\nFATAL child starts afresh.\n\nExamples:\n  arbor restart web\n",
 }
 
 // runControl runs arbor ps, stop or restart.
 func runControl(ctx context.Context, command string, args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	control := fs.String("control", "", "the control socket of arbor supervise (default: the only one in the per-user directory)")
+	control := fs.String("control", "", "the control socket of arbor supervise (default: that of --file)")
+	file := fs.StringP("file", "f", "", "the spec file arbor supervise runs (default: ./Procfile if there is one, else every running app)")
 	asJSON := fs.Bool("json", false, "print JSON (ps)")
 	help := fs.BoolP("help", "h", false, "print this help")
 	if err := fs.Parse(args); err != nil {
@@ -183,63 +224,136 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 	if command != "ps" && fs.NArg() != 1 {
 		return usagef("%s: want exactly one child NAME (as arbor ps shows it)", command)
 	}
-	path := *control
-	if path == "" {
-		found, _ := filepath.Glob(filepath.Join(filepath.Dir(defaultControl("x")), "*.sock"))
-		switch len(found) {
-		case 0:
-			return errors.New("no arbor supervise is running (no control socket); give --control")
-		case 1:
-			path = found[0]
-		default:
-			sort.Strings(found)
-			return usagef("%s: several arbor supervise are running; give --control, one of %s", command, strings.Join(found, ", "))
-		}
+	if command == "ps" && fs.NArg() != 0 {
+		return usagef("ps: takes no arguments (give the spec with --file)")
+	}
+	paths, err := controlPaths(*control, *file)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := net.Dial("unix", path)
-	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", path, err)
-	}
-	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: actorID(command), Initiator: true})
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	// The supervise process's errors are for the user: its message alone.
-	plain := func(err error) error {
-		var re *protocol.RemoteError
-		if errors.As(err, &re) {
-			return errors.New(re.Message)
+	if command != "ps" {
+		if len(paths) > 1 {
+			return usagef("%s: several arbor supervise are running; give --file or --control, one of %s", command, strings.Join(paths, ", "))
 		}
-		return err
+		ch, _, err := dialControl(ctx, paths[0], command)
+		if err != nil {
+			return err
+		}
+		defer ch.Close()
+		f := ctlStop
+		if command == "restart" {
+			f = ctlRestart
+		}
+		_, err = f.Call(ctx, ch, fs.Arg(0))
+		return plainRemote(err)
 	}
-	switch command {
-	case "stop":
-		_, err = ctlStop.Call(ctx, ch, fs.Arg(0))
-		return plain(err)
-	case "restart":
-		_, err = ctlRestart.Call(ctx, ch, fs.Arg(0))
-		return plain(err)
+	var all []psEntry
+	running := 0
+	for _, path := range paths {
+		ch, info, err := dialControl(ctx, path, command)
+		if err != nil {
+			if len(paths) > 1 && errors.Is(err, errNotRunning) {
+				continue // a socket left by a run that was killed
+			}
+			return err
+		}
+		entries, err := ctlPs.Call(ctx, ch, struct{}{})
+		ch.Close()
+		if err != nil {
+			return plainRemote(err)
+		}
+		running++
+		for i := range entries {
+			entries[i].App = info.Name
+		}
+		all = append(all, entries...)
 	}
-	entries, err := ctlPs.Call(ctx, ch, struct{}{})
-	if err != nil {
-		return plain(err)
+	if running == 0 {
+		return errors.New("no arbor supervise is running")
 	}
 	if *asJSON {
-		return printJSON(stdout, entries)
+		return printJSON(stdout, all)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPID\tSTATE\tRESTARTS\tUPTIME")
-	for _, e := range entries {
+	header := "NAME\tPID\tSTATE\tRESTARTS\tUPTIME"
+	if running > 1 {
+		header = "APP\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for _, e := range all {
 		pid := "-"
 		if e.PID != 0 {
 			pid = fmt.Sprint(e.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Name, pid, e.State, e.Restarts, (time.Duration(e.Uptime) * time.Second).Round(time.Second))
+		if running > 1 {
+			fmt.Fprintf(tw, "%s\t", e.App)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Name, pid, strings.ToUpper(e.State), e.Restarts, (time.Duration(e.Uptime) * time.Second).Round(time.Second))
 	}
 	return tw.Flush()
+}
+
+// errNotRunning is a control socket nobody listens on.
+var errNotRunning = errors.New("not running")
+
+// controlPaths says which control sockets a command talks to: the one
+// given, that of the spec file given or of ./Procfile, else every one in
+// the per-user directory.
+func controlPaths(control, file string) ([]string, error) {
+	if control != "" {
+		return []string{control}, nil
+	}
+	if file == "" {
+		if _, err := os.Stat("Procfile"); err == nil {
+			file = "Procfile"
+		}
+	}
+	if file != "" {
+		path, err := defaultControl(file)
+		if err != nil {
+			return nil, err
+		}
+		return []string{path}, nil
+	}
+	found, _ := filepath.Glob(filepath.Join(controlDir(), "*.sock"))
+	if len(found) == 0 {
+		return nil, errors.New("no arbor supervise is running (no Procfile here and no control socket); give --file or --control")
+	}
+	sort.Strings(found)
+	return found, nil
+}
+
+// dialControl connects to a control socket and asks which app it serves.
+func dialControl(ctx context.Context, path, command string) (*ipc.Channel, appInfo, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
+			return nil, appInfo{}, fmt.Errorf("arbor supervise is %w for %s (no process listens on it)", errNotRunning, path)
+		}
+		return nil, appInfo{}, fmt.Errorf("connecting to %s: %w", path, err)
+	}
+	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: actorID(command), Initiator: true})
+	if err != nil {
+		return nil, appInfo{}, err
+	}
+	info, err := ctlInfo.Call(ctx, ch, struct{}{})
+	if err != nil {
+		ch.Close()
+		return nil, appInfo{}, plainRemote(err)
+	}
+	return ch, info, nil
+}
+
+// plainRemote gives an error from the supervise process as its message
+// alone: it is for the user.
+func plainRemote(err error) error {
+	var re *protocol.RemoteError
+	if errors.As(err, &re) {
+		return errors.New(re.Message)
+	}
+	return err
 }
 
 func actorID(name string) protocol.ActorID {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type childSpec struct {
 	Env        map[string]string `json:"env"`
 	Dir        string            `json:"dir"`
 	Group      *spec             `json:"group"`
+	// Isolate: past the intensity this child alone is marked fatal and
+	// the others keep running, rather than the group giving up.
+	Isolate bool `json:"isolate"`
 }
 
 // specError is a spec that cannot be run: it names where, and what is
@@ -120,7 +124,7 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			msg += fmt.Sprintf(" (in %v)", e.Backoff.Round(time.Millisecond))
 		}
 		switch {
-		case e.Kind == supervisor.GaveUp || e.Kind == supervisor.StopTimedOut:
+		case e.Kind == supervisor.GaveUp || e.Kind == supervisor.StopTimedOut || e.Kind == supervisor.Fatal:
 			log.Error(msg)
 		case e.Err != nil:
 			log.Warn(msg)
@@ -133,9 +137,11 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if *control == "" {
-		*control = defaultControl(name)
+		if *control, err = defaultControl(file); err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
 	}
-	ctl, err := serveControl(*control, root)
+	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)})
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -144,10 +150,31 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return root.sup.Serve(ctx)
 }
 
-// defaultControl is where a supervise run named name listens, and where
-// ps, stop and restart look by default.
-func defaultControl(name string) string {
-	return filepath.Join(os.TempDir(), fmt.Sprintf("arborctl-%d", os.Getuid()), name+".sock")
+// controlDir is the per-user directory of the default control sockets.
+func controlDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("arborctl-%d", os.Getuid()))
+}
+
+// defaultControl is where a supervise run of the spec file listens, and
+// where ps, stop and restart look for it: one socket per spec file, named
+// after the file and a hash of its absolute path, so that two apps in two
+// directories never meet.
+func defaultControl(file string) (string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	base := strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
+	return filepath.Join(controlDir(), fmt.Sprintf("%s-%x.sock", base, sum[:4])), nil
+}
+
+// absPath is file's absolute path, or file when it has none.
+func absPath(file string) string {
+	if abs, err := filepath.Abs(file); err == nil {
+		return abs
+	}
+	return file
 }
 
 // parseProcfile reads NAME: COMMAND lines.
@@ -172,7 +199,11 @@ func parseProcfile(file string, data []byte) (*spec, error) {
 			return nil, &specError{file, where, fmt.Sprintf("%q is already the name on line %d", name, seen[name])}
 		}
 		seen[name] = n
-		sp.Children = append(sp.Children, childSpec{Name: name, Command: []string{"/bin/sh", "-c", command}})
+		// A Procfile's processes live apart, as under supervisord: one
+		// that exits 0 is done, and one that crash-loops is marked fatal
+		// alone while the others keep running.
+		sp.Children = append(sp.Children, childSpec{Name: name, Command: []string{"/bin/sh", "-c", command},
+			Restart: "transient", Isolate: true})
 	}
 	if len(sp.Children) == 0 {
 		return nil, &specError{file, "line 1", "no NAME: COMMAND lines"}
@@ -323,7 +354,7 @@ func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.
 	var children []supervisor.Child
 	for _, c := range sp.Children {
 		shutdown, _ := parseShutdown(c.Shutdown)
-		child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown}
+		child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown, Isolate: c.Isolate}
 		if c.Group != nil {
 			sub, err := build(file, prefix+c.Name+".", c.Group, out, events)
 			if err != nil {

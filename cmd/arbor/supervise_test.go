@@ -147,7 +147,7 @@ func TestPsStopRestart(t *testing.T) {
 		return rows
 	}
 	before := ps()
-	if before["web"][1] != "running" || before["worker"][1] != "running" {
+	if before["web"][1] != "RUNNING" || before["worker"][1] != "RUNNING" {
 		t.Fatalf("ps: %v", before)
 	}
 	if _, stderr, code := arbor(t, "", "restart", "--control", control, "web"); code != 0 {
@@ -159,7 +159,7 @@ func TestPsStopRestart(t *testing.T) {
 	if _, stderr, code := arbor(t, "", "stop", "--control", control, "worker"); code != 0 {
 		t.Fatalf("stop: %d %s", code, stderr)
 	}
-	if after := ps(); after["worker"] != [2]string{"-", "stopped"} {
+	if after := ps(); after["worker"] != [2]string{"-", "STOPPED"} {
 		t.Fatalf("worker after stop: %v", after["worker"])
 	}
 	text, _, code := arbor(t, "", "ps", "--json", "--control", control)
@@ -179,7 +179,7 @@ func TestPsStopRestart(t *testing.T) {
 
 func TestControlWithoutSupervise(t *testing.T) {
 	_, errOut, code := arbor(t, "", "ps", "--control", filepath.Join(t.TempDir(), "none.sock"))
-	if code != 1 || !strings.Contains(errOut, "connecting to") {
+	if code != 1 || !strings.Contains(errOut, "not running") {
 		t.Fatalf("ps with nothing listening: status %d, %q", code, errOut)
 	}
 	if _, errOut, code := arbor(t, "", "stop"); code != 2 || !strings.Contains(errOut, "want exactly one child NAME") {
