@@ -71,7 +71,8 @@ type Child struct {
 	// Significant children end the supervisor when they end for good (a
 	// Transient child's normal exit, any Temporary exit), as Spec's
 	// AutoShutdown says: OTP's significant children.
-	Significant bool // Isolate makes the child's restarts its own business: they are
+	Significant bool
+	// Isolate makes the child's restarts its own business: they are
 	// counted against the intensity (Spec.MaxRestarts within Period) apart
 	// from the other children's, and past it the child alone is marked
 	// fatal and left stopped while the supervisor carries on
