@@ -10,8 +10,9 @@ import (
 
 func platformAttrs(attr *syscall.SysProcAttr) {
 	// SIGKILL, not SIGTERM: when the parent is gone nobody can be told how
-	// the child ended, and the child's own children get the same signal
-	// when it dies, so a whole tree goes at once.
+	// the child ended. The signal reaches the child only (a fork does not
+	// inherit it): an actor's lifeline stops its own children, and Contain
+	// catches the descendants of plain programs.
 	attr.Pdeathsig = syscall.SIGKILL
 }
 
@@ -90,5 +91,7 @@ func (f *forker) loop(reqs chan forkRequest) {
 	}
 }
 
-func startCommand(cmd *exec.Cmd) error { return forks.start(cmd) }
+func startCommand(cmd *exec.Cmd) error {
+	return containStart(cmd, func() error { return forks.start(cmd) })
+}
 func releaseCommand()                  { forks.release() }

@@ -11,5 +11,5 @@ import (
 // lifeline.
 func platformAttrs(attr *syscall.SysProcAttr) {}
 
-func startCommand(cmd *exec.Cmd) error { return cmd.Start() }
+func startCommand(cmd *exec.Cmd) error { return containStart(cmd, cmd.Start) }
 func releaseCommand()                  {}

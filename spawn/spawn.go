@@ -452,6 +452,8 @@ func (a *Actor) own() {
 		// is still reserved: whatever it left running in its group (a
 		// helper started without arbor, a shell's background job) goes
 		// with it, and cannot hold its output pipes open.
+		// Under Contain, what left the group goes too: the child's cgroup.
+		containExited(pid)
 		a.mu.Lock()
 		signalGroup(pid, syscall.SIGKILL)
 		a.cmd.Wait() // reaps; the status is read from ProcessState below
@@ -465,6 +467,7 @@ func (a *Actor) own() {
 		a.reaped = true
 		a.mu.Unlock()
 	}
+	containReaped(pid)
 	a.mu.Lock()
 	stopped := a.stopping
 	a.mu.Unlock()

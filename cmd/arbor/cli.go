@@ -39,6 +39,9 @@ Usage:
       restarts, uptime.
   arbor stop NAME / arbor restart NAME
       Stop a child (it stays stopped) or restart it.
+  arbor reload
+      Make a running arbor supervise re-read its spec (as a daemon's
+      SIGHUP does).
   arbor schema BINARY [--json]
       Print the functions an arbor actor binary serves.
   arbor version
@@ -48,7 +51,8 @@ Usage:
 
 Exit status: 0 on success; parallel: as GNU parallel (the number of
 failed jobs, at most 101; 255 for a bad command line); 2 for a usage error;
-130 after SIGINT, 143 after SIGTERM; 1 for any other error.
+129 after SIGHUP, 130 after SIGINT, 143 after SIGTERM; 1 for any other
+error.
 `
 
 // usageError is a command line that cannot be run; it exits with status 2.
@@ -64,7 +68,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	ctx, stop := signalContext()
+	// A daemon's SIGHUP (no controlling terminal: nobody hung up) reloads
+	// arbor supervise's spec; otherwise SIGHUP is the terminal closing,
+	// and stops everything as SIGTERM does.
+	var hup chan struct{}
+	if args[0] == "supervise" && !hasControllingTerminal() {
+		hup = make(chan struct{}, 1)
+	}
+	ctx, stop := signalContext(hup)
 	defer stop()
 	var status int
 	var err error
@@ -74,8 +85,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "schema":
 		err = runSchema(ctx, args[1:], stdout)
 	case "supervise":
-		err = runSupervise(ctx, args[1:], stdout, stderr)
-	case "ps", "stop", "restart":
+		err = runSupervise(ctx, args[1:], hup, stdout, stderr)
+	case "ps", "stop", "restart", "reload":
 		err = runControl(ctx, args[0], args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "arbor", versionString())
@@ -130,19 +141,31 @@ type signalError struct{ sig syscall.Signal }
 
 func (e *signalError) Error() string { return "received " + e.sig.String() }
 
-// signalContext returns a ctx that SIGINT or SIGTERM cancel.
-func signalContext() (context.Context, func()) {
+// signalContext returns a ctx that SIGINT, SIGTERM or SIGHUP cancel; with
+// hup, a SIGHUP is passed on there instead (dropped if one is pending).
+func signalContext(hup chan<- struct{}) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		select {
-		case s := <-signals:
-			cancel(&signalError{sig: s.(syscall.Signal)})
-		case <-done:
+		for {
+			select {
+			case s := <-signals:
+				if s == syscall.SIGHUP && hup != nil {
+					select {
+					case hup <- struct{}{}:
+					default:
+					}
+					continue
+				}
+				cancel(&signalError{sig: s.(syscall.Signal)})
+				return
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
@@ -151,6 +174,17 @@ func signalContext() (context.Context, func()) {
 		<-watched
 		cancel(nil)
 	}
+}
+
+// hasControllingTerminal reports whether this process has a controlling
+// terminal, that is whether a SIGHUP can mean that it hung up.
+func hasControllingTerminal() bool {
+	f, err := os.Open("/dev/tty")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // isTerminal reports whether w is a terminal.

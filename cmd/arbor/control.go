@@ -47,6 +47,7 @@ var (
 	ctlPs      = ipc.NewFunc[struct{}, []psEntry]("arborctl.ps", nil)
 	ctlStop    = ipc.NewFunc[string, struct{}]("arborctl.stop", nil)
 	ctlRestart = ipc.NewFunc[string, struct{}]("arborctl.restart", nil)
+	ctlReload  = ipc.NewFunc[struct{}, string]("arborctl.reload", nil)
 )
 
 // entries lists every child of the tree, depth first, by full name.
@@ -58,7 +59,7 @@ func (g *group) entries() []psEntry {
 			e.LastExit = c.LastExit.Error()
 		}
 		out = append(out, e)
-		if sub := g.groups[c.Name]; sub != nil {
+		if sub := g.subgroup(c.Name); sub != nil {
 			out = append(out, sub.entries()...)
 		}
 	}
@@ -69,7 +70,7 @@ func (g *group) entries() []psEntry {
 func (g *group) find(full string) (*supervisor.Supervisor, string, bool) {
 	name, rest, nested := strings.Cut(full, ".")
 	if nested {
-		if sub := g.groups[name]; sub != nil {
+		if sub := g.subgroup(name); sub != nil {
 			return sub.find(rest)
 		}
 		return nil, "", false
@@ -110,7 +111,7 @@ func privateDir(dir string) error {
 	return nil
 }
 
-func serveControl(path string, root *group, info appInfo) (*controlServer, error) {
+func serveControl(path string, root *group, info appInfo, reload func(context.Context) (string, error)) (*controlServer, error) {
 	dir := filepath.Dir(path)
 	if dir == controlDir() {
 		if err := privateDir(dir); err != nil {
@@ -148,6 +149,7 @@ func serveControl(path string, root *group, info appInfo) (*controlServer, error
 		ipc.NewFunc(ctlPs.Name(), func(context.Context, struct{}) ([]psEntry, error) { return root.entries(), nil }),
 		ipc.NewFunc(ctlStop.Name(), act((*supervisor.Supervisor).StopChild)),
 		ipc.NewFunc(ctlRestart.Name(), act((*supervisor.Supervisor).RestartChild)),
+		ipc.NewFunc(ctlReload.Name(), func(ctx context.Context, _ struct{}) (string, error) { return reload(ctx) }),
 	)}
 	s.wg.Add(1)
 	go s.accept()
@@ -202,6 +204,7 @@ func (s *controlServer) close() {
 var controlExamples = map[string]string{
 	"ps":      "Shows the children of a running arbor supervise: the one of the Procfile in the\ncurrent directory, else every one running.\n\nExamples:\n  arbor ps\n  arbor ps --file deploy/app.json\n  arbor ps --json --control /run/app.sock\n",
 	"stop":    "Stops a child of a running arbor supervise; it stays stopped until restarted.\n\nExamples:\n  arbor stop worker\n  arbor stop jobs.flaky\n",
+	"reload":  "Makes a running arbor supervise re-read its spec: children whose definition\nchanged restart with the new one, new ones start, removed ones stop. A\ndaemon's SIGHUP does the same.\n\nExamples:\n  arbor reload\n  arbor reload --file deploy/app.json\n",
 	"restart": "Restarts a child of a running arbor supervise (not counted as a failure); a\nFATAL child starts afresh.\n\nExamples:\n  arbor restart web\n",
 }
 
@@ -218,14 +221,15 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 	}
 	if *help {
 		fmt.Fprintf(stdout, "Usage: arbor %s [flags]%s\n\n%s\nFlags:\n%s", command,
-			map[bool]string{true: "", false: " NAME"}[command == "ps"], controlExamples[command], fs.FlagUsages())
+			map[bool]string{true: " NAME", false: ""}[command == "stop" || command == "restart"], controlExamples[command], fs.FlagUsages())
 		return errHelp
 	}
-	if command != "ps" && fs.NArg() != 1 {
+	named := command == "stop" || command == "restart"
+	if named && fs.NArg() != 1 {
 		return usagef("%s: want exactly one child NAME (as arbor ps shows it)", command)
 	}
-	if command == "ps" && fs.NArg() != 0 {
-		return usagef("ps: takes no arguments (give the spec with --file)")
+	if !named && fs.NArg() != 0 {
+		return usagef("%s: takes no arguments (give the spec with --file)", command)
 	}
 	paths, err := controlPaths(*control, *file)
 	if err != nil {
@@ -242,6 +246,14 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 			return err
 		}
 		defer ch.Close()
+		if command == "reload" {
+			summary, err := ctlReload.Call(ctx, ch, struct{}{})
+			if err != nil {
+				return plainRemote(err)
+			}
+			fmt.Fprintln(stdout, summary)
+			return nil
+		}
 		f := ctlStop
 		if command == "restart" {
 			f = ctlRestart

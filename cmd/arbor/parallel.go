@@ -101,6 +101,13 @@ func runParallel(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	// setting is restored for tests that call run more than once.
 	defer debug.SetGCPercent(debug.SetGCPercent(parallelGCPercent))
 	p := &parallelRun{c: c, stdin: stdin, stdout: stdout, stderr: stderr, pending: map[int]*jobResult{}, paths: map[string]string{}}
+	// A job's descendants that leave its process group end with it, and
+	// with arbor even if it is killed.
+	jail, err := spawn.Contain()
+	if err != nil {
+		fmt.Fprintln(stderr, "arbor: warning: descendants that leave their job's process group will not be contained:", err)
+	}
+	defer jail.Close()
 	return p.run(ctx)
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -77,7 +78,9 @@ type specError struct {
 
 func (e *specError) Error() string { return fmt.Sprintf("%s: %s: %s", e.file, e.where, e.what) }
 
-func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// runSupervise runs arbor supervise. A SIGHUP arriving on hup (nil: none
+// comes) reloads the spec.
+func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("supervise", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	help := fs.BoolP("help", "h", false, "print this help")
@@ -93,16 +96,7 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usagef("supervise: want exactly one FILE")
 	}
 	file := fs.Arg(0)
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	var sp *spec
-	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		sp, err = parseJSONSpec(file, data)
-	} else {
-		sp, err = parseProcfile(file, data)
-	}
+	sp, err := readSpec(file)
 	if err != nil {
 		return err
 	}
@@ -136,18 +130,136 @@ func runSupervise(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	// Descendants that leave their process's group (background jobs,
+	// setsid) are stopped with it, and cleaned up even if arbor is killed.
+	jail, err := spawn.Contain()
+	if err != nil {
+		log.Warn("descendants that leave their process group will not be contained: " + err.Error())
+	}
+	defer jail.Close()
 	if *control == "" {
 		if *control, err = defaultControl(file); err != nil {
 			return fmt.Errorf("control socket: %w", err)
 		}
 	}
-	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)})
+	app := &running{file: file, spec: sp, root: root, out: out, events: events}
+	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	defer ctl.close()
 	log.Info("control socket " + *control)
+	// SIGHUP, when it means reload (a daemon's), re-reads the spec.
+	served := make(chan struct{})
+	var reloads sync.WaitGroup
+	reloads.Go(func() {
+		for {
+			select {
+			case <-hup:
+				if summary, err := app.reload(ctx); err != nil {
+					log.Error("reload failed; the running spec is kept: " + err.Error())
+				} else {
+					log.Info(summary)
+				}
+			case <-served:
+				return
+			}
+		}
+	})
+	defer reloads.Wait()
+	defer close(served)
+	if hup != nil {
+		log.Info("SIGHUP reloads " + file)
+	}
 	return root.sup.Serve(ctx)
+}
+
+// readSpec reads and checks a Procfile or a JSON spec.
+func readSpec(file string) (*spec, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
+		return parseJSONSpec(file, data)
+	}
+	return parseProcfile(file, data)
+}
+
+// running is a supervise run's spec and tree, which a reload changes.
+type running struct {
+	file   string
+	out    *prefixer
+	events func(supervisor.Event)
+
+	mu   sync.Mutex // one reload at a time
+	spec *spec
+	root *group
+}
+
+// reload re-reads the spec file and brings the top level of the tree in
+// line with it: children whose definition changed are restarted with the
+// new one, new children start, removed ones stop. The group's own settings
+// (strategy, intensity) stay as they were started. It returns what it did.
+func (r *running) reload(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sp, err := readSpec(r.file)
+	if err != nil {
+		return "", err
+	}
+	old := map[string]childSpec{}
+	for _, c := range r.spec.Children {
+		old[c.Name] = c
+	}
+	wanted := map[string]bool{}
+	for _, c := range sp.Children {
+		wanted[c.Name] = true
+	}
+	var did []string
+	for _, c := range r.spec.Children {
+		if !wanted[c.Name] {
+			if err := r.root.sup.RemoveChild(ctx, c.Name); err != nil {
+				return "", fmt.Errorf("removing %s: %w", c.Name, err)
+			}
+			r.root.setGroup(c.Name, nil)
+			did = append(did, "removed "+c.Name)
+		}
+	}
+	for _, c := range sp.Children {
+		o, existed := old[c.Name]
+		if existed && reflect.DeepEqual(o, c) {
+			continue
+		}
+		child, sub, err := buildChild(r.file, "", c, r.out, r.events)
+		if err != nil {
+			return "", err
+		}
+		if existed {
+			if err := r.root.sup.RemoveChild(ctx, c.Name); err != nil {
+				return "", fmt.Errorf("stopping %s: %w", c.Name, err)
+			}
+		}
+		r.root.setGroup(c.Name, sub)
+		if err := r.root.sup.AddChild(ctx, child); err != nil {
+			return "", fmt.Errorf("starting %s: %w", c.Name, err)
+		}
+		if existed {
+			did = append(did, "restarted "+c.Name)
+		} else {
+			did = append(did, "added "+c.Name)
+		}
+	}
+	kept := *r.spec
+	kept.Children = sp.Children
+	if sp.Strategy != r.spec.Strategy || sp.MaxRestarts != r.spec.MaxRestarts || sp.Period != r.spec.Period {
+		did = append(did, "kept the old strategy and intensity (restart arbor supervise to change them)")
+	}
+	r.spec = &kept
+	if len(did) == 0 {
+		return "reloaded " + r.file + ": nothing changed", nil
+	}
+	return "reloaded " + r.file + ": " + strings.Join(did, "; "), nil
 }
 
 // controlDir is the per-user directory of the default control sockets.
@@ -337,7 +449,26 @@ func parseShutdown(s string) (time.Duration, error) {
 type group struct {
 	sup    *supervisor.Supervisor
 	prefix string
+	mu     sync.Mutex // guards groups, which a reload changes
 	groups map[string]*group
+}
+
+// subgroup returns the nested group named name, or nil.
+func (g *group) subgroup(name string) *group {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.groups[name]
+}
+
+// setGroup records (or, with nil, forgets) the nested group named name.
+func (g *group) setGroup(name string, sub *group) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if sub == nil {
+		delete(g.groups, name)
+	} else {
+		g.groups[name] = sub
+	}
 }
 
 // build turns a validated spec into supervisors.
@@ -353,32 +484,44 @@ func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.
 	g := &group{prefix: prefix, groups: map[string]*group{}}
 	var children []supervisor.Child
 	for _, c := range sp.Children {
-		shutdown, _ := parseShutdown(c.Shutdown)
-		child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown, Isolate: c.Isolate}
-		if c.Group != nil {
-			sub, err := build(file, prefix+c.Name+".", c.Group, out, events)
-			if err != nil {
-				return nil, err
-			}
+		child, sub, err := buildChild(file, prefix, c, out, events)
+		if err != nil {
+			return nil, err
+		}
+		if sub != nil {
 			g.groups[c.Name] = sub
-			child.Service = sub.sup
-		} else {
-			label := prefix + c.Name
-			env := os.Environ()
-			for k, v := range c.Env {
-				env = append(env, k+"="+v)
-			}
-			child.Service = supervisor.Command(spawn.Options{
-				Name: label, Binary: c.Command[0], Args: c.Command[1:], Env: env, Dir: c.Dir,
-				StopSignal: signals[c.StopSignal],
-				Output:     func(stream, line string) { out.line(out.w, label, line) },
-			}, c.NormalExit...)
 		}
 		children = append(children, child)
 	}
 	g.sup = supervisor.New(supervisor.Spec{Name: name, Strategy: strategies[sp.Strategy], MaxRestarts: sp.MaxRestarts,
 		Period: period, Events: events}, children...)
 	return g, nil
+}
+
+// buildChild turns one validated child into a supervisor child, and its
+// group, if it is one.
+func buildChild(file, prefix string, c childSpec, out *prefixer, events func(supervisor.Event)) (supervisor.Child, *group, error) {
+	shutdown, _ := parseShutdown(c.Shutdown)
+	child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown, Isolate: c.Isolate}
+	if c.Group != nil {
+		sub, err := build(file, prefix+c.Name+".", c.Group, out, events)
+		if err != nil {
+			return child, nil, err
+		}
+		child.Service = sub.sup
+		return child, sub, nil
+	}
+	label := prefix + c.Name
+	env := os.Environ()
+	for k, v := range c.Env {
+		env = append(env, k+"="+v)
+	}
+	child.Service = supervisor.Command(spawn.Options{
+		Name: label, Binary: c.Command[0], Args: c.Command[1:], Env: env, Dir: c.Dir,
+		StopSignal: signals[c.StopSignal],
+		Output:     func(stream, line string) { out.line(out.w, label, line) },
+	}, c.NormalExit...)
+	return child, nil, nil
 }
 
 // prefixer writes lines prefixed with a name, coloured on a terminal, one

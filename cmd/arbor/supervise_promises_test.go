@@ -1,15 +1,18 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/arbor-go/arbor/internal/proctest"
+	"golang.org/x/sys/unix"
 )
 
 // app is one arbor supervise run in a directory of its own, with a TMPDIR
@@ -144,4 +147,213 @@ func TestTwoAppsAtOnce(t *testing.T) {
 	if code := interruptAndWait(t, one.cmd); code != 130 {
 		t.Fatalf("status %d\n%s", code, one.err)
 	}
+}
+
+// openPty opens a pseudo-terminal pair: the master, and the slave to make a
+// child's controlling terminal.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlocking the pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("naming the pty: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("opening the pty slave: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// pidsOf reads the pid files a Procfile's commands write into dir.
+func pidsOf(t *testing.T, dir string, names ...string) []int {
+	t.Helper()
+	var pids []int
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// escapingProcfile starts, in each of two processes, a background job and
+// a grandchild in a session of its own, and writes every pid to a file.
+const escapingProcfile = `bg: echo $$ > bg.pid; sleep 300 & echo $! > bg.job; wait
+sid: echo $$ > sid.pid; setsid sh -c 'echo $$ > sid.job; exec sleep 300' & wait
+`
+
+var escapedPidFiles = []string{"bg.pid", "bg.job", "sid.pid", "sid.job"}
+
+// SIGHUP from a terminal that closed stops every process, grandchildren
+// included, removes the control socket and exits 129 (issue 11, item 1).
+// Before, arbor died of it at once and left all of them running.
+func TestSIGHUPFromTheTerminalStopsEverything(t *testing.T) {
+	_, slave := openPty(t)
+	tmp := t.TempDir()
+	a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
+	os.WriteFile(filepath.Join(a.dir, "Procfile"), []byte(escapingProcfile), 0o600)
+	a.cmd = exec.Command(arborBin, "supervise", "Procfile")
+	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp)
+	a.cmd.Stdin, a.cmd.Stdout, a.cmd.Stderr = slave, a.out, a.err
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 15*time.Second, "every pid file", func() bool {
+		for _, f := range escapedPidFiles {
+			if b, err := os.ReadFile(filepath.Join(a.dir, f)); err != nil || len(b) == 0 {
+				return false
+			}
+		}
+		return a.states(a.dir) != nil
+	})
+	pids := pidsOf(t, a.dir, escapedPidFiles...)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	var err error
+	proctest.Within(t, 20*time.Second, "supervise to stop", func() { err = a.cmd.Wait() })
+	if code := exitCode(t, err); code != 129 {
+		t.Fatalf("status %d, want 129\n%s", code, a.err)
+	}
+	for i, pid := range pids {
+		proctest.Gone(t, escapedPidFiles[i], pid)
+	}
+	if socks, _ := filepath.Glob(filepath.Join(tmp, "arborctl-*", "*.sock")); len(socks) != 0 {
+		t.Fatalf("control socket left behind: %v", socks)
+	}
+}
+
+// A daemon's SIGHUP, and arbor reload, re-read the spec: a changed child
+// restarts with its new command, an unchanged one keeps running, a new
+// one starts, a removed one stops (issue 11, reload).
+func TestReload(t *testing.T) {
+	tmp := t.TempDir()
+	dir := t.TempDir()
+	procfile := filepath.Join(dir, "Procfile")
+	os.WriteFile(procfile, []byte("keep: echo keep up; exec sleep 300\nchange: echo old command; exec sleep 300\ngo: echo going; exec sleep 300\n"), 0o600)
+	a := &app{t: t, dir: dir, tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
+	a.cmd = exec.Command(arborBin, "supervise", "Procfile")
+	a.cmd.Dir, a.cmd.Env = dir, append(os.Environ(), "TMPDIR="+tmp)
+	a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // a daemon: no controlling terminal
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if a.cmd.ProcessState == nil {
+			a.cmd.Process.Kill()
+			a.cmd.Wait()
+		}
+	}()
+	pid := func(name string) string {
+		text, _, _ := a.ctl(dir, "ps")
+		for _, line := range strings.Split(text, "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[0] == name {
+				return f[1]
+			}
+		}
+		return ""
+	}
+	proctest.Eventually(t, 15*time.Second, "three children up", func() bool {
+		return strings.Contains(a.out.String(), "going") && strings.Contains(a.out.String(), "old command") && pid("keep") != ""
+	})
+	keep := pid("keep")
+	os.WriteFile(procfile, []byte("keep: echo keep up; exec sleep 300\nchange: echo new command; exec sleep 300\n"), 0o600)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	proctest.Eventually(t, 15*time.Second, "the reload", func() bool {
+		return strings.Contains(a.err.String(), "restarted change") && strings.Contains(a.out.String(), "new command")
+	})
+	if !strings.Contains(a.err.String(), "removed go") || pid("go") != "" {
+		t.Fatalf("go was not removed:\n%s", a.err)
+	}
+	if got := pid("keep"); got != keep {
+		t.Fatalf("keep was restarted: pid %s, then %s", keep, got)
+	}
+	os.WriteFile(procfile, []byte("keep: echo keep up; exec sleep 300\nchange: echo new command; exec sleep 300\nextra: echo extra up; exec sleep 300\n"), 0o600)
+	out, stderr, code := a.ctl(dir, "reload")
+	if code != 0 || !strings.Contains(out, "added extra") {
+		t.Fatalf("arbor reload: %d %q %q", code, out, stderr)
+	}
+	os.WriteFile(procfile, []byte("keep: broken\nnot a line\n"), 0o600)
+	if _, stderr, code := a.ctl(dir, "reload"); code != 1 || !strings.Contains(stderr, "line 2") {
+		t.Fatalf("a bad spec: %d %q", code, stderr)
+	}
+	if got := pid("keep"); got != keep || pid("extra") == "" {
+		t.Fatalf("a failed reload changed the tree: keep %s, extra %q", got, pid("extra"))
+	}
+	if code := interruptAndWait(t, a.cmd); code != 130 {
+		t.Fatalf("status %d\n%s", code, a.err)
+	}
+}
+
+// SIGKILL of arbor supervise: the parent-death signal reaches the direct
+// children, and the keeper ends the rest, background jobs and setsid
+// grandchildren included, within 2 s (issue 11, item 2). Without cgroups,
+// the setsid grandchild survives the SIGKILL but not a normal stop.
+func TestSIGKILLLeavesNoDescendant(t *testing.T) {
+	for _, cgroups := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cgroups=%v", cgroups), func(t *testing.T) {
+			tmp := t.TempDir()
+			a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
+			os.WriteFile(filepath.Join(a.dir, "Procfile"), []byte(escapingProcfile), 0o600)
+			a.cmd = exec.Command(arborBin, "supervise", "Procfile")
+			a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp)
+			if !cgroups {
+				a.cmd.Env = append(a.cmd.Env, "ARBOR_NO_CGROUPS=1")
+			}
+			a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
+			if err := a.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			proctest.Eventually(t, 15*time.Second, "every pid file", func() bool {
+				for _, f := range escapedPidFiles {
+					if b, err := os.ReadFile(filepath.Join(a.dir, f)); err != nil || len(b) == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			pids := pidsOf(t, a.dir, escapedPidFiles...)
+			if cgroups && !cgroupsHere(t, pids[0]) {
+				t.Skip("no writable cgroup v2 here: arbor runs without cgroups")
+			}
+			if cgroups {
+				a.cmd.Process.Signal(syscall.SIGKILL)
+				a.cmd.Wait()
+				for i, pid := range pids {
+					proctest.Gone(t, escapedPidFiles[i], pid) // within 2 s
+				}
+				return
+			}
+			// Without cgroups a normal stop still reaches the setsid
+			// grandchild, orphaned to arbor (the subreaper) once its
+			// parent is stopped.
+			if code := interruptAndWait(t, a.cmd); code != 130 {
+				t.Fatalf("status %d\n%s", code, a.err)
+			}
+			for i, pid := range pids {
+				proctest.Gone(t, escapedPidFiles[i], pid)
+			}
+		})
+	}
+}
+
+// cgroupsHere reports whether pid runs in a cgroup arbor made.
+func cgroupsHere(t *testing.T, pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	return err == nil && strings.Contains(string(b), "/arbor-")
 }

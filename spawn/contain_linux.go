@@ -1,0 +1,452 @@
+package spawn
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment variables of the keeper. keeperEnv holds the run's cgroup
+// directory ("-" for none); noCgroupsEnv, set to anything, makes Contain
+// leave cgroups alone.
+const (
+	keeperEnv    = "ARBOR_KEEPER"
+	noCgroupsEnv = "ARBOR_NO_CGROUPS"
+)
+
+// A process started as a keeper does nothing else.
+func init() {
+	if dir, ok := os.LookupEnv(keeperEnv); ok {
+		os.Exit(runKeeper(dir, os.Stdin))
+	}
+}
+
+// Bounds on the waits of a cleanup: how long a killed cgroup may take to
+// empty, and how long Close waits for the keeper.
+const (
+	cgroupDrainWait = 2 * time.Second
+	keeperExitWait  = 2 * time.Second
+)
+
+// contained is the state of this process's Contain, if it called it.
+var contained containState
+
+type containState struct {
+	mu      sync.Mutex // held across a fork and its registration, and by a scan for orphans
+	active  bool
+	run     string         // the run's cgroup directory; "" without cgroups
+	next    int            // numbers the children's cgroups
+	known   map[int]string // children spawn started and has not reaped: pid to cgroup ("" for none)
+	keeper  *os.File       // the write end of the keeper's stdin
+	stop    chan struct{}  // ends the orphan reaper
+	reaping sync.WaitGroup
+}
+
+// Contain makes this process answer for every process its children start,
+// however far they stray (a shell's background jobs, setsid, double forks),
+// not only for the children. Call it once, before starting any child, in a
+// program that owns a tree (arbor supervise and arbor parallel do), and
+// start children only through this package afterwards: another child may
+// be reaped as an orphan. On Linux:
+//
+//   - The process becomes a child subreaper: descendants orphaned while it
+//     runs come back to it. It reaps them, and Close stops those left.
+//   - Where a cgroup v2 hierarchy is writable (and ARBOR_NO_CGROUPS is not
+//     set), every child starts in a cgroup of its own, and everything in it
+//     is killed when the child has exited: a job's descendants end with it.
+//   - A keeper process (this program run again) watches this one. If this
+//     one dies, even of SIGKILL, the keeper kills every child's cgroup, and
+//     every child's process group, within milliseconds.
+//
+// Without cgroups, a descendant that left its child's process group
+// survives a SIGKILL of this process (nothing then knows it is one), but
+// not Close.
+func Contain() (*Containment, error) {
+	c := &contained
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active {
+		return nil, errors.New("spawn: Contain called twice")
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("spawn: becoming a child subreaper: %w", err)
+	}
+	c.known = map[int]string{}
+	if _, off := os.LookupEnv(noCgroupsEnv); !off {
+		c.run = runCgroup()
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, c.undo(fmt.Errorf("spawn: finding this program for the keeper: %w", err))
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, c.undo(err)
+	}
+	keeper := exec.Command(self)
+	dir := c.run
+	if dir == "" {
+		dir = "-"
+	}
+	keeper.Env = append(os.Environ(), keeperEnv+"="+dir)
+	keeper.Stdin = r
+	// A session of its own: the terminal's signals are not for it, and it
+	// holds none of this process's output open.
+	keeper.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = keeper.Start()
+	r.Close()
+	if err != nil {
+		w.Close()
+		return nil, c.undo(fmt.Errorf("spawn: starting the keeper: %w", err))
+	}
+	c.known[keeper.Process.Pid] = ""
+	c.keeper, c.active, c.stop = w, true, make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGCHLD)
+	c.reaping.Add(1)
+	go func() {
+		defer c.reaping.Done()
+		defer signal.Stop(sigs)
+		for {
+			select {
+			case <-sigs:
+				reapOrphans(false)
+			case <-c.stop:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	var closeErr error
+	return &Containment{Cgroups: c.run != "", Keeper: keeper.Process.Pid, close: func() error {
+		once.Do(func() { closeErr = release(keeper) })
+		return closeErr
+	}}, nil
+}
+
+// undo leaves the subreaper role after Contain failed; it is called with
+// contained.mu held.
+func (c *containState) undo(err error) error {
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	if c.run != "" {
+		os.Remove(c.run)
+		c.run = ""
+	}
+	return err
+}
+
+// release is Close: stop the orphans, end the keeper, remove the cgroups.
+func release(keeper *exec.Cmd) error {
+	c := &contained
+	close(c.stop)
+	c.reaping.Wait()
+	// Orphans can have children of their own, which come back to this
+	// process when their parent is killed: go round until none is left.
+	for range 50 {
+		if !reapOrphans(true) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.mu.Lock()
+	run := c.run
+	c.keeper.Close() // the keeper finds nothing left and exits
+	c.active = false
+	c.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- keeper.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(keeperExitWait):
+		keeper.Process.Kill()
+		<-done
+	}
+	c.mu.Lock()
+	delete(c.known, keeper.Process.Pid)
+	c.mu.Unlock()
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	if run != "" {
+		killCgroup(run)
+		removeCgroups(run)
+	}
+	return nil
+}
+
+// reapOrphans reaps the children of this process that spawn did not start
+// (descendants orphaned to it) once they have exited; with kill, it kills
+// them first. It reports whether it found any.
+func reapOrphans(kill bool) bool {
+	c := &contained
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	found := false
+	for _, pid := range ownChildren() {
+		if _, ok := c.known[pid]; ok {
+			continue
+		}
+		found = true
+		if kill {
+			unix.Kill(pid, unix.SIGKILL)
+			if pgid, err := unix.Getpgid(pid); err == nil && pgid == pid {
+				unix.Kill(-pid, unix.SIGKILL)
+			}
+			var st unix.WaitStatus
+			unix.Wait4(pid, &st, 0, nil)
+			continue
+		}
+		var st unix.WaitStatus
+		unix.Wait4(pid, &st, unix.WNOHANG, nil)
+	}
+	return found
+}
+
+// ownChildren lists this process's children, from every thread.
+func ownChildren() []int {
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// containStart starts cmd with start: in a cgroup of its own when the
+// process is contained with cgroups, and registered so that the orphan
+// reaper leaves it to its owner.
+func containStart(cmd *exec.Cmd, start func() error) error {
+	c := &contained
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.active {
+		return start()
+	}
+	dir := ""
+	if c.run != "" {
+		c.next++
+		dir = filepath.Join(c.run, "c"+strconv.Itoa(c.next))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fmt.Errorf("creating the child's cgroup: %w", err)
+		}
+		fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			os.Remove(dir)
+			return fmt.Errorf("opening the child's cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+	}
+	if err := start(); err != nil {
+		if dir != "" {
+			os.Remove(dir)
+		}
+		return err
+	}
+	pid := cmd.Process.Pid
+	c.known[pid] = dir
+	fmt.Fprintf(c.keeper, "+%d\n", pid)
+	return nil
+}
+
+// containExited kills what a child that has exited left in its cgroup.
+func containExited(pid int) {
+	c := &contained
+	c.mu.Lock()
+	dir := c.known[pid]
+	c.mu.Unlock()
+	if dir != "" {
+		killCgroup(dir)
+	}
+}
+
+// containReaped forgets a child its owner has reaped.
+func containReaped(pid int) {
+	c := &contained
+	c.mu.Lock()
+	dir, ok := c.known[pid]
+	delete(c.known, pid)
+	if ok && c.active {
+		fmt.Fprintf(c.keeper, "-%d\n", pid)
+	}
+	c.mu.Unlock()
+	if dir != "" {
+		killCgroup(dir) // a descendant may have forked since
+		os.Remove(dir)
+	}
+}
+
+// runCgroup creates the cgroup of this run's children, under this
+// process's own cgroup v2, and checks that a process can be started in a
+// child of it. It returns "" when there is no writable cgroup v2.
+func runCgroup() string {
+	own, mount := ownCgroup(), cgroup2Mount()
+	if own == "" || mount == "" {
+		return ""
+	}
+	dir := filepath.Join(mount, own, fmt.Sprintf("arbor-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return ""
+	}
+	// Probe: start a process into a child cgroup (the keeper, told to
+	// exit at once). Where that fails, cgroups are not for us.
+	probe := filepath.Join(dir, "probe")
+	ok := false
+	if os.Mkdir(probe, 0o755) == nil {
+		if fd, err := unix.Open(probe, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			if self, err := os.Executable(); err == nil {
+				cmd := exec.Command(self)
+				cmd.Env = append(os.Environ(), keeperEnv+"=-")
+				cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+				ok = cmd.Run() == nil // stdin is /dev/null: the keeper exits at once
+			}
+			unix.Close(fd)
+		}
+		os.Remove(probe)
+	}
+	if !ok {
+		os.Remove(dir)
+		return ""
+	}
+	return dir
+}
+
+// ownCgroup is this process's cgroup v2 path ("/..."), or "".
+func ownCgroup() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if path, ok := strings.CutPrefix(line, "0::"); ok {
+			return path
+		}
+	}
+	return ""
+}
+
+// cgroup2Mount is where the cgroup v2 hierarchy is mounted, or "".
+func cgroup2Mount() string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+			continue
+		}
+		if f := strings.Fields(pre); len(f) >= 5 {
+			return f[4]
+		}
+	}
+	return ""
+}
+
+// killCgroup kills every process in the cgroup dir and below, and waits,
+// a bounded time, until it is empty.
+func killCgroup(dir string) {
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil {
+		// Kernels before 5.14: kill what the cgroup lists, until nothing is.
+		for range 10 {
+			pids := cgroupProcs(dir)
+			if len(pids) == 0 {
+				break
+			}
+			for _, pid := range pids {
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	}
+	deadline := time.Now().Add(cgroupDrainWait)
+	for populated(dir) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// populated reports whether the cgroup dir, or one below it, has a process.
+func populated(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte("populated 1"))
+}
+
+// cgroupProcs lists the processes of the cgroup dir and below it.
+func cgroupProcs(dir string) []int {
+	var pids []int
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
+}
+
+// removeCgroups removes the cgroup dir and those below it, deepest first.
+func removeCgroups(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroups(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir)
+}
+
+// runKeeper is the keeper's whole life. It reads "+PID" and "-PID" lines,
+// the children the owner starts and reaps, until its stdin ends: the owner
+// is done, or dead. It then kills the run's cgroup and the process groups
+// of the children still listed, and removes the cgroups.
+func runKeeper(dir string, in *os.File) int {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	groups := map[int]bool{}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(line) < 2 {
+			continue
+		}
+		pid, err := strconv.Atoi(line[1:])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		groups[pid] = line[0] == '+'
+	}
+	for pid, live := range groups {
+		if live {
+			unix.Kill(-pid, unix.SIGKILL)
+		}
+	}
+	if dir != "-" {
+		killCgroup(dir)
+		removeCgroups(dir)
+	}
+	return 0
+}
