@@ -328,8 +328,11 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 				return true
 			})
 			pids := pidsOf(t, a.dir, escapedPidFiles...)
-			if cgroups && !cgroupsHere(t, pids[0]) {
+			if cgroups && !cgroupWritable() {
 				t.Skip("no writable cgroup v2 here: arbor runs without cgroups")
+			}
+			if in := inArborCgroup(pids[0]); in != cgroups {
+				t.Fatalf("arbor's cgroup for the child: %v, want %v", in, cgroups)
 			}
 			if cgroups {
 				a.cmd.Process.Signal(syscall.SIGKILL)
@@ -352,8 +355,32 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 	}
 }
 
-// cgroupsHere reports whether pid runs in a cgroup arbor made.
-func cgroupsHere(t *testing.T, pid int) bool {
+// inArborCgroup reports whether pid runs in a cgroup arbor made.
+func inArborCgroup(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	return err == nil && strings.Contains(string(b), "/arbor-")
+}
+
+// cgroupWritable reports whether this process could make a cgroup v2 of
+// its own, as arbor does, found independently of arbor's code.
+func cgroupWritable() bool {
+	own, _ := os.ReadFile("/proc/self/cgroup")
+	var path string
+	for _, line := range strings.Split(string(own), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			path = p
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[2] == "cgroup2" && path != "" {
+			dir := filepath.Join(f[1], path, fmt.Sprintf("arbor-test-%d", os.Getpid()))
+			if os.Mkdir(dir, 0o755) == nil {
+				os.Remove(dir)
+				return true
+			}
+		}
+	}
+	return false
 }
