@@ -94,4 +94,4 @@ func (f *forker) loop(reqs chan forkRequest) {
 func startCommand(cmd *exec.Cmd) error {
 	return containStart(cmd, func() error { return forks.start(cmd) })
 }
-func releaseCommand()                  { forks.release() }
+func releaseCommand() { forks.release() }

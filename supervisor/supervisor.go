@@ -490,7 +490,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			case "remove":
 				s.set(found, func(st *childState) { st.removed = true })
 			case "restart":
-				s.set(found, func(st *childState) { st.recent = nil })
+				s.set(found, func(st *childState) { st.recent, st.backoff = nil, 0 }) // a fresh history
 				start(found)
 			}
 			r.reply <- nil

@@ -69,6 +69,19 @@ func (r *recorder) count(kind EventKind, child string) int {
 	return n
 }
 
+// backoffs lists the backoffs of a child's Restarting events.
+func (r *recorder) backoffs(child string) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	for _, e := range r.events {
+		if e.Kind == Restarting && e.Child == child {
+			out = append(out, e.Backoff)
+		}
+	}
+	return out
+}
+
 func (r *recorder) order(kind EventKind) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -462,7 +475,7 @@ func TestIsolatedChildGoesFatalAlone(t *testing.T) {
 	rec := &recorder{}
 	crasher := sh("crasher", "exit 3", Permanent)
 	crasher.Isolate = true
-	s := New(Spec{Events: rec.add, MaxRestarts: 2, Period: time.Minute, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+	s := New(Spec{Events: rec.add, MaxRestarts: 2, Period: time.Minute, MinBackoff: time.Millisecond, MaxBackoff: time.Second},
 		sh("steady", "exec sleep 30", Permanent), crasher)
 	stop, result := serve(t, s)
 	defer stop()
@@ -485,6 +498,9 @@ func TestIsolatedChildGoesFatalAlone(t *testing.T) {
 	proctest.Eventually(t, 10*time.Second, "fatal again after the revival", func() bool { return rec.count(Fatal, "crasher") == 2 })
 	if n := rec.count(Started, "crasher"); n != 6 {
 		t.Fatalf("revived, the crasher started %d times in all, want 6: its history starts afresh", n)
+	}
+	if b := rec.backoffs("crasher"); len(b) != 4 || b[2] >= b[1] {
+		t.Fatalf("backoffs %v: want two runs of two, the second starting again from the minimum", b)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)

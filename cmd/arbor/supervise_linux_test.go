@@ -102,9 +102,13 @@ func TestProcfileCrashLoopIsFatalAlone(t *testing.T) {
 	if _, stderr, code := a.ctl(a.dir, "restart", "crash"); code != 0 {
 		t.Fatalf("restart: %d %s", code, stderr)
 	}
-	proctest.Eventually(t, 15*time.Second, "crash FATAL again after its revival", func() bool {
-		return strings.Count(a.err.String(), "fatal crash") == 2
-	})
+	deadline := time.Now().Add(15 * time.Second)
+	for strings.Count(a.err.String(), "fatal crash") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("crash not FATAL again after its revival:\n%s", a.err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if code := interruptAndWait(t, a.cmd); code != 130 {
 		t.Fatalf("status %d\n%s", code, a.err)
 	}
