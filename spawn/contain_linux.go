@@ -1,10 +1,11 @@
 package spawn
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -38,6 +39,9 @@ func init() {
 const (
 	cgroupDrainWait = 2 * time.Second
 	keeperExitWait  = 2 * time.Second
+	// orphanScan spaces the scans for orphans to reap: an orphan's zombie
+	// lingers at most this long.
+	orphanScan = 20 * time.Millisecond
 )
 
 // contained is the state of this process's Contain, if it called it.
@@ -46,11 +50,13 @@ var contained containState
 type containState struct {
 	mu      sync.Mutex // held across a fork and its registration, and by a scan for orphans
 	active  bool
-	run     string         // the run's cgroup directory; "" without cgroups
-	next    int            // numbers the children's cgroups
-	known   map[int]string // children spawn started and has not reaped: pid to cgroup ("" for none)
-	keeper  *os.File       // the write end of the keeper's stdin
-	stop    chan struct{}  // ends the orphan reaper
+	run     string        // the run's cgroup directory; "" without cgroups
+	next    int           // numbers the children's cgroups
+	known   map[int]*jail // children spawn started and has not reaped, with their cgroup (nil for none)
+	spare   []*jail       // cgroups of reaped children, for the next ones
+	slots   slotFile      // without cgroups, the process groups the keeper kills
+	keeper  *os.File      // the write end of the keeper's stdin
+	stop    chan struct{} // ends the orphan reaper
 	reaping sync.WaitGroup
 }
 
@@ -83,7 +89,7 @@ func Contain() (*Containment, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("spawn: becoming a child subreaper: %w", err)
 	}
-	c.known = map[int]string{}
+	c.known = map[int]*jail{}
 	if _, off := os.LookupEnv(noCgroupsEnv); !off {
 		c.run = runCgroup()
 	}
@@ -102,6 +108,20 @@ func Contain() (*Containment, error) {
 	}
 	keeper.Env = append(os.Environ(), keeperEnv+"="+dir)
 	keeper.Stdin = r
+	if c.run == "" {
+		// Without cgroups the keeper kills the children's process groups,
+		// which it reads from a file the two share: a start or a reap
+		// writes there without waking the keeper.
+		f, err := os.CreateTemp("", "arbor-keeper-")
+		if err != nil {
+			r.Close()
+			w.Close()
+			return nil, c.undo(err)
+		}
+		os.Remove(f.Name())
+		c.slots = slotFile{f: f, index: map[int]int64{}}
+		keeper.ExtraFiles = []*os.File{f}
+	}
 	// A session of its own: the terminal's signals are not for it, and it
 	// holds none of this process's output open.
 	keeper.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -111,17 +131,19 @@ func Contain() (*Containment, error) {
 		w.Close()
 		return nil, c.undo(fmt.Errorf("spawn: starting the keeper: %w", err))
 	}
-	c.known[keeper.Process.Pid] = ""
+	c.known[keeper.Process.Pid] = nil
 	c.keeper, c.active, c.stop = w, true, make(chan struct{})
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGCHLD)
 	c.reaping.Add(1)
 	go func() {
 		defer c.reaping.Done()
-		defer signal.Stop(sigs)
+		// A scan on a timer, not on SIGCHLD: every job's exit raises one,
+		// and taking each would cost a run of short jobs more than the
+		// scan does.
+		tick := time.NewTicker(orphanScan)
+		defer tick.Stop()
 		for {
 			select {
-			case <-sigs:
+			case <-tick.C:
 				reapOrphans(false)
 			case <-c.stop:
 				return
@@ -164,7 +186,12 @@ func release(keeper *exec.Cmd) error {
 	run := c.run
 	c.keeper.Close() // the keeper finds nothing left and exits
 	c.active = false
+	spare := c.spare
+	c.spare = nil
 	c.mu.Unlock()
+	for _, j := range spare {
+		j.remove()
+	}
 	done := make(chan error, 1)
 	go func() { done <- keeper.Wait() }()
 	select {
@@ -175,6 +202,10 @@ func release(keeper *exec.Cmd) error {
 	}
 	c.mu.Lock()
 	delete(c.known, keeper.Process.Pid)
+	if c.slots.f != nil {
+		c.slots.f.Close()
+		c.slots = slotFile{}
+	}
 	c.mu.Unlock()
 	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	if run != "" {
@@ -189,11 +220,14 @@ func release(keeper *exec.Cmd) error {
 // them first. It reports whether it found any.
 func reapOrphans(kill bool) bool {
 	c := &contained
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	found := false
+	// The list is read unlocked; each pid is checked under the lock, which
+	// a fork holds until its child is registered.
 	for _, pid := range ownChildren() {
-		if _, ok := c.known[pid]; ok {
+		c.mu.Lock()
+		_, ok := c.known[pid]
+		c.mu.Unlock()
+		if ok {
 			continue
 		}
 		found = true
@@ -212,27 +246,97 @@ func reapOrphans(kill bool) bool {
 	return found
 }
 
-// ownChildren lists this process's children, from every thread.
+// ownChildren lists the children of this process's main thread: the
+// orphans that came back to it (Linux hands them to the reaper's first
+// living thread, and the main thread lives as long as the process). The
+// children spawn forks are its forking thread's.
 func ownChildren() []int {
-	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	b, err := os.ReadFile(childrenFile)
+	if err != nil {
+		return nil
+	}
 	var pids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
+var childrenFile = fmt.Sprintf("/proc/self/task/%d/children", os.Getpid())
+
+// jail is a child's cgroup, with descriptors kept open so that starting
+// a child in it and killing what it holds cost a system call each.
+type jail struct {
+	dir      string
+	dirFD    int // for clone into the cgroup
+	killFD   int // cgroup.kill, or -1 where the kernel has none
+	eventsFD int // cgroup.events, or -1
+	// killed: a kill was written. Such a cgroup is not reused: on the
+	// kernels tried (6.18) a child cloned into a cgroup that was once
+	// killed is killed too.
+	killed bool
+}
+
+// newJail makes a cgroup for a child under the run's.
+func (c *containState) newJail() (*jail, error) {
+	c.next++
+	dir := filepath.Join(c.run, "c"+strconv.Itoa(c.next))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the child's cgroup: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("opening the child's cgroup: %w", err)
+	}
+	kill, err := unix.Open(filepath.Join(dir, "cgroup.kill"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		kill = -1
+	}
+	events, err := unix.Open(filepath.Join(dir, "cgroup.events"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		events = -1
+	}
+	return &jail{dir: dir, dirFD: fd, killFD: kill, eventsFD: events}, nil
+}
+
+// empty reports whether no process is left in the jail.
+func (j *jail) empty() bool {
+	if j.eventsFD < 0 {
+		return false
+	}
+	var buf [128]byte
+	n, err := unix.Pread(j.eventsFD, buf[:], 0)
+	return err == nil && bytes.Contains(buf[:n], []byte("populated 0"))
+}
+
+// kill kills everything in the jail, without waiting for it to die.
+func (j *jail) kill() {
+	j.killed = true
+	if j.killFD < 0 || func() error { _, err := unix.Write(j.killFD, []byte("1")); return err }() != nil {
+		killCgroup(j.dir) // an old kernel: one process at a time
+	}
+}
+
+// remove closes the jail's descriptors and removes its cgroup once empty.
+func (j *jail) remove() {
+	unix.Close(j.dirFD)
+	if j.killFD >= 0 {
+		unix.Close(j.killFD)
+	}
+	if j.eventsFD >= 0 {
+		unix.Close(j.eventsFD)
+	}
+	killCgroup(j.dir)
+	os.Remove(j.dir)
+}
+
 // containStart starts cmd with start: in a cgroup of its own when the
 // process is contained with cgroups, and registered so that the orphan
-// reaper leaves it to its owner.
+// reaper leaves it to its owner and, without cgroups, the keeper knows its
+// process group.
 func containStart(cmd *exec.Cmd, start func() error) error {
 	c := &contained
 	c.mu.Lock()
@@ -240,30 +344,29 @@ func containStart(cmd *exec.Cmd, start func() error) error {
 	if !c.active {
 		return start()
 	}
-	dir := ""
+	var j *jail
 	if c.run != "" {
-		c.next++
-		dir = filepath.Join(c.run, "c"+strconv.Itoa(c.next))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return fmt.Errorf("creating the child's cgroup: %w", err)
+		if n := len(c.spare); n > 0 {
+			j, c.spare = c.spare[n-1], c.spare[:n-1]
+		} else {
+			var err error
+			if j, err = c.newJail(); err != nil {
+				return err
+			}
 		}
-		fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			os.Remove(dir)
-			return fmt.Errorf("opening the child's cgroup: %w", err)
-		}
-		defer unix.Close(fd)
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, j.dirFD
 	}
 	if err := start(); err != nil {
-		if dir != "" {
-			os.Remove(dir)
+		if j != nil {
+			c.spare = append(c.spare, j)
 		}
 		return err
 	}
 	pid := cmd.Process.Pid
-	c.known[pid] = dir
-	fmt.Fprintf(c.keeper, "+%d\n", pid)
+	c.known[pid] = j
+	if j == nil {
+		c.slots.add(pid)
+	}
 	return nil
 }
 
@@ -271,26 +374,36 @@ func containStart(cmd *exec.Cmd, start func() error) error {
 func containExited(pid int) {
 	c := &contained
 	c.mu.Lock()
-	dir := c.known[pid]
-	c.mu.Unlock()
-	if dir != "" {
-		killCgroup(dir)
+	defer c.mu.Unlock()
+	if j := c.known[pid]; j != nil && !j.empty() {
+		j.kill()
 	}
 }
 
-// containReaped forgets a child its owner has reaped.
+// maxSpareCgroups bounds the cgroups of reaped children kept for the next
+// ones: making and removing one for every child of a run of short jobs
+// would cost more than the job.
+const maxSpareCgroups = 64
+
+// containReaped forgets a child its owner has reaped; its cgroup, if
+// empty, is kept for the next child.
 func containReaped(pid int) {
 	c := &contained
 	c.mu.Lock()
-	dir, ok := c.known[pid]
+	j, ok := c.known[pid]
 	delete(c.known, pid)
-	if ok && c.active {
-		fmt.Fprintf(c.keeper, "-%d\n", pid)
+	if ok && j == nil && c.active {
+		c.slots.remove(pid)
+	}
+	// A jail the child left empty is reused; one that held more, and was
+	// killed, is removed (remove waits for it to empty).
+	keep := j != nil && c.active && len(c.spare) < maxSpareCgroups && !j.killed && j.empty()
+	if keep {
+		c.spare = append(c.spare, j)
 	}
 	c.mu.Unlock()
-	if dir != "" {
-		killCgroup(dir) // a descendant may have forked since
-		os.Remove(dir)
+	if j != nil && !keep {
+		j.remove()
 	}
 }
 
@@ -364,6 +477,9 @@ func cgroup2Mount() string {
 // killCgroup kills every process in the cgroup dir and below, and waits,
 // a bounded time, until it is empty.
 func killCgroup(dir string) {
+	if !populated(dir) {
+		return
+	}
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil {
 		// Kernels before 5.14: kill what the cgroup lists, until nothing is.
 		for range 10 {
@@ -420,33 +536,59 @@ func removeCgroups(dir string) {
 	os.Remove(dir)
 }
 
-// runKeeper is the keeper's whole life. It reads "+PID" and "-PID" lines,
-// the children the owner starts and reaps, until its stdin ends: the owner
-// is done, or dead. It then kills the run's cgroup and the process groups
-// of the children still listed, and removes the cgroups.
+// slotFile lists the process groups of the children, one 4-byte slot
+// each (0 when free), in a file the keeper reads when the owner is gone.
+type slotFile struct {
+	f     *os.File
+	index map[int]int64 // pid to slot
+	free  []int64
+	next  int64
+}
+
+func (s *slotFile) add(pid int) {
+	if s.f == nil {
+		return
+	}
+	var slot int64
+	if n := len(s.free); n > 0 {
+		slot, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		slot, s.next = s.next, s.next+1
+	}
+	s.index[pid] = slot
+	s.f.WriteAt(binary.LittleEndian.AppendUint32(nil, uint32(pid)), slot*4)
+}
+
+func (s *slotFile) remove(pid int) {
+	slot, ok := s.index[pid]
+	if s.f == nil || !ok {
+		return
+	}
+	delete(s.index, pid)
+	s.free = append(s.free, slot)
+	s.f.WriteAt(make([]byte, 4), slot*4)
+}
+
+// runKeeper is the keeper's whole life: it waits for its stdin to end, when
+// the owner is done or dead, then kills the run's cgroup (dir), or without
+// one ("-") the process groups listed in the slot file on descriptor 3,
+// and removes the cgroups.
 func runKeeper(dir string, in *os.File) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	groups := map[int]bool{}
-	sc := bufio.NewScanner(in)
-	for sc.Scan() {
-		line := sc.Text()
-		if len(line) < 2 {
-			continue
-		}
-		pid, err := strconv.Atoi(line[1:])
-		if err != nil || pid <= 0 {
-			continue
-		}
-		groups[pid] = line[0] == '+'
-	}
-	for pid, live := range groups {
-		if live {
-			unix.Kill(-pid, unix.SIGKILL)
-		}
-	}
+	io.Copy(io.Discard, in)
 	if dir != "-" {
 		killCgroup(dir)
 		removeCgroups(dir)
+		return 0
+	}
+	slots, err := io.ReadAll(os.NewFile(3, "arbor-keeper-slots"))
+	if err != nil {
+		return 1
+	}
+	for i := 0; i+4 <= len(slots); i += 4 {
+		if pid := int(binary.LittleEndian.Uint32(slots[i:])); pid > 0 {
+			unix.Kill(-pid, unix.SIGKILL)
+		}
 	}
 	return 0
 }
