@@ -130,6 +130,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "parent-tree":
 		parentTree()
+	case "contained-parent":
+		containedParent()
 	case "raw-echo":
 		// The baseline for transports: echo 8-byte messages from fd 3 to
 		// fd 4 (a socket, or two pipes), until the stream ends.
@@ -146,6 +148,40 @@ func TestMain(m *testing.M) {
 	}
 	Main(testFuncs)
 	goleak.VerifyTestMain(m)
+}
+
+// containedParent is a helper parent under Contain: a plain program that
+// leaves a background job and a grandchild in a session of its own, and
+// exits. It prints their pids, and stops with Close when stdin ends.
+func containedParent() {
+	os.Unsetenv(modeEnv)
+	jail, err := Contain()
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	var out strings.Builder
+	a, err := StartCommand(context.Background(), Options{Binary: "/bin/sh",
+		Args:   []string{"-c", "sleep 300 & echo $!; setsid sh -c 'echo $$; exec sleep 300' & wait"},
+		Output: func(_, line string) { fmt.Fprintln(&out, line) }})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	pid := a.PID()
+	a2, err := StartCommand(context.Background(), Options{Binary: "/bin/sh",
+		Args: []string{"-c", "setsid sh -c 'echo $$ >&2; exec sleep 300' & echo $!"}})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	a2.Wait() // its grandchild is now an orphan of this process
+	fmt.Printf("pids: %d %t %d\n", pid, jail.Cgroups, jail.Keeper)
+	io.Copy(io.Discard, os.Stdin)
+	a.Stop(context.Background())
+	jail.Close()
+	fmt.Println("closed")
+	os.Exit(0)
 }
 
 // parentTree is a helper parent: two children, each with a grandchild. It
