@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -323,21 +325,30 @@ func parseProcfile(file string, data []byte) (*spec, error) {
 	return sp, sc.Err()
 }
 
-// parseJSONSpec decodes a JSON spec strictly, with errors that say where.
+// parseJSONSpec decodes a JSON spec strictly, with errors that say where:
+// the JSON is checked against the spec's types first, so that an unknown
+// field or a value of the wrong type is named by its full path
+// (children[1].command).
 func parseJSONSpec(file string, data []byte) (*spec, error) {
+	var tree any
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var sp spec
-	if err := dec.Decode(&sp); err != nil {
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
 		var syntax *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syntax):
+		if errors.As(err, &syntax) {
 			line, col := position(data, syntax.Offset)
 			return nil, &specError{file, fmt.Sprintf("line %d, column %d", line, col), syntax.Error()}
-		case errors.As(err, &typ):
-			return nil, &specError{file, typ.Field, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value)}
 		}
+		return nil, &specError{file, "top level", err.Error()}
+	}
+	if where, what := checkJSON(tree, reflect.TypeFor[spec](), ""); what != "" {
+		if where == "" {
+			where = "top level"
+		}
+		return nil, &specError{file, where, what}
+	}
+	var sp spec
+	if err := json.Unmarshal(data, &sp); err != nil {
 		return nil, &specError{file, "top level", err.Error()}
 	}
 	if err := validate(file, "", &sp); err != nil {
@@ -345,6 +356,102 @@ func parseJSONSpec(file string, data []byte) (*spec, error) {
 	}
 	return &sp, nil
 }
+
+// checkJSON checks a decoded JSON value against the Go type it will be
+// decoded into, and returns the path and a description of the first
+// mismatch, or "" and "".
+func checkJSON(v any, t reflect.Type, path string) (string, string) {
+	if t.Kind() == reflect.Pointer {
+		if v == nil {
+			return "", ""
+		}
+		t = t.Elem()
+	}
+	kind := func(v any) string {
+		switch v.(type) {
+		case nil:
+			return "null"
+		case bool:
+			return "a boolean"
+		case json.Number:
+			return "a number"
+		case string:
+			return "a string"
+		case []any:
+			return "an array"
+		}
+		return "an object"
+	}
+	want := map[reflect.Kind]string{reflect.String: "a string", reflect.Int: "a whole number", reflect.Bool: "true or false",
+		reflect.Slice: "an array", reflect.Map: "an object", reflect.Struct: "an object"}[t.Kind()]
+	mismatch := func() (string, string) { return path, fmt.Sprintf("want %s, got %s", want, kind(v)) }
+	switch t.Kind() {
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return mismatch()
+		}
+	case reflect.Int:
+		n, ok := v.(json.Number)
+		if _, err := n.Int64(); !ok || err != nil {
+			return mismatch()
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return mismatch()
+		}
+	case reflect.Slice:
+		items, ok := v.([]any)
+		if !ok {
+			return mismatch()
+		}
+		for i, item := range items {
+			if w, what := checkJSON(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); what != "" {
+				return w, what
+			}
+		}
+	case reflect.Map:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return mismatch()
+		}
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			if w, what := checkJSON(obj[k], t.Elem(), joinPath(path, k)); what != "" {
+				return w, what
+			}
+		}
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return mismatch()
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := range t.NumField() {
+			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
+				fields[tag] = t.Field(i).Type
+				names = append(names, tag)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			ft, known := fields[k]
+			if !known {
+				return joinPath(path, k), fmt.Sprintf("unknown field %q (known: %s)", k, strings.Join(names, ", "))
+			}
+			if w, what := checkJSON(obj[k], ft, joinPath(path, k)); what != "" {
+				return w, what
+			}
+		}
+	}
+	return "", ""
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
 
 func position(data []byte, offset int64) (line, col int) {
 	line, col = 1, 1
@@ -397,6 +504,7 @@ func validate(file, path string, sp *spec) error {
 		if _, err := parseShutdown(c.Shutdown); err != nil {
 			return &specError{file, cp + ".shutdown", err.Error()}
 		}
+		c.StopSignal = canonicalSignal(c.StopSignal)
 		if _, ok := signals[c.StopSignal]; !ok {
 			return &specError{file, cp + ".stop_signal", fmt.Sprintf("%q is not one of %s", c.StopSignal, strings.Join(signalNames(), ", "))}
 		}
@@ -417,6 +525,19 @@ var restarts = map[string]supervisor.Restart{"": supervisor.Permanent, "permanen
 
 var signals = map[string]syscall.Signal{"": 0, "SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT,
 	"SIGQUIT": syscall.SIGQUIT, "SIGHUP": syscall.SIGHUP, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2}
+
+// canonicalSignal spells a signal name as the table does: "TERM", "term"
+// and "SIGTERM" are all SIGTERM.
+func canonicalSignal(name string) string {
+	if name == "" {
+		return ""
+	}
+	name = strings.ToUpper(name)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	return name
+}
 
 func signalNames() []string {
 	var out []string

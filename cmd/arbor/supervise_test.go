@@ -67,7 +67,7 @@ func TestSuperviseJSON(t *testing.T) {
     {"name": "once", "command": ["sh", "-c", "echo one-shot; exit 0"], "restart": "transient"},
     {"name": "jobs", "group": {"strategy": "rest-for-one", "children": [
       {"name": "flaky", "command": ["sh", "-c", "if [ -e %s ]; then echo steady; exec sleep 30; fi; touch %s; exit 3"], "shutdown": "2s"},
-      {"name": "after", "command": ["sh", "-c", "echo after up; exec sleep 30"], "env": {"MODE": "test"}}
+      {"name": "after", "command": ["sh", "-c", "echo after up; exec sleep 30"], "env": {"MODE": "test"}, "stop_signal": "term"}
     ]}}
   ]
 }`, marker, marker)
@@ -103,9 +103,12 @@ func TestSuperviseMalformedSpecs(t *testing.T) {
 		{"spec.json", `{"children": [{"name": "g", "group": {"strategy": "all-for-none", "children": [{"name": "x", "command": ["true"]}]}}]}`, `children[0].group.strategy: "all-for-none"`},
 		{"spec.json", `{"children": [{"name": "a"}]}`, "children[0]: give either a command or a group"},
 		{"spec.json", "{\"children\": [\n  {\"name\": \"a\", \"command\": [\"true\"],}]}", "line 2, column"},
-		{"spec.json", `{"children": [{"name": "a", "command": "true"}]}`, "children.command: want []string, got JSON string"},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"]}, {"name": "b", "command": "true"}]}`, "children[1].command: want an array, got a string"},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "stop_signal": "TERMINATE"}]}`, `children[0].stop_signal: "SIGTERMINATE" is not one of`},
+		{"spec.json", `{"children": [{"name": "g", "group": {"children": [{"name": "x", "command": ["true"], "restrat": "permanent"}]}}]}`, `children[0].group.children[0].restrat: unknown field "restrat"`},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "normal_exit": [0, "1"]}]}`, "children[0].normal_exit[1]: want a whole number, got a string"},
 		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "shutdown": "soon"}]}`, `children[0].shutdown: "soon" is not a positive duration`},
-		{"spec.json", `{"childs": []}`, `unknown field "childs"`},
+		{"spec.json", `{"childs": []}`, `childs: unknown field "childs"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
