@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -451,7 +451,6 @@ func joinPath(path, key string) string {
 	}
 	return path + "." + key
 }
-
 
 func position(data []byte, offset int64) (line, col int) {
 	line, col = 1, 1
