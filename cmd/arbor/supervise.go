@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,6 +69,9 @@ type childSpec struct {
 	// Isolate: past the intensity this child alone is marked fatal and
 	// the others keep running, rather than the group giving up.
 	Isolate bool `json:"isolate"`
+	// Scale runs the process this many times, as a group named after it
+	// whose children are 1, 2, ...; --formation overrides it.
+	Scale int `json:"scale"`
 }
 
 // specError is a spec that cannot be run: it names where, and what is
@@ -87,6 +91,10 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	fs.SetOutput(io.Discard)
 	help := fs.BoolP("help", "h", false, "print this help")
 	control := fs.String("control", "", "the control socket for arbor ps, stop and restart (default: a private per-user directory, named after the spec)")
+	envFiles := fs.StringArrayP("env", "e", nil, "read environment variables from FILE (repeatable; default: .env beside the spec, if there is one)")
+	formation := fs.StringP("formation", "m", "", "how many of each process to run: web=2,worker=3 (all=N for every one; 0 runs none)")
+	port := fs.IntP("port", "p", 5000, "the PORT of the first process; each next process gets 100 more, each next instance 1 more (web.2: 5001)")
+	noStamps := fs.Bool("no-timestamps", false, "do not start output lines with the time")
 	if err := fs.Parse(args); err != nil {
 		return usagef("supervise: %v", err)
 	}
@@ -98,7 +106,12 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 		return usagef("supervise: want exactly one FILE")
 	}
 	file := fs.Arg(0)
-	sp, err := readSpec(file)
+	load := loadOptions{envFiles: *envFiles, port: *port}
+	var err error
+	if load.formation, err = parseFormation(*formation); err != nil {
+		return usagef("supervise: --formation: %v", err)
+	}
+	sp, err := load.spec(file)
 	if err != nil {
 		return err
 	}
@@ -106,7 +119,7 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
-	out := &prefixer{w: stdout, color: isTerminal(stdout)}
+	out := &prefixer{w: stdout, color: isTerminal(stdout), stamp: !*noStamps, width: labelWidth("", sp)}
 	// Lifecycle events go to stderr through hclog, at a level that says
 	// how much they matter.
 	log := hclog.New(&hclog.LoggerOptions{Name: "arbor", Output: stderr, Level: hclog.Info,
@@ -144,7 +157,7 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 			return fmt.Errorf("control socket: %w", err)
 		}
 	}
-	app := &running{file: file, spec: sp, root: root, out: out, events: events}
+	app := &running{file: file, load: load, spec: sp, root: root, out: out, events: events}
 	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -176,21 +189,211 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	return root.sup.Serve(ctx)
 }
 
-// readSpec reads and checks a Procfile or a JSON spec.
-func readSpec(file string) (*spec, error) {
+// loadOptions are the command line's additions to a spec: the foreman
+// conventions.
+type loadOptions struct {
+	envFiles  []string       // nil: .env beside the spec, if there is one
+	formation map[string]int // how many of each top-level process
+	port      int            // PORT of a Procfile's first process
+}
+
+// spec reads the spec file and applies the options: the environment files
+// to every process, the formation and each child's scale (a process run N
+// times becomes a group of N, named 1 to N), and, for a Procfile, a PORT
+// per process as foreman gives it.
+func (o loadOptions) spec(file string) (*spec, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
+	var sp *spec
+	procfile := true
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		return parseJSONSpec(file, data)
+		sp, procfile = nil, false
+		if sp, err = parseJSONSpec(file, data); err != nil {
+			return nil, err
+		}
+	} else if sp, err = parseProcfile(file, data); err != nil {
+		return nil, err
 	}
-	return parseProcfile(file, data)
+	env, err := o.environment(file)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, c := range sp.Children {
+		names[c.Name] = true
+	}
+	for name := range o.formation {
+		if name != "all" && !names[name] {
+			return nil, &specError{file, "--formation", fmt.Sprintf("%q is not a process of the spec", name)}
+		}
+	}
+	var children []childSpec
+	for i, c := range sp.Children {
+		withEnv(&c, env)
+		scale := max(c.Scale, 1)
+		if n, ok := o.formation["all"]; ok {
+			scale = n
+		}
+		if n, ok := o.formation[c.Name]; ok {
+			scale = n
+		}
+		if scale == 0 {
+			continue
+		}
+		port := o.port + 100*i
+		if scale == 1 {
+			if procfile {
+				setPort(&c, port)
+			}
+			children = append(children, c)
+			continue
+		}
+		// N instances: a group of N, each its own process, the way a
+		// Procfile user expects web.1, web.2.
+		g := &spec{Name: c.Name, MaxRestarts: sp.MaxRestarts, Period: sp.Period}
+		for k := 1; k <= scale; k++ {
+			inst := c
+			inst.Name, inst.Scale = strconv.Itoa(k), 0
+			inst.Env = maps.Clone(c.Env)
+			if procfile {
+				setPort(&inst, port+k-1)
+			}
+			g.Children = append(g.Children, inst)
+		}
+		children = append(children, childSpec{Name: c.Name, Group: g, Restart: c.Restart, Shutdown: "infinity"})
+	}
+	if len(children) == 0 {
+		return nil, &specError{file, "--formation", "runs no process at all"}
+	}
+	sp.Children = children
+	return sp, nil
+}
+
+// withEnv gives c and every process below it the variables of env that it
+// does not set itself.
+func withEnv(c *childSpec, env map[string]string) {
+	if c.Group != nil {
+		for i := range c.Group.Children {
+			withEnv(&c.Group.Children[i], env)
+		}
+		return
+	}
+	if len(env) == 0 {
+		return
+	}
+	merged := maps.Clone(env)
+	maps.Copy(merged, c.Env)
+	c.Env = merged
+}
+
+// setPort sets PORT for a process, unless its own env does.
+func setPort(c *childSpec, port int) {
+	if _, own := c.Env["PORT"]; own {
+		return
+	}
+	if c.Env == nil {
+		c.Env = map[string]string{}
+	} else {
+		c.Env = maps.Clone(c.Env)
+	}
+	c.Env["PORT"] = strconv.Itoa(port)
+}
+
+// environment reads the environment files: those given, or .env beside
+// the spec file if there is one.
+func (o loadOptions) environment(file string) (map[string]string, error) {
+	files := o.envFiles
+	if files == nil {
+		dotenv := filepath.Join(filepath.Dir(file), ".env")
+		if _, err := os.Stat(dotenv); err != nil {
+			return nil, nil
+		}
+		files = []string{dotenv}
+	}
+	env := map[string]string{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := parseDotenv(f, data, env); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+// parseDotenv reads KEY=VALUE lines into env, as foreman and dotenv do:
+// "#" comments, an optional "export ", values in double quotes (with \n,
+// \" and \\ escapes) or single quotes (literal), or bare (trimmed, up to a
+// " #" comment).
+func parseDotenv(file string, data []byte, env map[string]string) error {
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		key, value, ok := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		where := fmt.Sprintf("line %d", n+1)
+		if !ok || key == "" || strings.ContainsAny(key, " \t\"'") {
+			return &specError{file, where, fmt.Sprintf("want KEY=VALUE, got %q", line)}
+		}
+		value = strings.TrimSpace(value)
+		switch {
+		case len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"':
+			value = strings.NewReplacer(`\n`, "\n", `\"`, `"`, `\\`, `\`).Replace(value[1 : len(value)-1])
+		case len(value) >= 2 && value[0] == '\'' && value[len(value)-1] == '\'':
+			value = value[1 : len(value)-1]
+		case strings.HasPrefix(value, `"`) || strings.HasPrefix(value, "'"):
+			return &specError{file, where, fmt.Sprintf("the value of %s has no closing quote", key)}
+		default:
+			if i := strings.Index(value, " #"); i >= 0 {
+				value = strings.TrimSpace(value[:i])
+			}
+		}
+		env[key] = value
+	}
+	return nil
+}
+
+// parseFormation reads web=2,worker=3.
+func parseFormation(s string) (map[string]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		name, count, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(count)
+		if !ok || name == "" || err != nil || n < 0 {
+			return nil, fmt.Errorf("want NAME=COUNT[,NAME=COUNT...], got %q", part)
+		}
+		out[name] = n
+	}
+	return out, nil
+}
+
+// labelWidth is the width of the longest output label of the tree.
+func labelWidth(prefix string, sp *spec) int {
+	w := 0
+	for _, c := range sp.Children {
+		if c.Group != nil {
+			w = max(w, labelWidth(prefix+c.Name+".", c.Group))
+		} else {
+			w = max(w, len(prefix+c.Name))
+		}
+	}
+	return w
 }
 
 // running is a supervise run's spec and tree, which a reload changes.
 type running struct {
 	file   string
+	load   loadOptions
 	out    *prefixer
 	events func(supervisor.Event)
 
@@ -206,7 +409,7 @@ type running struct {
 func (r *running) reload(ctx context.Context) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sp, err := readSpec(r.file)
+	sp, err := r.load.spec(r.file)
 	if err != nil {
 		return "", err
 	}
@@ -497,6 +700,9 @@ func validate(file, path string, sp *spec) error {
 			return &specError{file, cp, "give either a command or a group"}
 		}
 		names[c.Name] = true
+		if c.Scale < 0 {
+			return &specError{file, cp + ".scale", fmt.Sprintf("%d is not a count of processes", c.Scale)}
+		}
 		if _, ok := restarts[c.Restart]; !ok {
 			return &specError{file, cp + ".restart", fmt.Sprintf("%q is not permanent, transient or temporary", c.Restart)}
 		}
@@ -644,11 +850,14 @@ func buildChild(file, prefix string, c childSpec, out *prefixer, events func(sup
 	return child, nil, nil
 }
 
-// prefixer writes lines prefixed with a name, coloured on a terminal, one
-// whole line at a time.
+// prefixer writes lines prefixed with the time and a name padded to the
+// longest, coloured on a terminal, one whole line at a time, as foreman
+// does: "15:04:05 web.1  | listening".
 type prefixer struct {
 	w     io.Writer
 	color bool
+	stamp bool
+	width int
 	mu    sync.Mutex
 	seen  map[string]int
 }
@@ -658,17 +867,26 @@ var colors = []string{"36", "33", "32", "35", "34", "31"}
 func (p *prefixer) line(w io.Writer, name, text string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.color {
-		fmt.Fprintf(w, "%s | %s\n", name, text)
-		return
+	p.width = max(p.width, len(name)) // a child added by a reload
+	var b strings.Builder
+	if p.stamp {
+		b.WriteString(time.Now().Format("15:04:05 "))
 	}
-	if p.seen == nil {
-		p.seen = map[string]int{}
+	label := name + strings.Repeat(" ", p.width-len(name)) + " |"
+	if p.color {
+		if p.seen == nil {
+			p.seen = map[string]int{}
+		}
+		i, ok := p.seen[name]
+		if !ok {
+			i = len(p.seen)
+			p.seen[name] = i
+		}
+		label = "\x1b[" + colors[i%len(colors)] + "m" + label + "\x1b[0m"
 	}
-	i, ok := p.seen[name]
-	if !ok {
-		i = len(p.seen)
-		p.seen[name] = i
-	}
-	fmt.Fprintf(w, "\x1b[%sm%s |\x1b[0m %s\n", colors[i%len(colors)], name, text)
+	b.WriteString(label)
+	b.WriteString(" ")
+	b.WriteString(text)
+	b.WriteString("\n")
+	io.WriteString(w, b.String())
 }

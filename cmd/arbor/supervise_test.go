@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,6 +33,13 @@ func supervise(t *testing.T, name, content string) (*exec.Cmd, *proctest.Buffer,
 	return cmd, out, errOut
 }
 
+// hasLine reports whether out has a line a child named name printed as
+// text: "15:04:05 name   | text".
+func hasLine(out, name, text string) bool {
+	re := regexp.MustCompile(`(?m)^(\d\d:\d\d:\d\d )?` + regexp.QuoteMeta(name) + ` *\| ` + regexp.QuoteMeta(text) + `$`)
+	return re.MatchString(out)
+}
+
 func interruptAndWait(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
 	cmd.Process.Signal(syscall.SIGINT)
@@ -47,7 +55,7 @@ func interruptAndWait(t *testing.T, cmd *exec.Cmd) int {
 func TestSuperviseProcfile(t *testing.T) {
 	cmd, out, errOut := supervise(t, "Procfile", "# the app\nweb: echo web up; exec sleep 30\n\nworker: echo worker up; exec sleep 30\n")
 	proctest.Eventually(t, 10*time.Second, "both children up", func() bool {
-		return strings.Contains(out.String(), "web | web up") && strings.Contains(out.String(), "worker | worker up")
+		return hasLine(out.String(), "web", "web up") && hasLine(out.String(), "worker", "worker up")
 	})
 	if code := interruptAndWait(t, cmd); code != 130 {
 		t.Fatalf("status %d, want 130\n%s", code, errOut)
@@ -73,7 +81,7 @@ func TestSuperviseJSON(t *testing.T) {
 }`, marker, marker)
 	cmd, out, errOut := supervise(t, "app.json", spec)
 	proctest.Eventually(t, 15*time.Second, "the flaky child to come back", func() bool {
-		return strings.Contains(out.String(), "jobs.flaky | steady")
+		return hasLine(out.String(), "jobs.flaky", "steady")
 	})
 	if code := interruptAndWait(t, cmd); code != 130 {
 		t.Fatalf("status %d\n%s", code, errOut)
@@ -134,7 +142,7 @@ func TestPsStopRestart(t *testing.T) {
 	}
 	defer interruptAndWait(t, cmd)
 	proctest.Eventually(t, 10*time.Second, "both children up", func() bool {
-		return strings.Contains(out.String(), "web | web up") && strings.Contains(out.String(), "worker | worker up")
+		return hasLine(out.String(), "web", "web up") && hasLine(out.String(), "worker", "worker up")
 	})
 	ps := func() map[string][2]string { // name -> {pid, state}
 		t.Helper()
@@ -187,5 +195,53 @@ func TestControlWithoutSupervise(t *testing.T) {
 	}
 	if _, errOut, code := arbor(t, "", "stop"); code != 2 || !strings.Contains(errOut, "want exactly one child NAME") {
 		t.Fatalf("stop without a NAME: status %d, %q", code, errOut)
+	}
+}
+
+// The foreman conventions: .env, PORT per process and instance, a
+// formation, and aligned, timestamped prefixes (issue 11).
+func TestProcfileConventions(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("# settings\nGREETING=\"hello there\"\nexport MODE=dev # inline comment\nQUOTE='a $b'\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "Procfile"), []byte("web: echo \"web $PORT $GREETING $MODE $QUOTE\"; exec sleep 30\nworker: echo \"worker $PORT\"; exec sleep 30\nidle: exec sleep 30\n"), 0o600)
+	cmd := exec.Command(arborBin, "supervise", "--control", filepath.Join(dir, "ctl.sock"), "--formation", "web=2,idle=0", "Procfile")
+	cmd.Dir = dir
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 15*time.Second, "three processes up", func() bool {
+		o := out.String()
+		return hasLine(o, "web.1", "web 5000 hello there dev a $b") && hasLine(o, "web.2", "web 5001 hello there dev a $b") &&
+			hasLine(o, "worker", "worker 5100")
+	})
+	if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d worker \| worker 5100$`).MatchString(out.String()) {
+		t.Errorf("prefixes are not timestamped and aligned to web.1's width:\n%s", out)
+	}
+	if strings.Contains(errOut.String(), "started idle") {
+		t.Error("idle=0 started idle")
+	}
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("status %d\n%s", code, errOut)
+	}
+	for _, tt := range []struct {
+		args      []string
+		env, want string
+	}{
+		{[]string{"--formation", "nobody=2"}, "", `"nobody" is not a process`},
+		{[]string{"--formation", "web"}, "", "want NAME=COUNT"},
+		{nil, "GOOD=1\nnot a pair\n", ".env: line 2: want KEY=VALUE"},
+		{nil, "KEY=\"open\n", "no closing quote"},
+	} {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, "Procfile"), []byte("web: true\n"), 0o600)
+		if tt.env != "" {
+			os.WriteFile(filepath.Join(d, ".env"), []byte(tt.env), 0o600)
+		}
+		_, stderr, code := arbor(t, "", append(append([]string{"supervise"}, tt.args...), filepath.Join(d, "Procfile"))...)
+		if code == 0 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v %q: status %d, %q; want %q", tt.args, tt.env, code, stderr, tt.want)
+		}
 	}
 }
