@@ -18,6 +18,8 @@ const (
 	GaveUp       EventKind = "gave up"
 	// Fatal: an isolated child restarted too often and is left stopped.
 	Fatal EventKind = "fatal"
+	// Ready: a child's Ready check passed.
+	Ready EventKind = "ready"
 )
 
 // Event is one lifecycle fact about a child.
@@ -60,7 +62,7 @@ func (s *Supervisor) emit(e Event) {
 type ChildState struct {
 	Name     string
 	PID      int    // 0 when the child is not a process, or not running
-	State    string // "running", "restarting", "stopped", "failed", "fatal"
+	State    string // "waiting", "starting", "running", "ready", "restarting", "stopped", "failed", "fatal"
 	Restarts int
 	Uptime   time.Duration // 0 unless running
 	LastExit error

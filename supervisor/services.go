@@ -3,6 +3,10 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -129,4 +133,77 @@ func (p *process) isNormal(err error) bool {
 		}
 	}
 	return false
+}
+
+// TCPReady is a Ready check: ready once addr accepts a TCP connection.
+func TCPReady(addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+// HTTPReady is a Ready check: ready once a GET of url answers 2xx.
+func HTTPReady(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+// CommandReady is a Ready check: ready once the program (run through
+// spawn, so that it is contained like any child) exits 0.
+func CommandReady(opts spawn.Options) func(context.Context) error {
+	return func(ctx context.Context) error {
+		a, err := spawn.StartCommand(ctx, opts)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-a.Done():
+		case <-ctx.Done():
+			a.Stop(context.WithoutCancel(ctx))
+		}
+		return a.Wait()
+	}
+}
+
+// ActorReady is a Ready check for a child whose Service is svc, made by
+// Actor: ready once a call of f on the running actor returns nil. f is
+// the actor's own readiness function, which may block until it is ready.
+func ActorReady(svc Service, f *ipc.Func[struct{}, struct{}]) func(context.Context) error {
+	return func(ctx context.Context) error {
+		p, ok := svc.(*process)
+		if !ok {
+			return errors.New("supervisor: ActorReady needs the Service Actor returned")
+		}
+		p.mu.Lock()
+		a := p.cur
+		p.mu.Unlock()
+		if a == nil || a.Channel() == nil {
+			return errors.New("the actor is not running")
+		}
+		_, err := f.Call(ctx, a.Channel(), struct{}{})
+		return err
+	}
 }

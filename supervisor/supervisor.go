@@ -79,6 +79,21 @@ type Child struct {
 	// (supervisord's FATAL) instead of the supervisor giving up.
 	// RestartChild revives it.
 	Isolate bool
+	// Ready, if set, tells when the child is ready: after each start the
+	// supervisor calls it, with a ctx that ends when the child stops,
+	// until it returns nil, waiting ReadyInterval between tries. Until
+	// then the child is "starting", and "ready" after (a child without
+	// Ready is "running" once started). See TCPReady, HTTPReady,
+	// CommandReady and ActorReady.
+	Ready func(ctx context.Context) error
+	// ReadyInterval is the wait between two tries of Ready; zero means
+	// 100ms.
+	ReadyInterval time.Duration
+	// DependsOn names children, listed before this one, that must be
+	// ready before this one starts, at the supervisor's start and when
+	// AddChild adds it; until then it is "waiting". Children stop in the
+	// reverse of their order, so what depends on a child stops first.
+	DependsOn []string
 }
 
 // AutoShutdown says whether significant children end their supervisor.
@@ -163,7 +178,7 @@ var ErrNoSuchChild = errors.New("supervisor: no such child")
 
 type childState struct {
 	removed  bool   // taken out by RemoveChild: a tombstone, so indexes stay stable
-	status   string // "running", "restarting", "stopped", "failed", "fatal"
+	status   string // "waiting", "starting", "running", "ready", "restarting", "stopped", "failed", "fatal"
 	restarts int
 	started  time.Time
 	lastExit error
@@ -306,6 +321,14 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		}
 	}
 	s.children, s.state = kept, make([]childState, len(kept))
+	for i, c := range s.children {
+		if err := s.checkDeps(i, c); err != nil {
+			s.serving = nil
+			s.mu.Unlock()
+			close(serving)
+			return err
+		}
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -315,6 +338,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	}()
 
 	exits := make(chan exit)
+	readies := make(chan exit) // a child's Ready passed (err unused)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	runs := make([]*run, len(s.children))
@@ -343,7 +367,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		cctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, shutdownFor(c)))
 		r := &run{gen: gen, cancel: cancel, done: make(chan struct{})}
 		runs[i] = r
-		s.set(i, func(st *childState) { st.status, st.started, st.service = "running", time.Now(), c.Service })
+		status := "running"
+		if c.Ready != nil {
+			status = "starting"
+		}
+		s.set(i, func(st *childState) { st.status, st.started, st.service = status, time.Now(), c.Service })
 		s.emit(Event{Kind: Started, Child: c.Name})
 		wg.Add(1)
 		go func() {
@@ -355,6 +383,57 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			case <-quit:
 			}
 		}()
+		if c.Ready != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if !waitReady(cctx, c) {
+					return // stopped, or exited, first
+				}
+				select {
+				case readies <- exit{i: i, gen: gen}:
+				case <-quit:
+				}
+			}()
+		}
+	}
+	// ready reports whether the child named name is ready: started and,
+	// if it has a Ready check, past it.
+	ready := func(name string) bool {
+		for k, c := range s.children {
+			if c.Name == name {
+				st := status(k)
+				return st == "ready" || st == "running" && c.Ready == nil
+			}
+		}
+		return false
+	}
+	// startable reports whether everything child i depends on is ready.
+	startable := func(i int) bool {
+		for _, d := range s.children[i].DependsOn {
+			if !ready(d) {
+				return false
+			}
+		}
+		return true
+	}
+	// startOrWait starts child i, or marks it waiting for what it
+	// depends on.
+	startOrWait := func(i int) {
+		if startable(i) {
+			start(i)
+			return
+		}
+		s.set(i, func(st *childState) { st.status = "waiting" })
+	}
+	// startWaiting starts, in order, the waiting children whose
+	// dependencies are now ready.
+	startWaiting := func() {
+		for i := range runs {
+			if status(i) == "waiting" && startable(i) {
+				start(i)
+			}
+		}
 	}
 	// stop stops children from last to first, each before the next, and
 	// voids their pending restarts.
@@ -465,12 +544,17 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 					return
 				}
 			}
+			if err := s.checkDeps(len(s.children), *r.add); err != nil {
+				s.mu.Unlock()
+				r.reply <- err
+				return
+			}
 			s.children = append(s.children, *r.add)
 			s.state = append(s.state, childState{})
 			s.mu.Unlock()
 			runs = append(runs, nil)
 			gens = append(gens, 0)
-			start(len(runs) - 1)
+			startOrWait(len(runs) - 1)
 			r.reply <- nil
 		default:
 			found := -1
@@ -509,12 +593,18 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	}
 
 	for i := range s.children {
-		start(i)
+		startOrWait(i)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return finish(nil)
+		case r := <-readies:
+			if r.gen == gens[r.i] && runs[r.i] != nil {
+				s.set(r.i, func(st *childState) { st.status = "ready" })
+				s.emit(Event{Kind: Ready, Child: s.children[r.i].Name})
+				startWaiting()
+			}
 		case r := <-s.reqs:
 			serveRequest(r)
 		case d := <-restarts:
@@ -575,6 +665,42 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				schedule(group, wait)
 			}
 		}
+	}
+}
+
+// checkDeps checks that child c, at index i, depends only on children
+// listed before it. It is called with mu held.
+func (s *Supervisor) checkDeps(i int, c Child) error {
+	for _, d := range c.DependsOn {
+		found := false
+		for k := 0; k < i && k < len(s.children); k++ {
+			found = found || s.children[k].Name == d && !s.state[k].removed
+		}
+		if !found {
+			return fmt.Errorf("supervisor %s: child %s depends on %q, which is not a child listed before it", s.spec.Name, c.Name, d)
+		}
+	}
+	return nil
+}
+
+// waitReady tries c's Ready check until it passes (true) or ctx ends.
+func waitReady(ctx context.Context, c Child) bool {
+	interval := c.ReadyInterval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if c.Ready(ctx) == nil {
+			return ctx.Err() == nil
+		}
+		t.Reset(interval)
 	}
 }
 

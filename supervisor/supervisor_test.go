@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,11 +38,25 @@ var nestedSupervisor = ipc.NewFunc("test.nestedSupervisor", func(ctx context.Con
 	return 0, s.Serve(ctx)
 })
 
+// readyWhen is an actor's readiness function: ready once a file exists.
+var readyWhen = ipc.NewFunc("test.readyWhen", func(ctx context.Context, _ struct{}) (struct{}, error) {
+	if _, err := os.Stat(os.Getenv("READY_FILE")); err != nil {
+		return struct{}{}, errors.New("not yet")
+	}
+	return struct{}{}, nil
+})
+
+// serveUntilCancelled is an actor's work: it blocks until cancelled.
+var serveUntilCancelled = ipc.NewFunc("test.serveUntilCancelled", func(ctx context.Context, _ struct{}) (int, error) {
+	<-ctx.Done()
+	return 0, nil
+})
+
 func TestMain(m *testing.M) {
 	if os.Getenv("GORACE") == "" {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
-	spawn.Main(ipc.MustNewTable(failOnce, nestedSupervisor))
+	spawn.Main(ipc.MustNewTable(failOnce, nestedSupervisor, readyWhen, serveUntilCancelled))
 	goleak.VerifyTestMain(m)
 }
 
@@ -504,6 +519,71 @@ func TestIsolatedChildGoesFatalAlone(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+// A child that depends on another starts only once that one is ready, as
+// its Ready check says (a TCP port that accepts late, an actor's readiness
+// function); they stop in reverse order (issue 11, readiness and order).
+func TestReadinessAndOrder(t *testing.T) {
+	rec := &recorder{}
+	// The "database" is a program; its port is this test's listener,
+	// opened only once the test has seen the program start.
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	db := sh("db", "exec sleep 30", Permanent)
+	db.Ready, db.ReadyInterval = TCPReady(addr), 10*time.Millisecond
+	file := filepath.Join(t.TempDir(), "ready")
+	cache := Child{Name: "cache", Service: Actor(serveUntilCancelled, struct{}{}, spawn.Options{Name: "cache", Env: append(os.Environ(), "READY_FILE="+file)})}
+	cache.Ready, cache.ReadyInterval = ActorReady(cache.Service, readyWhen), 10*time.Millisecond
+	app := sh("app", "exec sleep 30", Permanent)
+	app.DependsOn = []string{"db", "cache"}
+	s := New(Spec{Events: rec.add}, db, cache, app)
+	stop, _ := serve(t, s)
+	defer stop()
+	states := func() string {
+		var out []string
+		for _, c := range s.Snapshot() {
+			out = append(out, c.Name+"="+c.State)
+		}
+		return strings.Join(out, " ")
+	}
+	proctest.Eventually(t, 10*time.Second, "db and cache starting", func() bool {
+		return states() == "db=starting cache=starting app=waiting"
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	proctest.Eventually(t, 10*time.Second, "db ready", func() bool { return states() == "db=ready cache=starting app=waiting" })
+	os.WriteFile(file, nil, 0o600)
+	proctest.Eventually(t, 10*time.Second, "app running", func() bool { return states() == "db=ready cache=ready app=running" })
+	if got := rec.order(Started); strings.Join(got, ",") != "db,cache,app" {
+		t.Fatalf("started %v", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.order(Stopped); strings.Join(got, ",") != "app,cache,db" {
+		t.Fatalf("stopped %v, want the reverse of the start", got)
+	}
+	proctest.NoChildrenLeft(t)
+}
+
+// A dependency must be listed before the child that names it.
+func TestDependsOnLaterChildIsRefused(t *testing.T) {
+	a := sh("a", "exec sleep 30", Permanent)
+	a.DependsOn = []string{"b"}
+	s := New(Spec{}, a, sh("b", "exec sleep 30", Permanent))
+	err := s.Serve(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `child a depends on "b", which is not a child listed before it`) {
+		t.Fatalf("got %v", err)
 	}
 	proctest.NoChildrenLeft(t)
 }
