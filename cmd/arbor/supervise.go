@@ -72,6 +72,18 @@ type childSpec struct {
 	// Scale runs the process this many times, as a group named after it
 	// whose children are 1, 2, ...; --formation overrides it.
 	Scale int `json:"scale"`
+	// Ready says when the child is ready; DependsOn names siblings that
+	// must be ready before it starts.
+	Ready     *readySpec `json:"ready"`
+	DependsOn []string   `json:"depends_on"`
+}
+
+// readySpec is a readiness check: exactly one of TCP, HTTP and Command.
+type readySpec struct {
+	TCP      string   `json:"tcp"`      // host:port that accepts a connection
+	HTTP     string   `json:"http"`     // a URL that answers 2xx
+	Command  []string `json:"command"`  // a program that exits 0
+	Interval string   `json:"interval"` // between tries; default 100ms
 }
 
 // specError is a spec that cannot be run: it names where, and what is
@@ -255,14 +267,14 @@ func (o loadOptions) spec(file string) (*spec, error) {
 		g := &spec{Name: c.Name, MaxRestarts: sp.MaxRestarts, Period: sp.Period}
 		for k := 1; k <= scale; k++ {
 			inst := c
-			inst.Name, inst.Scale = strconv.Itoa(k), 0
+			inst.Name, inst.Scale, inst.DependsOn = strconv.Itoa(k), 0, nil // the group waits for them
 			inst.Env = maps.Clone(c.Env)
 			if procfile {
 				setPort(&inst, port+k-1)
 			}
 			g.Children = append(g.Children, inst)
 		}
-		children = append(children, childSpec{Name: c.Name, Group: g, Restart: c.Restart, Shutdown: "infinity"})
+		children = append(children, childSpec{Name: c.Name, Group: g, Restart: c.Restart, Shutdown: "infinity", DependsOn: c.DependsOn})
 	}
 	if len(children) == 0 {
 		return nil, &specError{file, "--formation", "runs no process at all"}
@@ -713,13 +725,83 @@ func validate(file, path string, sp *spec) error {
 		if _, ok := signals[c.StopSignal]; !ok {
 			return &specError{file, cp + ".stop_signal", fmt.Sprintf("%q is not one of %s", c.StopSignal, strings.Join(signalNames(), ", "))}
 		}
+		if r := c.Ready; r != nil {
+			set := 0
+			for _, given := range []bool{r.TCP != "", r.HTTP != "", len(r.Command) > 0} {
+				if given {
+					set++
+				}
+			}
+			if set != 1 {
+				return &specError{file, cp + ".ready", "give exactly one of tcp, http and command"}
+			}
+			if r.Interval != "" {
+				if d, err := time.ParseDuration(r.Interval); err != nil || d <= 0 {
+					return &specError{file, cp + ".ready.interval", fmt.Sprintf("%q is not a positive duration such as 200ms", r.Interval)}
+				}
+			}
+		}
 		if c.Group != nil {
 			if err := validate(file, cp+".group", c.Group); err != nil {
 				return err
 			}
 		}
 	}
+	ordered, err := dependencyOrder(file, path, sp.Children)
+	if err != nil {
+		return err
+	}
+	sp.Children = ordered
 	return nil
+}
+
+// dependencyOrder orders children so that each comes after what it depends
+// on, keeping the given order otherwise; an unknown name or a cycle is an
+// error.
+func dependencyOrder(file, path string, children []childSpec) ([]childSpec, error) {
+	at := func(i int) string {
+		p := fmt.Sprintf("children[%d].depends_on", i)
+		if path != "" {
+			p = path + "." + p
+		}
+		return p
+	}
+	index := map[string]int{}
+	for i, c := range children {
+		index[c.Name] = i
+	}
+	for i, c := range children {
+		for _, d := range c.DependsOn {
+			if _, ok := index[d]; !ok || d == c.Name {
+				return nil, &specError{file, at(i), fmt.Sprintf("%q is not another child of this group", d)}
+			}
+		}
+	}
+	var out []childSpec
+	placed := make([]bool, len(children))
+	for len(out) < len(children) {
+		progress := false
+		for i, c := range children {
+			if placed[i] {
+				continue
+			}
+			ok := true
+			for _, d := range c.DependsOn {
+				ok = ok && placed[index[d]]
+			}
+			if ok {
+				out, placed[i], progress = append(out, c), true, true
+			}
+		}
+		if !progress {
+			for i, done := range placed {
+				if !done {
+					return nil, &specError{file, at(i), "depends on itself through the others (a cycle)"}
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 var strategies = map[string]supervisor.Strategy{"": supervisor.OneForOne, "one-for-one": supervisor.OneForOne,
@@ -828,7 +910,19 @@ func build(file, prefix string, sp *spec, out *prefixer, events func(supervisor.
 // group, if it is one.
 func buildChild(file, prefix string, c childSpec, out *prefixer, events func(supervisor.Event)) (supervisor.Child, *group, error) {
 	shutdown, _ := parseShutdown(c.Shutdown)
-	child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown, Isolate: c.Isolate}
+	child := supervisor.Child{Name: c.Name, Restart: restarts[c.Restart], Shutdown: shutdown, Isolate: c.Isolate,
+		DependsOn: c.DependsOn}
+	if r := c.Ready; r != nil {
+		child.ReadyInterval, _ = time.ParseDuration(r.Interval)
+		switch {
+		case r.TCP != "":
+			child.Ready = supervisor.TCPReady(r.TCP)
+		case r.HTTP != "":
+			child.Ready = supervisor.HTTPReady(r.HTTP)
+		default:
+			child.Ready = supervisor.CommandReady(spawn.Options{Name: prefix + c.Name + "-ready", Binary: r.Command[0], Args: r.Command[1:], Dir: c.Dir})
+		}
+	}
 	if c.Group != nil {
 		sub, err := build(file, prefix+c.Name+".", c.Group, out, events)
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,6 +118,9 @@ func TestSuperviseMalformedSpecs(t *testing.T) {
 		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "normal_exit": [0, "1"]}]}`, "children[0].normal_exit[1]: want a whole number, got a string"},
 		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "shutdown": "soon"}]}`, `children[0].shutdown: "soon" is not a positive duration`},
 		{"spec.json", `{"childs": []}`, `childs: unknown field "childs"`},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "ready": {"tcp": "x:1", "http": "http://x"}}]}`, "children[0].ready: give exactly one of tcp, http and command"},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "depends_on": ["db"]}]}`, `children[0].depends_on: "db" is not another child`},
+		{"spec.json", `{"children": [{"name": "a", "command": ["true"], "depends_on": ["b"]}, {"name": "b", "command": ["true"], "depends_on": ["a"]}]}`, "children[0].depends_on: depends on itself through the others (a cycle)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -243,5 +247,75 @@ func TestProcfileConventions(t *testing.T) {
 		if code == 0 || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%v %q: status %d, %q; want %q", tt.args, tt.env, code, stderr, tt.want)
 		}
+	}
+}
+
+// Readiness and order in the spec: web waits for a TCP server that starts
+// listening late, worker for web's HTTP answer; ps shows STARTING, READY
+// and WAITING meanwhile, and they stop in reverse (issue 11).
+func TestSpecReadinessOrder(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 (the late TCP server) is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "go")
+	spec := fmt.Sprintf(`{"children": [
+  {"name": "worker", "command": ["sh", "-c", "echo worker up; exec sleep 30"], "depends_on": ["web"]},
+  {"name": "web", "command": ["sh", "-c", "echo web up; exec sleep 30"], "depends_on": ["db"],
+   "ready": {"command": ["test", "-e", %q], "interval": "20ms"}},
+  {"name": "db", "command": ["sh", "-c", "while [ ! -e %s.db ]; do sleep 0.05; done; exec %s -m http.server %d --bind 127.0.0.1"],
+   "ready": {"tcp": "127.0.0.1:%d", "interval": "20ms"}}
+]}`, gate, gate, python, port, port)
+	os.WriteFile(filepath.Join(dir, "app.json"), []byte(spec), 0o600)
+	control := filepath.Join(dir, "ctl.sock")
+	cmd := exec.Command(arborBin, "supervise", "--control", control, "app.json")
+	cmd.Dir = dir
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	states := func() string {
+		text, _, code := arbor(t, "", "ps", "--control", control)
+		if code != 0 {
+			return ""
+		}
+		var s []string
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n")[1:] {
+			f := strings.Fields(line)
+			s = append(s, f[0]+"="+f[2])
+		}
+		return strings.Join(s, " ")
+	}
+	proctest.Eventually(t, 15*time.Second, "db starting, the others waiting", func() bool {
+		return states() == "db=STARTING web=WAITING worker=WAITING"
+	})
+	os.WriteFile(gate+".db", nil, 0o600) // db starts listening
+	proctest.Eventually(t, 15*time.Second, "db ready, web starting", func() bool {
+		return states() == "db=READY web=STARTING worker=WAITING"
+	})
+	os.WriteFile(gate, nil, 0o600) // web says it is ready
+	proctest.Eventually(t, 15*time.Second, "worker running", func() bool {
+		return states() == "db=READY web=READY worker=RUNNING" && hasLine(out.String(), "worker", "worker up")
+	})
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("status %d\n%s", code, errOut)
+	}
+	log := errOut.String()
+	if w, web, db := strings.Index(log, "stopped worker"), strings.Index(log, "stopped web"), strings.Index(log, "stopped db"); w < 0 || w > web || web > db {
+		t.Fatalf("not stopped in reverse dependency order:\n%s", log)
 	}
 }
