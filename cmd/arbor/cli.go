@@ -42,6 +42,8 @@ Usage:
   arbor reload
       Make a running arbor supervise re-read its spec (as a daemon's
       SIGHUP does).
+  arbor logs [-f] [-n N] [NAME]
+      Print the children's last lines, and with -f the new ones.
   arbor schema BINARY [--json]
       Print the functions an arbor actor binary serves.
   arbor version
@@ -86,7 +88,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runSchema(ctx, args[1:], stdout)
 	case "supervise":
 		err = runSupervise(ctx, args[1:], hup, stdout, stderr)
-	case "ps", "stop", "restart", "reload":
+	case "ps", "stop", "restart", "reload", "logs":
 		err = runControl(ctx, args[0], args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "arbor", versionString())

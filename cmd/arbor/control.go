@@ -111,7 +111,7 @@ func privateDir(dir string) error {
 	return nil
 }
 
-func serveControl(path string, root *group, info appInfo, reload func(context.Context) (string, error)) (*controlServer, error) {
+func serveControl(path string, root *group, info appInfo, reload func(context.Context) (string, error), book *logBook) (*controlServer, error) {
 	dir := filepath.Dir(path)
 	if dir == controlDir() {
 		if err := privateDir(dir); err != nil {
@@ -150,6 +150,7 @@ func serveControl(path string, root *group, info appInfo, reload func(context.Co
 		ipc.NewFunc(ctlStop.Name(), act((*supervisor.Supervisor).StopChild)),
 		ipc.NewFunc(ctlRestart.Name(), act((*supervisor.Supervisor).RestartChild)),
 		ipc.NewFunc(ctlReload.Name(), func(ctx context.Context, _ struct{}) (string, error) { return reload(ctx) }),
+		ipc.NewStream(ctlLogs.Name(), book.serveLogs),
 	)}
 	s.wg.Add(1)
 	go s.accept()
@@ -204,6 +205,7 @@ func (s *controlServer) close() {
 var controlExamples = map[string]string{
 	"ps":      "Shows the children of a running arbor supervise: the one of the Procfile in the\ncurrent directory, else every one running.\n\nExamples:\n  arbor ps\n  arbor ps --file deploy/app.json\n  arbor ps --json --control /run/app.sock\n",
 	"stop":    "Stops a child of a running arbor supervise; it stays stopped until restarted.\n\nExamples:\n  arbor stop worker\n  arbor stop jobs.flaky\n",
+	"logs":    "Prints the last lines (up to 1000 each) of a running arbor supervise's\nchildren, or of one (a group's name takes its children too), and with -f\nthe new ones as they come.\n\nExamples:\n  arbor logs\n  arbor logs -f web\n  arbor logs -n 20 worker.2\n",
 	"reload":  "Makes a running arbor supervise re-read its spec: children whose definition\nchanged restart with the new one, new ones start, removed ones stop. A\ndaemon's SIGHUP does the same.\n\nExamples:\n  arbor reload\n  arbor reload --file deploy/app.json\n",
 	"restart": "Restarts a child of a running arbor supervise (not counted as a failure); a\nFATAL child starts afresh.\n\nExamples:\n  arbor restart web\n",
 }
@@ -213,30 +215,38 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	control := fs.String("control", "", "the control socket of arbor supervise (default: that of --file)")
-	file := fs.StringP("file", "f", "", "the spec file arbor supervise runs (default: ./Procfile if there is one, else every running app)")
+	file := fs.String("file", "", "the spec file arbor supervise runs (default: ./Procfile if there is one, else every running app)")
 	asJSON := fs.Bool("json", false, "print JSON (ps)")
+	follow := fs.BoolP("follow", "f", false, "keep printing new lines (logs)")
+	lines := fs.IntP("lines", "n", 0, "print only the last N lines (logs; default: all kept)")
 	help := fs.BoolP("help", "h", false, "print this help")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%s: %v", command, err)
 	}
 	if *help {
 		fmt.Fprintf(stdout, "Usage: arbor %s [flags]%s\n\n%s\nFlags:\n%s", command,
-			map[bool]string{true: " NAME", false: ""}[command == "stop" || command == "restart"], controlExamples[command], fs.FlagUsages())
+			map[string]string{"stop": " NAME", "restart": " NAME", "logs": " [NAME]"}[command], controlExamples[command], fs.FlagUsages())
 		return errHelp
 	}
 	named := command == "stop" || command == "restart"
 	if named && fs.NArg() != 1 {
 		return usagef("%s: want exactly one child NAME (as arbor ps shows it)", command)
 	}
-	if !named && fs.NArg() != 0 {
+	if command == "logs" && fs.NArg() > 1 {
+		return usagef("logs: want at most one child NAME")
+	}
+	if !named && command != "logs" && fs.NArg() != 0 {
 		return usagef("%s: takes no arguments (give the spec with --file)", command)
 	}
 	paths, err := controlPaths(*control, *file)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	if command != "logs" || !*follow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	if command != "ps" {
 		if len(paths) > 1 {
 			return usagef("%s: several arbor supervise are running; give --file or --control, one of %s", command, strings.Join(paths, ", "))
@@ -246,6 +256,23 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 			return err
 		}
 		defer ch.Close()
+		if command == "logs" {
+			s, err := ctlLogs.Open(ctx, ch, logsArgs{Name: fs.Arg(0), Lines: *lines, Follow: *follow})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			for l, err := range s.All() {
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil // interrupted while following
+					}
+					return plainRemote(err)
+				}
+				printLog(stdout, l)
+			}
+			return nil
+		}
 		if command == "reload" {
 			summary, err := ctlReload.Call(ctx, ch, struct{}{})
 			if err != nil {

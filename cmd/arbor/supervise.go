@@ -107,6 +107,7 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	formation := fs.StringP("formation", "m", "", "how many of each process to run: web=2,worker=3 (all=N for every one; 0 runs none)")
 	port := fs.IntP("port", "p", 5000, "the PORT of the first process; each next process gets 100 more, each next instance 1 more (web.2: 5001)")
 	noStamps := fs.Bool("no-timestamps", false, "do not start output lines with the time")
+	logDir := fs.String("log-dir", "", "also append each process's lines to DIR/NAME.log")
 	if err := fs.Parse(args); err != nil {
 		return usagef("supervise: %v", err)
 	}
@@ -131,7 +132,12 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
-	out := &prefixer{w: stdout, color: isTerminal(stdout), stamp: !*noStamps, width: labelWidth("", sp)}
+	book, err := newLogBook(*logDir)
+	if err != nil {
+		return err
+	}
+	defer book.close()
+	out := &prefixer{w: stdout, color: isTerminal(stdout), stamp: !*noStamps, width: labelWidth("", sp), book: book}
 	// Lifecycle events go to stderr through hclog, at a level that says
 	// how much they matter.
 	log := hclog.New(&hclog.LoggerOptions{Name: "arbor", Output: stderr, Level: hclog.Info,
@@ -170,7 +176,7 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 		}
 	}
 	app := &running{file: file, load: load, spec: sp, root: root, out: out, events: events}
-	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload)
+	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload, book)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -952,6 +958,7 @@ type prefixer struct {
 	color bool
 	stamp bool
 	width int
+	book  *logBook // keeps the lines for arbor logs; may be nil
 	mu    sync.Mutex
 	seen  map[string]int
 }
@@ -959,6 +966,9 @@ type prefixer struct {
 var colors = []string{"36", "33", "32", "35", "34", "31"}
 
 func (p *prefixer) line(w io.Writer, name, text string) {
+	if p.book != nil {
+		p.book.add(name, text)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.width = max(p.width, len(name)) // a child added by a reload

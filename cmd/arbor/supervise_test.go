@@ -319,3 +319,61 @@ func TestSpecReadinessOrder(t *testing.T) {
 		t.Fatalf("not stopped in reverse dependency order:\n%s", log)
 	}
 }
+
+// arbor logs prints the kept lines of every child or of one (a group's
+// name takes its instances), -n the last ones, -f the new ones as they
+// come; --log-dir keeps a file per process (issue 11, logs).
+func TestLogs(t *testing.T) {
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "logs")
+	control := filepath.Join(dir, "ctl.sock")
+	os.WriteFile(filepath.Join(dir, "Procfile"), []byte("web: for i in 1 2 3; do echo web line $i; done; exec sleep 30\nworker: echo worker line; while [ ! -e more ]; do sleep 0.02; done; echo worker later; exec sleep 30\n"), 0o600)
+	cmd := exec.Command(arborBin, "supervise", "--control", control, "--log-dir", logDir, "--formation", "web=2", "Procfile")
+	cmd.Dir = dir
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	proctest.Eventually(t, 15*time.Second, "every first line", func() bool {
+		o := out.String()
+		return hasLine(o, "web.1", "web line 3") && hasLine(o, "web.2", "web line 3") && hasLine(o, "worker", "worker line")
+	})
+	all, stderr, code := arbor(t, "", "logs", "--control", control)
+	if code != 0 || strings.Count(all, "\n") != 7 || !hasLine(all, "worker", "worker line") {
+		t.Fatalf("arbor logs: %d %q\n%s", code, stderr, all)
+	}
+	web, _, _ := arbor(t, "", "logs", "--control", control, "web")
+	if strings.Count(web, "\n") != 6 || strings.Contains(web, "worker") {
+		t.Fatalf("arbor logs web:\n%s", web)
+	}
+	last, _, _ := arbor(t, "", "logs", "--control", control, "-n", "1", "web.2")
+	if !hasLine(last, "web.2", "web line 3") || strings.Count(last, "\n") != 1 {
+		t.Fatalf("arbor logs -n 1 web.2:\n%s", last)
+	}
+	// Follow: the history, then a line printed later.
+	follow := exec.Command(arborBin, "logs", "-f", "--control", control, "worker")
+	fout := &proctest.Buffer{}
+	follow.Stdout = fout
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 10*time.Second, "the history", func() bool { return hasLine(fout.String(), "worker", "worker line") })
+	os.WriteFile(filepath.Join(dir, "more"), nil, 0o600)
+	proctest.Eventually(t, 10*time.Second, "the new line", func() bool { return hasLine(fout.String(), "worker", "worker later") })
+	follow.Process.Signal(os.Interrupt)
+	follow.Wait()
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("status %d\n%s", code, errOut)
+	}
+	b, err := os.ReadFile(filepath.Join(logDir, "web.2.log"))
+	if err != nil || strings.Count(string(b), "web line") != 3 {
+		t.Fatalf("web.2.log: %v\n%s", err, b)
+	}
+}
