@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,15 +338,32 @@ func (j *jail) remove() {
 // process is contained with cgroups, and registered so that the orphan
 // reaper leaves it to its owner and, without cgroups, the keeper knows its
 // process group.
-func containStart(cmd *exec.Cmd, start func() error) error {
+func containStart(cmd *exec.Cmd, limits *Limits, start func() error) error {
 	c := &contained
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if limits.cgroupLimits() {
+		if err := c.limitable(limits); err != nil {
+			return err
+		}
+	}
 	if !c.active {
 		return start()
 	}
 	var j *jail
-	if c.run != "" {
+	if limits.cgroupLimits() {
+		// A cgroup of its own, with the limits, never reused.
+		var err error
+		if j, err = c.newJail(); err != nil {
+			return err
+		}
+		j.killed = true // not to be reused
+		if err := setCgroupLimits(j.dir, limits); err != nil {
+			j.remove()
+			return err
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, j.dirFD
+	} else if c.run != "" {
 		if n := len(c.spare); n > 0 {
 			j, c.spare = c.spare[n-1], c.spare[:n-1]
 		} else {
@@ -357,8 +375,10 @@ func containStart(cmd *exec.Cmd, start func() error) error {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, j.dirFD
 	}
 	if err := start(); err != nil {
-		if j != nil {
+		if j != nil && !j.killed {
 			c.spare = append(c.spare, j)
+		} else if j != nil {
+			j.remove()
 		}
 		return err
 	}
@@ -368,6 +388,47 @@ func containStart(cmd *exec.Cmd, start func() error) error {
 		c.slots.add(pid)
 	}
 	return nil
+}
+
+// limitable checks that cgroup limits can be enforced, and enables the
+// controllers they need for the run's children. It is called with mu held.
+func (c *containState) limitable(l *Limits) error {
+	need := neededControllers(l)
+	if !c.active || c.run == "" {
+		return fmt.Errorf("limits %s need spawn.Contain with a writable cgroup v2, which this process does not have (%s)",
+			strings.Join(need, ", "), c.why())
+	}
+	b, _ := os.ReadFile(filepath.Join(c.run, "cgroup.controllers"))
+	have := strings.Fields(string(b))
+	var missing []string
+	for _, n := range need {
+		if !slices.Contains(have, n) {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("limits need the cgroup v2 controllers %s, which %s does not have (it has: %q): delegate them to arbor's cgroup",
+			strings.Join(missing, ", "), c.run, strings.Join(have, " "))
+	}
+	var enable []string
+	for _, n := range need {
+		enable = append(enable, "+"+n)
+	}
+	if err := os.WriteFile(filepath.Join(c.run, "cgroup.subtree_control"), []byte(strings.Join(enable, " ")), 0); err != nil {
+		return fmt.Errorf("enabling the cgroup controllers %s in %s: %w", strings.Join(need, ", "), c.run, err)
+	}
+	return nil
+}
+
+// why says why there are no cgroups.
+func (c *containState) why() string {
+	switch {
+	case !c.active:
+		return "Contain was not called"
+	case os.Getenv(noCgroupsEnv) != "":
+		return noCgroupsEnv + " is set"
+	}
+	return "no cgroup v2 could be created here"
 }
 
 // containExited kills what a child that has exited left in its cgroup.

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -163,4 +164,33 @@ func TestContainCloseStopsOrphans(t *testing.T) {
 		t.Fatalf("helper: %v", err)
 	}
 	proctest.Gone(t, "descendants after Close", keeperAndAll...)
+}
+
+// Rlimits reach the child's program (seen from inside it), and a limit
+// that needs a cgroup controller this machine does not delegate is
+// refused at start with the reason, not silently dropped (issue 11).
+func TestLimits(t *testing.T) {
+	var out strings.Builder
+	a, err := StartCommand(context.Background(), Options{Binary: "/bin/sh", Args: []string{"-c", "ulimit -n; ulimit -c; echo $$"},
+		Limits: &Limits{OpenFiles: 77, CoreBytes: NoCore},
+		Output: func(_, line string) { fmt.Fprintln(&out, line) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := a.PID()
+	if err := a.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	lines := strings.Fields(out.String())
+	if len(lines) != 3 || lines[0] != "77" || lines[1] != "0" || lines[2] != strconv.Itoa(pid) {
+		t.Fatalf("inside the child: %q, want 77, 0 and its own pid %d (the shim runs the program in its place)", lines, pid)
+	}
+	if _, err := StartCommand(context.Background(), Options{Binary: "/nonexistent/prog", Limits: &Limits{OpenFiles: 10}}); err == nil || !strings.Contains(err.Error(), "/nonexistent/prog") {
+		t.Fatalf("a missing program under limits: %v", err)
+	}
+	_, err = StartCommand(context.Background(), Options{Binary: "/bin/true", Limits: &Limits{MemoryMax: 64 << 20}})
+	if err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("a memory limit without the memory controller: %v", err)
+	}
+	noChildrenLeft(t)
 }

@@ -37,6 +37,7 @@ var optionSamples = map[string]any{
 	"Stdin":            strings.NewReader(""),
 	"Stdout":           io.Discard,
 	"Stderr":           io.Discard,
+	"Limits":           &Limits{OpenFiles: 64},
 }
 
 func TestWithDefaultsMergesEveryField(t *testing.T) {

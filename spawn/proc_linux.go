@@ -91,7 +91,10 @@ func (f *forker) loop(reqs chan forkRequest) {
 	}
 }
 
-func startCommand(cmd *exec.Cmd) error {
-	return containStart(cmd, func() error { return forks.start(cmd) })
+func startCommand(cmd *exec.Cmd, limits *Limits) error {
+	if err := applyLimits(cmd, limits); err != nil {
+		return err
+	}
+	return containStart(cmd, limits, func() error { return forks.start(cmd) })
 }
 func releaseCommand() { forks.release() }

@@ -3,6 +3,7 @@
 package spawn
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
 )
@@ -11,5 +12,19 @@ import (
 // lifeline.
 func platformAttrs(attr *syscall.SysProcAttr) {}
 
-func startCommand(cmd *exec.Cmd) error { return containStart(cmd, cmd.Start) }
-func releaseCommand()                  {}
+func startCommand(cmd *exec.Cmd, limits *Limits) error {
+	if limits != nil && *limits != (Limits{}) {
+		return errors.New("resource limits are supported on Linux only")
+	}
+	return containStart(cmd, cmd.Start)
+}
+func releaseCommand() {}
+
+// CheckLimits reports whether l can be enforced here: resource limits are
+// Linux's.
+func CheckLimits(l *Limits) error {
+	if l != nil && *l != (Limits{}) {
+		return errors.New("resource limits are supported on Linux only")
+	}
+	return nil
+}

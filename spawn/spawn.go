@@ -88,6 +88,38 @@ type Options struct {
 	// program itself, with no pipe in between.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Limits bound the child's resources (Linux). Start fails with a
+	// *StartError that says why when a limit cannot be enforced here.
+	Limits *Limits
+}
+
+// Limits are resource limits for a child. Zero fields set nothing. The
+// rlimits (OpenFiles, CoreBytes, AddressSpace) are set in the child
+// before it runs its program, as prlimit does; the rest need Contain with
+// a cgroup v2 whose controllers (memory, cpu, pids) reach arbor's cgroup,
+// and the child then gets a cgroup with memory.max (and memory.oom.group,
+// so that an out-of-memory kill takes the whole child), cpu.max and
+// pids.max.
+type Limits struct {
+	OpenFiles    uint64  // RLIMIT_NOFILE
+	CoreBytes    uint64  // RLIMIT_CORE; NoCore for none at all
+	AddressSpace uint64  // RLIMIT_AS, bytes
+	MemoryMax    uint64  // bytes
+	CPUs         float64 // CPU time per wall time: 0.5 is half a CPU
+	PidsMax      int     // processes and threads
+}
+
+// NoCore, as Limits.CoreBytes, forbids core dumps.
+const NoCore = ^uint64(0)
+
+// rlimits reports whether l sets a limit the child applies itself.
+func (l *Limits) rlimits() bool {
+	return l != nil && (l.OpenFiles != 0 || l.CoreBytes != 0 || l.AddressSpace != 0)
+}
+
+// cgroupLimits reports whether l sets a limit that needs a cgroup.
+func (l *Limits) cgroupLimits() bool {
+	return l != nil && (l.MemoryMax != 0 || l.CPUs != 0 || l.PidsMax != 0)
 }
 
 // WithDefaults returns o with each field that o leaves zero taken from d:
@@ -146,6 +178,9 @@ func (o Options) WithDefaults(d Options) Options {
 	}
 	if o.Stderr == nil {
 		o.Stderr = d.Stderr
+	}
+	if o.Limits == nil {
+		o.Limits = d.Limits
 	}
 	return o
 }
@@ -228,7 +263,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		return nil, a.startError("setting up the child's streams", err)
 	}
 	a.cmd = cmd
-	if err := startCommand(cmd); err != nil {
+	if err := startCommand(cmd, opts.Limits); err != nil {
 		tr.closeChildEnds()
 		tr.abort()
 		closeAll(outputs)
@@ -352,7 +387,7 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 		return nil, a.startError("setting up the program's output", err)
 	}
 	a.cmd = cmd
-	err = startCommand(cmd)
+	err = startCommand(cmd, opts.Limits)
 	for _, w := range writers {
 		w.Close()
 	}

@@ -76,6 +76,88 @@ type childSpec struct {
 	// must be ready before it starts.
 	Ready     *readySpec `json:"ready"`
 	DependsOn []string   `json:"depends_on"`
+	Limits    *limitSpec `json:"limits"`
+}
+
+// limitSpec is a child's resource limits: sizes are bytes or a number
+// with K, M or G (powers of 1024).
+type limitSpec struct {
+	OpenFiles    int     `json:"open_files"`
+	Core         string  `json:"core"` // a size, or "none"
+	AddressSpace string  `json:"address_space"`
+	Memory       string  `json:"memory"`
+	CPUs         float64 `json:"cpus"`
+	Pids         int     `json:"pids"`
+}
+
+// limits turns the spec into spawn's, or says which field is wrong.
+func (l *limitSpec) limits() (*spawn.Limits, string, error) {
+	if l == nil {
+		return nil, "", nil
+	}
+	out := &spawn.Limits{CPUs: l.CPUs, PidsMax: l.Pids}
+	if l.OpenFiles < 0 || l.Pids < 0 || l.CPUs < 0 {
+		return nil, "", errors.New("limits are not negative")
+	}
+	out.OpenFiles = uint64(l.OpenFiles)
+	for _, f := range []struct {
+		name, value string
+		to          *uint64
+	}{{"core", l.Core, &out.CoreBytes}, {"address_space", l.AddressSpace, &out.AddressSpace}, {"memory", l.Memory, &out.MemoryMax}} {
+		if f.value == "" {
+			continue
+		}
+		if f.name == "core" && f.value == "none" {
+			*f.to = spawn.NoCore
+			continue
+		}
+		n, err := parseByteSize(f.value)
+		if err != nil {
+			return nil, f.name, err
+		}
+		*f.to = n
+	}
+	return out, "", nil
+}
+
+// parseByteSize reads 512, 64K, 512M or 2G (powers of 1024).
+func parseByteSize(s string) (uint64, error) {
+	mult := uint64(1)
+	num := s
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K', 'k':
+			mult, num = 1<<10, s[:n-1]
+		case 'M', 'm':
+			mult, num = 1<<20, s[:n-1]
+		case 'G', 'g':
+			mult, num = 1<<30, s[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("%q is not a size such as 512M", s)
+	}
+	return v * mult, nil
+}
+
+// checkLimits refuses at once the limits this machine cannot enforce.
+func checkLimits(file, path string, sp *spec) error {
+	for i, c := range sp.Children {
+		cp := joinPath(path, fmt.Sprintf("children[%d]", i))
+		if c.Group != nil {
+			if err := checkLimits(file, cp+".group", c.Group); err != nil {
+				return err
+			}
+			continue
+		}
+		if l, _, _ := c.Limits.limits(); l != nil {
+			if err := spawn.CheckLimits(l); err != nil {
+				return &specError{file, cp + ".limits", err.Error()}
+			}
+		}
+	}
+	return nil
 }
 
 // readySpec is a readiness check: exactly one of TCP, HTTP and Command.
@@ -170,6 +252,9 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 		log.Warn("descendants that leave their process group will not be contained: " + err.Error())
 	}
 	defer jail.Close()
+	if err := checkLimits(file, "", sp); err != nil {
+		return err
+	}
 	if *control == "" {
 		if *control, err = defaultControl(file); err != nil {
 			return fmt.Errorf("control socket: %w", err)
@@ -731,6 +816,13 @@ func validate(file, path string, sp *spec) error {
 		if _, ok := signals[c.StopSignal]; !ok {
 			return &specError{file, cp + ".stop_signal", fmt.Sprintf("%q is not one of %s", c.StopSignal, strings.Join(signalNames(), ", "))}
 		}
+		if _, field, err := c.Limits.limits(); err != nil {
+			where := cp + ".limits"
+			if field != "" {
+				where += "." + field
+			}
+			return &specError{file, where, err.Error()}
+		}
 		if r := c.Ready; r != nil {
 			set := 0
 			for _, given := range []bool{r.TCP != "", r.HTTP != "", len(r.Command) > 0} {
@@ -942,10 +1034,11 @@ func buildChild(file, prefix string, c childSpec, out *prefixer, events func(sup
 	for k, v := range c.Env {
 		env = append(env, k+"="+v)
 	}
+	limits, _, _ := c.Limits.limits()
 	child.Service = supervisor.Command(spawn.Options{
 		Name: label, Binary: c.Command[0], Args: c.Command[1:], Env: env, Dir: c.Dir,
-		StopSignal: signals[c.StopSignal],
-		Output:     func(stream, line string) { out.line(out.w, label, line) },
+		StopSignal: signals[c.StopSignal], Limits: limits,
+		Output: func(stream, line string) { out.line(out.w, label, line) },
 	}, c.NormalExit...)
 	return child, nil, nil
 }

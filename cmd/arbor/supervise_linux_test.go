@@ -388,3 +388,35 @@ func cgroupWritable() bool {
 	}
 	return false
 }
+
+// Limits in the spec: rlimits are seen from inside the process; a limit
+// this machine cannot enforce (no memory controller delegated) is refused
+// at start, naming the child and the reason (issue 11, resource limits).
+func TestSpecLimits(t *testing.T) {
+	dir := t.TempDir()
+	spec := `{"children": [{"name": "limited", "command": ["sh", "-c", "echo \"limits $(ulimit -n) $(ulimit -c)\"; exec sleep 30"],
+  "limits": {"open_files": 99, "core": "none"}}]}`
+	os.WriteFile(filepath.Join(dir, "app.json"), []byte(spec), 0o600)
+	cmd := exec.Command(arborBin, "supervise", "--control", filepath.Join(dir, "ctl.sock"), "app.json")
+	cmd.Dir = dir
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Eventually(t, 15*time.Second, "the limits from inside", func() bool { return hasLine(out.String(), "limited", "limits 99 0") })
+	if code := interruptAndWait(t, cmd); code != 130 {
+		t.Fatalf("status %d\n%s", code, errOut)
+	}
+	memory := `{"children": [{"name": "a", "command": ["true"]}, {"name": "big", "command": ["true"], "limits": {"memory": "64M", "pids": 10}}]}`
+	os.WriteFile(filepath.Join(dir, "mem.json"), []byte(memory), 0o600)
+	_, stderr, code := arbor(t, "", "supervise", "--control", filepath.Join(dir, "ctl2.sock"), filepath.Join(dir, "mem.json"))
+	controllers, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+	if strings.Contains(string(controllers), "memory") {
+		t.Skip("this machine delegates the memory controller: the refusal is not seen here")
+	}
+	if code != 1 || !strings.Contains(stderr, "children[1].limits") || !strings.Contains(stderr, "memory") {
+		t.Fatalf("a memory limit that cannot be enforced: status %d, %q", code, stderr)
+	}
+	t.Logf("refused: %s", strings.TrimSpace(stderr))
+}
