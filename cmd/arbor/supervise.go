@@ -30,19 +30,49 @@ import (
 const superviseHelp = `Usage: arbor supervise [flags] FILE
 
 Runs the programs FILE describes and keeps them running. FILE is a
-Procfile (lines of NAME: COMMAND, run with /bin/sh -c) or a JSON spec:
+Procfile or a JSON spec.
+
+A Procfile has lines of NAME: COMMAND, each run with /bin/sh -c. Its
+processes live apart, as under foreman and supervisord: one that exits 0
+is done; one that crashes restarts with a growing backoff and, past 3
+restarts in 5s, is marked FATAL alone while the others keep running
+(arbor restart NAME revives it). Each gets PORT (5000, 5100, ...; web.2
+of --formation web=2 gets 5001) and the variables of .env beside FILE.
+
+A JSON spec:
 
   {"name": "app", "strategy": "one-for-one", "max_restarts": 3, "period": "5s",
    "children": [
-     {"name": "web", "command": ["./web", "--port", "8080"], "restart": "permanent",
-      "shutdown": "10s", "env": {"MODE": "prod"}, "dir": "/srv"},
+     {"name": "db", "command": ["postgres", "-D", "data"],
+      "ready": {"tcp": "127.0.0.1:5432"}, "shutdown": "30s", "stop_signal": "INT"},
+     {"name": "web", "command": ["./web"], "depends_on": ["db"], "scale": 2,
+      "ready": {"http": "http://127.0.0.1:8080/health"},
+      "env": {"MODE": "prod"}, "dir": "/srv", "isolate": true,
+      "limits": {"open_files": 4096, "core": "none", "memory": "512M", "cpus": 1.5, "pids": 200}},
      {"name": "jobs", "group": {"strategy": "rest-for-one", "children": [...]}}
    ]}
 
 strategy: one-for-one (default), one-for-all, rest-for-one. restart:
 permanent (default), transient, temporary. shutdown: a duration,
-"brutal_kill" or "infinity". Each line a child prints is prefixed with its
-name. SIGINT or SIGTERM stops every child in reverse start order.
+"brutal_kill" or "infinity". stop_signal: TERM (default), INT, QUIT, HUP,
+USR1, USR2 (with or without SIG). isolate: past the intensity, mark this
+child FATAL alone instead of giving up the group. scale: run N of it, as a
+group web.1..web.N. ready: one of tcp, http, command (exits 0), with an
+"interval"; the child is STARTING until it passes, then READY. depends_on:
+siblings that must be READY before it starts; children start in that
+order and stop in reverse. limits: rlimits set in the process itself;
+memory, cpus and pids need cgroup v2 controllers delegated to arbor, and
+are refused at start where they cannot be enforced.
+
+Each line a child prints is shown as "15:04:05 name | line". SIGINT or
+SIGTERM stops every child in reverse start order (status 130, 143);
+SIGHUP does too when arbor has a terminal (status 129), and reloads FILE
+when it has none (a daemon), as arbor reload does. Descendants that leave
+a child's process group (setsid, background jobs) are stopped with it;
+with a writable cgroup v2, even after arbor is killed with SIGKILL.
+
+While it runs: arbor ps, arbor logs [-f] [NAME], arbor stop NAME,
+arbor restart NAME, arbor reload, found from ./Procfile or --file.
 
 Flags:
 `
@@ -184,7 +214,7 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	fs := pflag.NewFlagSet("supervise", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	help := fs.BoolP("help", "h", false, "print this help")
-	control := fs.String("control", "", "the control socket for arbor ps, stop and restart (default: a private per-user directory, named after the spec)")
+	control := fs.String("control", "", "the control socket for arbor ps, logs, stop, restart and reload (default: one per spec file, in $TMPDIR/arborctl-UID)")
 	envFiles := fs.StringArrayP("env", "e", nil, "read environment variables from FILE (repeatable; default: .env beside the spec, if there is one)")
 	formation := fs.StringP("formation", "m", "", "how many of each process to run: web=2,worker=3 (all=N for every one; 0 runs none)")
 	port := fs.IntP("port", "p", 5000, "the PORT of the first process; each next process gets 100 more, each next instance 1 more (web.2: 5001)")
