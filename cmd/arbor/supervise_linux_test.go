@@ -420,3 +420,32 @@ func TestSpecLimits(t *testing.T) {
 	}
 	t.Logf("refused: %s", strings.TrimSpace(stderr))
 }
+
+// arbor parallel is contained too: a job's setsid grandchild does not
+// survive a SIGKILL of arbor (issue 11, item 2).
+func TestParallelSIGKILLLeavesNoDescendant(t *testing.T) {
+	if !cgroupWritable() {
+		t.Skip("no writable cgroup v2 here")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(arborBin, "parallel", "-j", "2", fmt.Sprintf(`setsid sh -c 'echo $$ > %s/{}; exec sleep 300' & wait`, dir), ":::", "a", "b")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	proctest.Eventually(t, 15*time.Second, "two setsid grandchildren", func() bool {
+		pids = pids[:0]
+		for _, f := range []string{"a", "b"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || pid == 0 {
+				return false
+			}
+			pids = append(pids, pid)
+		}
+		return true
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	proctest.Gone(t, "setsid grandchildren of a parallel killed with SIGKILL", pids...)
+}
