@@ -16,7 +16,7 @@ func TestParallelJobs(t *testing.T) {
 	}
 	exampletest.Expect(t, string(out),
 		"job 0: ok: compressing a / a done",
-		"job 2: failed (actor root.job-2",
+		"job 2: failed (process root.job-2",
 		"exited with status 3",
 		"job 3: stopped after another job failed",
 		"job 1: ok: compressing b / b done",
