@@ -377,6 +377,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			err := serveRecovered(cctx, c.Service)
+			cancel() // what watches this run (its Ready check) ends with it
 			close(r.done)
 			select {
 			case exits <- exit{i: i, gen: gen, err: err}:
@@ -403,6 +404,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		for k, c := range s.children {
 			if c.Name == name {
 				st := status(k)
+				if st == "removed" {
+					continue // a tombstone; the child may have been added again
+				}
 				return st == "ready" || st == "running" && c.Ready == nil
 			}
 		}
@@ -443,6 +447,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			gens[i]++ // its exit, or a restart pending for it, is now stale
 			r := runs[i]
 			if r == nil {
+				if status(i) == "waiting" { // held stopped: not to start when its dependencies are ready
+					s.set(i, func(st *childState) { st.status = "stopped" })
+				}
 				continue
 			}
 			runs[i] = nil
@@ -486,7 +493,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			return true
 		case AllSignificant:
 			for k, c := range s.children {
-				if st := status(k); c.Significant && st != "stopped" && st != "removed" {
+				if st := status(k); c.Significant && st != "stopped" && st != "removed" && st != "fatal" {
 					return false
 				}
 			}
@@ -596,6 +603,10 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		startOrWait(i)
 	}
 	for {
+		// After any event a waiting child's dependencies may be ready: a
+		// restart, an AddChild, a RestartChild bring back children
+		// without a Ready check.
+		startWaiting()
 		select {
 		case <-ctx.Done():
 			return finish(nil)
@@ -603,14 +614,13 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			if r.gen == gens[r.i] && runs[r.i] != nil {
 				s.set(r.i, func(st *childState) { st.status = "ready" })
 				s.emit(Event{Kind: Ready, Child: s.children[r.i].Name})
-				startWaiting()
 			}
 		case r := <-s.reqs:
 			serveRequest(r)
 		case d := <-restarts:
 			for k, i := range d.group {
 				if d.gens[k] == gens[i] && runs[i] == nil {
-					start(i)
+					startOrWait(i) // a dependent that came back first waits again
 				}
 			}
 		case ex := <-exits:
@@ -641,6 +651,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				if fatal {
 					s.emit(Event{Kind: Fatal, Child: c.Name, Err: &IntensityError{Supervisor: s.spec.Name, Child: c.Name,
 						Restarts: s.spec.MaxRestarts, Period: s.spec.Period, Last: ex.err, Isolated: true}})
+					if ended(ex.i) { // a significant child ended for good
+						return finish(nil)
+					}
 					continue
 				}
 			} else if restartTimes = within(append(restartTimes, now), now, s.spec.Period); len(restartTimes) > s.spec.MaxRestarts {

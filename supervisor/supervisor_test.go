@@ -587,3 +587,74 @@ func TestDependsOnLaterChildIsRefused(t *testing.T) {
 	}
 	proctest.NoChildrenLeft(t)
 }
+
+// Edge cases of readiness found in review: a child that exits before its
+// check passes lets Serve end; a waiting child starts once a dependency
+// without a Ready check comes back by a restart; StopChild holds a waiting
+// child; a removed and re-added dependency counts.
+func TestReadinessEdges(t *testing.T) {
+	t.Run("exits before ready", func(t *testing.T) {
+		c := sh("quitter", "exit 0", Temporary)
+		c.Ready = func(context.Context) error { return errors.New("never") }
+		c.ReadyInterval = time.Millisecond
+		s := New(Spec{}, c)
+		stop, _ := serve(t, s)
+		proctest.Eventually(t, 5*time.Second, "the quitter stopped", func() bool { return s.Snapshot()[0].State == "stopped" })
+		if err := stop(); err != nil { // hung before the fix
+			t.Fatal(err)
+		}
+	})
+	t.Run("dependency back by a restart", func(t *testing.T) {
+		rec := &recorder{}
+		s := New(Spec{Events: rec.add, MinBackoff: 50 * time.Millisecond}, crashOnce(t, "a", Permanent))
+		stop, _ := serve(t, s)
+		defer stop()
+		proctest.Eventually(t, 5*time.Second, "a restarting", func() bool { return rec.count(Restarting, "a") == 1 })
+		b := sh("b", "exec sleep 30", Permanent)
+		b.DependsOn = []string{"a"}
+		if err := s.AddChild(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		proctest.Eventually(t, 5*time.Second, "b running", func() bool { return s.Snapshot()[1].State == "running" })
+	})
+	t.Run("stop while waiting, re-added dependency", func(t *testing.T) {
+		gate := filepath.Join(t.TempDir(), "gate")
+		a := sh("a", "exec sleep 30", Permanent)
+		a.Ready, a.ReadyInterval = func(context.Context) error { _, err := os.Stat(gate); return err }, time.Millisecond
+		b := sh("b", "exec sleep 30", Permanent)
+		b.DependsOn = []string{"a"}
+		s := New(Spec{}, a, b)
+		stop, _ := serve(t, s)
+		defer stop()
+		ctx := context.Background()
+		proctest.Eventually(t, 5*time.Second, "b waiting", func() bool { return s.Snapshot()[1].State == "waiting" })
+		if err := s.StopChild(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(gate, nil, 0o600)
+		proctest.Eventually(t, 5*time.Second, "a ready", func() bool { return s.Snapshot()[0].State == "ready" })
+		if st := s.Snapshot()[1].State; st != "stopped" {
+			t.Fatalf("b, stopped while waiting, is %s once a is ready", st)
+		}
+		if err := s.RemoveChild(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddChild(ctx, Child{Name: "a", Service: Command(spawn.Options{Name: "a", Binary: "/bin/sh", Args: []string{"-c", "exec sleep 30"}})}); err != nil {
+			t.Fatal(err)
+		}
+		c := sh("c", "exec sleep 30", Permanent)
+		c.DependsOn = []string{"a"}
+		if err := s.AddChild(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		proctest.Eventually(t, 5*time.Second, "c running", func() bool {
+			for _, st := range s.Snapshot() {
+				if st.Name == "c" {
+					return st.State == "running"
+				}
+			}
+			return false
+		})
+	})
+	proctest.NoChildrenLeft(t)
+}
