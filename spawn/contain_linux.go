@@ -31,9 +31,16 @@ const (
 // A process started as a keeper does nothing else.
 func init() {
 	if dir, ok := os.LookupEnv(keeperEnv); ok {
+		if dir == probeMode {
+			os.Exit(0) // started in a cgroup: that was the test
+		}
 		os.Exit(runKeeper(dir, os.Stdin))
 	}
 }
+
+// probeMode, as keeperEnv, runs nothing: Contain's probe of whether a
+// process can be started in a cgroup of its own.
+const probeMode = "probe"
 
 // Bounds on the waits of a cleanup: how long a killed cgroup may take to
 // empty, and how long Close waits for the keeper.
@@ -53,7 +60,7 @@ type containState struct {
 	active  bool
 	run     string        // the run's cgroup directory; "" without cgroups
 	next    int           // numbers the children's cgroups
-	known   map[int]*jail // children spawn started and has not reaped, with their cgroup (nil for none)
+	known   map[int]*held // children spawn started and has not reaped, by pid
 	spare   []*jail       // cgroups of reaped children, for the next ones
 	slots   slotFile      // without cgroups, the process groups the keeper kills
 	keeper  *os.File      // the write end of the keeper's stdin
@@ -90,7 +97,7 @@ func Contain() (*Containment, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("spawn: becoming a child subreaper: %w", err)
 	}
-	c.known = map[int]*jail{}
+	c.known = map[int]*held{}
 	if _, off := os.LookupEnv(noCgroupsEnv); !off {
 		c.run = runCgroup()
 	}
@@ -120,7 +127,7 @@ func Contain() (*Containment, error) {
 			return nil, c.undo(err)
 		}
 		os.Remove(f.Name())
-		c.slots = slotFile{f: f, index: map[int]int64{}}
+		c.slots = slotFile{f: f, index: map[*held]int64{}}
 		keeper.ExtraFiles = []*os.File{f}
 	}
 	// A session of its own: the terminal's signals are not for it, and it
@@ -130,9 +137,13 @@ func Contain() (*Containment, error) {
 	r.Close()
 	if err != nil {
 		w.Close()
+		if c.slots.f != nil {
+			c.slots.f.Close()
+			c.slots = slotFile{}
+		}
 		return nil, c.undo(fmt.Errorf("spawn: starting the keeper: %w", err))
 	}
-	c.known[keeper.Process.Pid] = nil
+	c.known[keeper.Process.Pid] = &held{pid: keeper.Process.Pid}
 	c.keeper, c.active, c.stop = w, true, make(chan struct{})
 	c.reaping.Add(1)
 	go func() {
@@ -334,33 +345,41 @@ func (j *jail) remove() {
 	os.Remove(j.dir)
 }
 
+// held is one child started under Contain: what its owner hands back when
+// it has exited and been reaped. A pid alone would not do: it can be
+// reused by a new child between the reap and the owner's call.
+type held struct {
+	pid int
+	j   *jail // its cgroup, or nil
+}
+
 // containStart starts cmd with start: in a cgroup of its own when the
 // process is contained with cgroups, and registered so that the orphan
 // reaper leaves it to its owner and, without cgroups, the keeper knows its
 // process group.
-func containStart(cmd *exec.Cmd, limits *Limits, start func() error) error {
+func containStart(cmd *exec.Cmd, limits *Limits, start func() error) (*held, error) {
 	c := &contained
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if limits.cgroupLimits() {
 		if err := c.limitable(limits); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if !c.active {
-		return start()
+		return nil, start()
 	}
 	var j *jail
 	if limits.cgroupLimits() {
 		// A cgroup of its own, with the limits, never reused.
 		var err error
 		if j, err = c.newJail(); err != nil {
-			return err
+			return nil, err
 		}
 		j.killed = true // not to be reused
 		if err := setCgroupLimits(j.dir, limits); err != nil {
 			j.remove()
-			return err
+			return nil, err
 		}
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, j.dirFD
 	} else if c.run != "" {
@@ -369,7 +388,7 @@ func containStart(cmd *exec.Cmd, limits *Limits, start func() error) error {
 		} else {
 			var err error
 			if j, err = c.newJail(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, j.dirFD
@@ -380,14 +399,14 @@ func containStart(cmd *exec.Cmd, limits *Limits, start func() error) error {
 		} else if j != nil {
 			j.remove()
 		}
-		return err
+		return nil, err
 	}
-	pid := cmd.Process.Pid
-	c.known[pid] = j
+	h := &held{pid: cmd.Process.Pid, j: j}
+	c.known[h.pid] = h
 	if j == nil {
-		c.slots.add(pid)
+		c.slots.add(h)
 	}
-	return nil
+	return h, nil
 }
 
 // limitable checks that cgroup limits can be enforced, and enables the
@@ -432,12 +451,15 @@ func (c *containState) why() string {
 }
 
 // containExited kills what a child that has exited left in its cgroup.
-func containExited(pid int) {
+func containExited(h *held) {
+	if h == nil || h.j == nil {
+		return
+	}
 	c := &contained
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if j := c.known[pid]; j != nil && !j.empty() {
-		j.kill()
+	if !h.j.empty() {
+		h.j.kill()
 	}
 }
 
@@ -448,14 +470,19 @@ const maxSpareCgroups = 64
 
 // containReaped forgets a child its owner has reaped; its cgroup, if
 // empty, is kept for the next child.
-func containReaped(pid int) {
+func containReaped(h *held) {
+	if h == nil {
+		return
+	}
 	c := &contained
 	c.mu.Lock()
-	j, ok := c.known[pid]
-	delete(c.known, pid)
-	if ok && j == nil && c.active {
-		c.slots.remove(pid)
+	if c.known[h.pid] == h { // not a new child that took the pid since
+		delete(c.known, h.pid)
 	}
+	if h.j == nil && c.active {
+		c.slots.remove(h)
+	}
+	j := h.j
 	// A jail the child left empty is reused; one that held more, and was
 	// killed, is removed (remove waits for it to empty).
 	keep := j != nil && c.active && len(c.spare) < maxSpareCgroups && !j.killed && j.empty()
@@ -488,7 +515,7 @@ func runCgroup() string {
 		if fd, err := unix.Open(probe, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 			if self, err := os.Executable(); err == nil {
 				cmd := exec.Command(self)
-				cmd.Env = append(os.Environ(), keeperEnv+"=-")
+				cmd.Env = append(os.Environ(), keeperEnv+"="+probeMode)
 				cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 				ok = cmd.Run() == nil // stdin is /dev/null: the keeper exits at once
 			}
@@ -601,12 +628,12 @@ func removeCgroups(dir string) {
 // each (0 when free), in a file the keeper reads when the owner is gone.
 type slotFile struct {
 	f     *os.File
-	index map[int]int64 // pid to slot
+	index map[*held]int64 // child to slot (not pid: a pid can be reused before its child is forgotten)
 	free  []int64
 	next  int64
 }
 
-func (s *slotFile) add(pid int) {
+func (s *slotFile) add(h *held) {
 	if s.f == nil {
 		return
 	}
@@ -616,16 +643,16 @@ func (s *slotFile) add(pid int) {
 	} else {
 		slot, s.next = s.next, s.next+1
 	}
-	s.index[pid] = slot
-	s.f.WriteAt(binary.LittleEndian.AppendUint32(nil, uint32(pid)), slot*4)
+	s.index[h] = slot
+	s.f.WriteAt(binary.LittleEndian.AppendUint32(nil, uint32(h.pid)), slot*4)
 }
 
-func (s *slotFile) remove(pid int) {
-	slot, ok := s.index[pid]
+func (s *slotFile) remove(h *held) {
+	slot, ok := s.index[h]
 	if s.f == nil || !ok {
 		return
 	}
-	delete(s.index, pid)
+	delete(s.index, h)
 	s.free = append(s.free, slot)
 	s.f.WriteAt(make([]byte, 4), slot*4)
 }

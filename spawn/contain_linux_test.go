@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,7 +86,7 @@ func startContained(t *testing.T, env ...string) (*exec.Cmd, *os.File, []string)
 			t.Log(lines.Text())
 		}
 	})
-	if len(fields) != 3 {
+	if len(fields) != 4 {
 		t.Fatal("the helper failed")
 	}
 	return cmd, w, fields
@@ -109,6 +110,13 @@ func TestContainSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("cgroups %s with %s set", fields[1], noCgroupsEnv)
 			}
 			keeper, _ := strconv.Atoi(fields[2])
+			orphan, _ := strconv.Atoi(fields[3])
+			if cgroups {
+				// The second job's setsid grandchild went with its job.
+				proctest.Gone(t, "the grandchild of a job that exited", orphan)
+			} else if !proctest.Alive(orphan) {
+				t.Fatalf("without cgroups the orphan %d should live until Close", orphan)
+			}
 			all := descendants(cmd.Process.Pid)
 			var below []int
 			for _, p := range all {
@@ -116,8 +124,11 @@ func TestContainSurvivesSIGKILL(t *testing.T) {
 					below = append(below, p)
 				}
 			}
-			if len(below) < 4 {
-				t.Fatalf("descendants %v: want the job, its background sleep, and two setsid grandchildren", below)
+			if len(below) < 3 {
+				t.Fatalf("descendants %v: want the job, its background sleep and its setsid grandchild", below)
+			}
+			if !cgroups && !slices.Contains(below, orphan) {
+				t.Fatalf("the orphan %d did not come back to the subreaper: descendants %v", orphan, below)
 			}
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()

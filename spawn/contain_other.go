@@ -8,6 +8,9 @@ import "os/exec"
 // contained as its process group, and Contain sets up nothing.
 func Contain() (*Containment, error) { return &Containment{}, nil }
 
-func containStart(cmd *exec.Cmd, start func() error) error { return start() }
-func containExited(pid int)                                {}
-func containReaped(pid int)                                {}
+// held is a child started under Contain: nothing here.
+type held struct{}
+
+func containStart(cmd *exec.Cmd, start func() error) (*held, error) { return nil, start() }
+func containExited(h *held)                                         {}
+func containReaped(h *held)                                         {}

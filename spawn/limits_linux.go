@@ -80,7 +80,11 @@ func applyLimits(cmd *exec.Cmd, l *Limits) error {
 		return cmd.Err // the program was not found: say so, not the shim
 	}
 	target := cmd.Path
-	if _, err := exec.LookPath(target); err != nil {
+	check := target
+	if !filepath.IsAbs(check) && cmd.Dir != "" {
+		check = filepath.Join(cmd.Dir, check) // Start runs it from there
+	}
+	if _, err := exec.LookPath(check); err != nil {
 		return err // as Start would have said, not the shim after it
 	}
 	if cmd.Env == nil {

@@ -169,14 +169,16 @@ func containedParent() {
 		os.Exit(1)
 	}
 	pid := a.PID()
+	orphan := make(chan string, 1)
 	a2, err := StartCommand(context.Background(), Options{Binary: "/bin/sh",
-		Args: []string{"-c", "setsid sh -c 'echo $$ >&2; exec sleep 300' & echo $!"}})
+		Args:   []string{"-c", "setsid sh -c 'echo $$; exec sleep 300' & sleep 0.1"},
+		Output: func(_, line string) { orphan <- line }})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	a2.Wait() // its grandchild is now an orphan of this process
-	fmt.Printf("pids: %d %t %d\n", pid, jail.Cgroups, jail.Keeper)
+	a2.Wait() // its grandchild is now an orphan of this process, or, with cgroups, killed with its job
+	fmt.Printf("pids: %d %t %d %s\n", pid, jail.Cgroups, jail.Keeper, <-orphan)
 	io.Copy(io.Discard, os.Stdin)
 	a.Stop(context.Background())
 	jail.Close()

@@ -91,9 +91,9 @@ func (f *forker) loop(reqs chan forkRequest) {
 	}
 }
 
-func startCommand(cmd *exec.Cmd, limits *Limits) error {
+func startCommand(cmd *exec.Cmd, limits *Limits) (*held, error) {
 	if err := applyLimits(cmd, limits); err != nil {
-		return err
+		return nil, err
 	}
 	return containStart(cmd, limits, func() error { return forks.start(cmd) })
 }

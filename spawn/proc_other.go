@@ -12,9 +12,9 @@ import (
 // lifeline.
 func platformAttrs(attr *syscall.SysProcAttr) {}
 
-func startCommand(cmd *exec.Cmd, limits *Limits) error {
+func startCommand(cmd *exec.Cmd, limits *Limits) (*held, error) {
 	if limits != nil && *limits != (Limits{}) {
-		return errors.New("resource limits are supported on Linux only")
+		return nil, errors.New("resource limits are supported on Linux only")
 	}
 	return containStart(cmd, cmd.Start)
 }

@@ -213,6 +213,7 @@ type Actor struct {
 	escalated chan struct{} // closed when Stop's escalation has finished
 	registry  *registry     // the actor process's registry this actor is in, if any
 	plain     bool          // a plain program (StartCommand): no channel, no stop request
+	held      *held         // what Contain keeps of the child, if it is contained
 }
 
 // Start starts an actor process and completes the handshake with it. ctx
@@ -263,7 +264,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		return nil, a.startError("setting up the child's streams", err)
 	}
 	a.cmd = cmd
-	if err := startCommand(cmd, opts.Limits); err != nil {
+	if a.held, err = startCommand(cmd, opts.Limits); err != nil {
 		tr.closeChildEnds()
 		tr.abort()
 		closeAll(outputs)
@@ -387,7 +388,7 @@ func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
 		return nil, a.startError("setting up the program's output", err)
 	}
 	a.cmd = cmd
-	err = startCommand(cmd, opts.Limits)
+	a.held, err = startCommand(cmd, opts.Limits)
 	for _, w := range writers {
 		w.Close()
 	}
@@ -488,7 +489,7 @@ func (a *Actor) own() {
 		// helper started without arbor, a shell's background job) goes
 		// with it, and cannot hold its output pipes open.
 		// Under Contain, what left the group goes too: the child's cgroup.
-		containExited(pid)
+		containExited(a.held)
 		a.mu.Lock()
 		signalGroup(pid, syscall.SIGKILL)
 		a.cmd.Wait() // reaps; the status is read from ProcessState below
@@ -502,7 +503,7 @@ func (a *Actor) own() {
 		a.reaped = true
 		a.mu.Unlock()
 	}
-	containReaped(pid)
+	containReaped(a.held)
 	a.mu.Lock()
 	stopped := a.stopping
 	a.mu.Unlock()
