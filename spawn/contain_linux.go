@@ -426,7 +426,8 @@ func (c *containState) limitable(l *Limits) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("limits need the cgroup v2 controllers %s, which %s does not have (it has: %q): delegate them to arbor's cgroup",
+		return fmt.Errorf("limits need the cgroup v2 controllers %s, which %s does not have (it has: %q); "+
+			"the controllers must be enabled in the subtree_control of arbor's own cgroup, which cgroup v2 allows in the root cgroup or one that holds no process",
 			strings.Join(missing, ", "), c.run, strings.Join(have, " "))
 	}
 	var enable []string
