@@ -1,12 +1,14 @@
 package supervisor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -149,23 +151,49 @@ func TCPReady(addr string) func(context.Context) error {
 	}
 }
 
-// HTTPReady is a Ready check: ready once a GET of url answers 2xx.
-func HTTPReady(url string) func(context.Context) error {
+// HTTPReady is a Ready check: ready once a GET of url (http://, no TLS)
+// answers 2xx. It speaks just enough HTTP/1.1 for that, so that a program
+// that supervises does not carry an HTTP client (for https, use
+// CommandReady with curl -fsS).
+func HTTPReady(rawURL string) func(context.Context) error {
 	return func(ctx context.Context) error {
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return err
+		}
+		if u.Scheme != "http" {
+			return fmt.Errorf("HTTPReady: %s: only http:// URLs (for https, use a command check such as curl -fsS)", rawURL)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "80")
+		}
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", host)
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		defer c.Close()
+		if deadline, ok := ctx.Deadline(); ok {
+			c.SetDeadline(deadline)
+		}
+		path := u.RequestURI()
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nUser-Agent: arbor\r\n\r\n", path, u.Host); err != nil {
 			return err
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		status, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", rawURL, err)
+		}
+		// "HTTP/1.1 200 OK"
+		f := strings.Fields(status)
+		if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
+			return fmt.Errorf("GET %s: not an HTTP answer: %q", rawURL, status)
+		}
+		if len(f[1]) != 3 || f[1][0] != '2' {
+			return fmt.Errorf("GET %s: %s", rawURL, strings.TrimSpace(strings.Join(f[1:], " ")))
 		}
 		return nil
 	}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -657,4 +660,32 @@ func TestReadinessEdges(t *testing.T) {
 		})
 	})
 	proctest.NoChildrenLeft(t)
+}
+
+// HTTPReady: ready on a 2xx answer only; https is refused with advice.
+func TestHTTPReady(t *testing.T) {
+	var healthy atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" || !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	check := HTTPReady(srv.URL + "/health")
+	ctx := context.Background()
+	if err := check(ctx); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("unhealthy: %v", err)
+	}
+	healthy.Store(true)
+	if err := check(ctx); err != nil {
+		t.Fatalf("healthy: %v", err)
+	}
+	if err := HTTPReady(srv.URL + "/other")(ctx); err == nil {
+		t.Fatal("a 503 on another path passed")
+	}
+	if err := HTTPReady("https://example.invalid/")(ctx); err == nil || !strings.Contains(err.Error(), "curl") {
+		t.Fatalf("https: %v", err)
+	}
 }
