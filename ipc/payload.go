@@ -51,6 +51,13 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 	if len(raw) == 0 {
 		raw = protocol.Raw{0xc0}
 	}
+	// A general msgpack decoder trusts the lengths it reads: 15 bytes
+	// announcing a map of 800 million entries inside an extension value
+	// made it allocate gigabytes. Check first what it will meet.
+	if err := protocol.CheckPayload(raw); err != nil {
+		return &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
+			Got: protocol.MsgpackTypeName(raw[0]), Err: err}
+	}
 	c := codecs.Get().(*codec)
 	defer func() {
 		// msgpack panics on some input (an array as a map[any]any key);

@@ -126,6 +126,9 @@ func (e *RemoteError) restore() error {
 	if !ok {
 		return sentinel
 	}
+	if len(e.Data) > 0 && CheckPayload(e.Data) != nil {
+		return nil // what a general decoder must not meet
+	}
 	var v reflect.Value
 	if t.Kind() == reflect.Pointer {
 		v = reflect.New(t.Elem())

@@ -106,6 +106,25 @@ type reader struct {
 	buf   []byte
 	off   int
 	depth int
+	// payload: the value is a payload to be decoded by a general msgpack
+	// decoder, which must meet no extension type but the timestamp.
+	payload bool
+}
+
+// CheckPayload checks that raw is exactly one well-formed msgpack value
+// that a general decoder can take without allocating more than the bytes
+// present: every length fits in what follows, nesting is at most 64 deep,
+// and the only extension type is the timestamp (-1, with 4, 8 or 12 bytes
+// of data). A payload is checked before it is decoded into a Go type.
+func CheckPayload(raw []byte) error {
+	r := &reader{buf: raw, payload: true}
+	if err := r.skip(); err != nil {
+		return err
+	}
+	if r.off != len(raw) {
+		return r.errorf("%d bytes after the value", len(raw)-r.off)
+	}
+	return nil
 }
 
 // maxDepth bounds nesting when skipping a value, so a frame of nested arrays
@@ -332,6 +351,22 @@ func (r *reader) raw() ([]byte, error) {
 	return r.buf[start:r.off], nil
 }
 
+// checkExt checks, at the type byte of an extension value with size bytes
+// of data, that a payload's extension is a timestamp.
+func (r *reader) checkExt(size uint64) error {
+	if r.off >= len(r.buf) {
+		return r.errorf("truncated: an extension value without its type")
+	}
+	typ := int8(r.buf[r.off])
+	if typ != -1 {
+		return r.errorf("extension type %d: payloads carry no extension type but the timestamp (-1)", typ)
+	}
+	if size != 4 && size != 8 && size != 12 {
+		return r.errorf("a timestamp of %d bytes (want 4, 8 or 12)", size)
+	}
+	return nil
+}
+
 func (r *reader) skip() error {
 	if r.depth >= maxDepth {
 		return r.errorf("values nested deeper than %d", maxDepth)
@@ -363,8 +398,14 @@ func (r *reader) skip() error {
 		length, err = r.uintN(1 << (c - 0xc4))
 	case c >= 0xd4 && c <= 0xd8: // fixext: type byte + 1..16 bytes
 		length = 1 + 1<<(c-0xd4)
+		if r.payload {
+			err = r.checkExt(1 << (c - 0xd4))
+		}
 	case c >= 0xc7 && c <= 0xc9: // ext 8/16/32: length, then type byte
 		length, err = r.uintN(1 << (c - 0xc7))
+		if err == nil && r.payload {
+			err = r.checkExt(length)
+		}
 		length++
 	case c == 0xdc || c == 0xdd:
 		count, err = r.uintN(2 << (c - 0xdc))

@@ -1,0 +1,84 @@
+package ipc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// takesMap declares a map of anything: what a general decoder fills from
+// whatever arrives.
+var takesMap = NewFunc("test.takesMap", func(ctx context.Context, m map[string]any) (int, error) { return len(m), nil })
+
+// 15 bytes of arguments (an extension value holding a map32 header) made
+// the decoder allocate gigabytes (issue 17, item 1). They are refused as a
+// bad argument, at once, and the channel goes on.
+func TestHostilePayloadIsRefused(t *testing.T) {
+	p, _ := rawPair(t, false, MustNewTable(takesMap))
+	before := heapInUse()
+	args := protocol.Raw{0xc7, 0x0c, 0x30, 0xdf, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30}
+	p.send(&protocol.Start{CID: 1, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: args})
+	within(t, 2*time.Second, "the refusal", func() { p.expectError(1, protocol.CodeBadArgument, "extension type 48") })
+	if grew := int64(heapInUse()) - int64(before); grew > 1<<20 {
+		t.Fatalf("the heap grew by %d KiB for 15 bytes", grew>>10)
+	}
+	// Other extension values a general decoder would take on trust.
+	for i, badArgs := range []protocol.Raw{
+		{0xd8, 0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, // fixext16, not a timestamp
+		{0xc7, 0x05, 0xff, 0, 0, 0, 0, 1},                                   // a timestamp of 5 bytes
+		{0x81, 0xa1, 'k', 0xc7, 0x03, 0x01, 0xdf, 0xff, 0xff},               // inside a map
+	} {
+		bad, good := uint64(3+4*i), uint64(5+4*i)
+		p.send(&protocol.Start{CID: bad, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: badArgs})
+		p.expectError(bad, protocol.CodeBadArgument)
+		p.send(&protocol.Start{CID: good, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa1, 'k', 0x01}})
+		if v := p.expectReturn(good); len(v) != 1 || v[0] != 1 {
+			t.Fatalf("a good call after a bad one: %x", v)
+		}
+	}
+}
+
+// FuzzPayloadBehindAChannel feeds arbitrary argument bytes to functions
+// served on a live channel: each call gets an answer, in bounded time and
+// memory, and the channel keeps serving.
+func FuzzPayloadBehindAChannel(f *testing.F) {
+	f.Add([]byte{0xc7, 0x0c, 0x30, 0xdf, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30})
+	f.Add([]byte{0x81, 0xa1, 'k', 0x01})
+	f.Add([]byte{0x92, 0x01, 0x02})
+	f.Add([]byte{0xd6, 0xff, 0, 0, 0, 1}) // a timestamp
+	parent, _ := pair(f, transports[0], MustNewTable(takesMap, add), nil, nil)
+	f.Fuzz(func(t *testing.T, args []byte) {
+		if len(args) > 1<<16 || !oneValue(args) {
+			return // the envelope's business (see protocol's fuzz targets), not the payload decoder's
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, fn := range []string{"test.takesMap", "test.add"} {
+			_, err := NewFunc[msgpack.RawMessage, msgpack.RawMessage](fn, nil).Call(ctx, parent, msgpack.RawMessage(args))
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: no answer in 5 s for %x", fn, args)
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc > 1<<30 {
+			t.Fatalf("heap at %d MiB after %x", ms.HeapAlloc>>20, args)
+		}
+		if sum, err := add.Call(ctx, parent, addArgs{1, 2}); err != nil || sum != 3 {
+			t.Fatalf("the channel stopped serving after %x: %v", args, err)
+		}
+	})
+}
+
+// oneValue reports whether b is exactly one msgpack value, as the envelope
+// requires of args.
+func oneValue(b []byte) bool {
+	r := bytes.NewReader(b)
+	return msgpack.NewDecoder(r).Skip() == nil && r.Len() == 0
+}
