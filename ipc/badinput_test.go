@@ -94,11 +94,17 @@ func rawPair(t *testing.T, chInitiator bool, funcs *Table) (*rawPeer, *Channel) 
 
 // rawPairVersion is rawPair with a raw peer that says it speaks version v.
 func rawPairVersion(t *testing.T, chInitiator bool, funcs *Table, v protocol.Version) (*rawPeer, *Channel) {
+	return rawPairWith(t, chInitiator, funcs, v, Options{})
+}
+
+// rawPairWith is rawPairVersion with options for the channel under test.
+func rawPairWith(t *testing.T, chInitiator bool, funcs *Table, v protocol.Version, opts Options) (*rawPeer, *Channel) {
 	a, b := socketPair(t)
 	p := &rawPeer{t: t, conn: a.(net.Conn), fr: protocol.NewFrameReader(a, 0)}
 	opened := make(chan *Channel, 1)
 	go func() {
-		ch, err := Open(context.Background(), b, Options{Actor: protocol.ActorID{Name: "under-test"}, Initiator: chInitiator, Functions: funcs})
+		opts.Actor, opts.Initiator, opts.Functions = protocol.ActorID{Name: "under-test"}, chInitiator, funcs
+		ch, err := Open(context.Background(), b, opts)
 		if err != nil {
 			t.Error(err)
 		}
@@ -155,42 +161,45 @@ func TestBadInputFromCaller(t *testing.T) {
 			p.send(&protocol.Start{CID: 3, Function: "nope", FuncKind: protocol.FuncUnary})
 		}, 3, protocol.CodeUnknownFunction, []string{`"nope"`}, 5},
 		{"wrong kind", func() {
-			p.send(&protocol.Start{CID: 5, Function: "test.add", FuncKind: protocol.FuncStream, Credit: 8})
-		}, 5, protocol.CodeWrongKind, []string{"test.add is a func, called as a stream"}, 7},
+			p.send(&protocol.Start{CID: 7, Function: "test.add", FuncKind: protocol.FuncStream, Credit: 8})
+		}, 7, protocol.CodeWrongKind, []string{"test.add is a func, called as a stream"}, 9},
 		{"wrong argument type", func() {
-			p.send(&protocol.Start{CID: 7, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, []string{"x"})})
-		}, 7, protocol.CodeBadArgument, []string{"want Go type ipc.addArgs, got msgpack array"}, 9},
+			p.send(&protocol.Start{CID: 11, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, []string{"x"})})
+		}, 11, protocol.CodeBadArgument, []string{"want Go type ipc.addArgs, got msgpack array"}, 13},
 		{"start reusing a live call id", func() {
-			p.send(&protocol.Start{CID: 9, Function: "test.wait", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
-			p.send(&protocol.Start{CID: 9, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
-		}, 9, protocol.CodeProtocol, []string{"already in use"}, 11},
+			p.send(&protocol.Start{CID: 15, Function: "test.wait", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
+			p.send(&protocol.Start{CID: 15, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
+		}, 15, protocol.CodeProtocol, []string{"already in use"}, 17},
+		{"start reusing an ended call id", func() {
+			p.send(&protocol.Start{CID: 17, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
+		}, 17, protocol.CodeProtocol, []string{"already used by a call that has ended"}, 19},
 		{"start with the other side's parity", func() {
-			p.send(&protocol.Start{CID: 12, Function: "test.add", FuncKind: protocol.FuncUnary})
-		}, 12, protocol.CodeProtocol, []string{"parity"}, 13},
+			p.send(&protocol.Start{CID: 20, Function: "test.add", FuncKind: protocol.FuncUnary})
+		}, 20, protocol.CodeProtocol, []string{"parity"}, 21},
 		{"yield for a call never started", func() {
 			p.send(&protocol.Yield{CID: 99, Value: protocol.Raw{1}})
-		}, 0, protocol.CodeProtocol, []string{"yield for call id 99, which was never started"}, 13},
+		}, 0, protocol.CodeProtocol, []string{"yield for call id 99, which was never started"}, 23},
 		{"return for a call never made", func() {
 			p.send(&protocol.Return{CID: 100, Value: protocol.Raw{1}})
-		}, 0, protocol.CodeProtocol, []string{"call id 100, which this side never used"}, 13},
-		{"malformed message", func() { p.sendBody([]byte{0x81, 0xa1, 'k', 0xc1}) }, 0, protocol.CodeProtocol, []string{"malformed"}, 13},
+		}, 0, protocol.CodeProtocol, []string{"call id 100, which this side never used"}, 25},
+		{"malformed message", func() { p.sendBody([]byte{0x81, 0xa1, 'k', 0xc1}) }, 0, protocol.CodeProtocol, []string{"malformed"}, 27},
 		{"unknown message kind", func() {
 			p.sendBody([]byte{0x81, 0xa1, 'k', 0xa6, 'l', 'a', 'u', 'n', 'c', 'h'})
-		}, 0, protocol.CodeProtocol, []string{`unknown message kind "launch"`}, 13},
+		}, 0, protocol.CodeProtocol, []string{`unknown message kind "launch"`}, 29},
 		{"hello again", func() {
 			p.send(&protocol.Hello{Version: protocol.Current, Actor: protocol.ActorID{Name: "raw"}, Initiator: true})
-		}, 0, protocol.CodeProtocol, []string{"hello after the handshake"}, 13},
+		}, 0, protocol.CodeProtocol, []string{"hello after the handshake"}, 31},
 		{"yield on a stream from its caller", func() {
-			p.send(&protocol.Start{CID: 13, Function: "test.count", FuncKind: protocol.FuncStream, Args: encode(t, 1<<30), Credit: 1})
-			p.send(&protocol.Yield{CID: 13, Value: protocol.Raw{1}})
-		}, 13, protocol.CodeProtocol, []string{"yield from the caller of a stream"}, 15},
+			p.send(&protocol.Start{CID: 33, Function: "test.count", FuncKind: protocol.FuncStream, Args: encode(t, 1<<30), Credit: 1})
+			p.send(&protocol.Yield{CID: 33, Value: protocol.Raw{1}})
+		}, 33, protocol.CodeProtocol, []string{"yield from the caller of a stream"}, 35},
 		{"yield before started", func() {
 			// test.echo sends Started at once, so race it with a Yield
 			// sent in the same write as the Start.
-			b, _ := protocol.AppendFrame(nil, &protocol.Start{CID: 15, Function: "test.echo", FuncKind: protocol.FuncContext, Args: encode(t, "hi"), Credit: 4}, 0)
-			b, _ = protocol.AppendFrame(b, &protocol.Yield{CID: 15, Value: protocol.Raw{1}}, 0)
+			b, _ := protocol.AppendFrame(nil, &protocol.Start{CID: 37, Function: "test.echo", FuncKind: protocol.FuncContext, Args: encode(t, "hi"), Credit: 4}, 0)
+			b, _ = protocol.AppendFrame(b, &protocol.Yield{CID: 37, Value: protocol.Raw{1}}, 0)
 			p.sendBytes(b)
-		}, 15, protocol.CodeProtocol, []string{"before started"}, 17},
+		}, 37, protocol.CodeProtocol, []string{"before started"}, 39},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

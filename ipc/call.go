@@ -55,24 +55,20 @@ func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncK
 	}
 	err := encodePayload(args, func(raw protocol.Raw) error {
 		ch.mu.Lock()
-		if ch.err != nil {
-			ch.mu.Unlock()
-			return ch.err
-		}
-		if n := len(ch.cancels); n >= maxUnansweredCancels {
-			ch.mu.Unlock()
+		n := len(ch.cancels)
+		ch.mu.Unlock()
+		if n >= maxUnansweredCancels {
 			return &StalledError{Peer: ch.peer, Unanswered: n}
 		}
-		c.cid = ch.nextID
-		ch.nextID += 2
-		ch.calls[c.cid] = c
-		ch.mu.Unlock()
-		start.CID, start.Args = c.cid, raw
-		if err := ch.send(start, flushAsync); err != nil {
-			ch.forget(c)
-			return err
+		start.Args = raw
+		err := ch.sendStart(start, flushAsync, func(cid uint64) {
+			c.cid = cid
+			ch.calls[cid] = c
+		})
+		if err != nil && c.cid != 0 {
+			ch.forget(c) // queued nothing: too large, say
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("calling %s: %w", fn, err)
@@ -186,19 +182,15 @@ func (c *call) cancelRemote() {
 	ch := c.ch
 	encodePayload(cancelArgs{CID: c.cid}, func(raw protocol.Raw) error {
 		ch.mu.Lock()
-		if ch.err != nil {
-			ch.mu.Unlock()
-			return ch.err
-		}
-		if len(ch.cancels) >= maxUnansweredCancels {
-			ch.mu.Unlock()
+		n := len(ch.cancels)
+		ch.mu.Unlock()
+		if n >= maxUnansweredCancels {
 			return nil
 		}
-		cid := ch.nextID
-		ch.nextID += 2
-		ch.cancels[cid] = true
-		ch.mu.Unlock()
-		return ch.send(&protocol.Start{CID: cid, Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushAsync)
+		// Never held by a full queue: the reader sends this after a
+		// callee's violation.
+		return ch.sendStart(&protocol.Start{Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushReader,
+			func(cid uint64) { ch.cancels[cid] = true })
 	})
 }
 

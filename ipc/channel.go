@@ -36,6 +36,13 @@ type Options struct {
 	// CancelWait bounds how long a call whose ctx ended waits for the remote
 	// task to end before it returns; zero means 1s.
 	CancelWait time.Duration
+	// MaxServed bounds the calls this end serves at once; a start past it
+	// is refused with code "overloaded". Zero means DefaultMaxServed.
+	MaxServed int
+	// StallTimeout is how long the write queue may stay full (MaxQueue)
+	// without the peer reading any of it before the channel ends with a
+	// *PeerGoneError; zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 	// Logger receives protocol errors from the peer and other diagnostics;
 	// nil discards them.
 	Logger hclog.Logger
@@ -49,6 +56,21 @@ type Options struct {
 	// bare end of stream. It may block briefly.
 	Explain func(cause error) error
 }
+
+// Bounds on what a peer can make a channel hold, whatever it sends.
+const (
+	// MaxQueue is the bytes of frames waiting to be written past which a
+	// sender waits for the writer (a reply, a stream item): a peer that
+	// does not read holds at most this, plus one frame, here.
+	MaxQueue = 4 << 20
+	// DefaultMaxServed is Options.MaxServed's default.
+	DefaultMaxServed = 1024
+	// DefaultStallTimeout is Options.StallTimeout's default.
+	DefaultStallTimeout = 30 * time.Second
+	// writeChunk is how much one write takes at most, so that the stall
+	// deadline measures progress, not the size of a batch.
+	writeChunk = 256 << 10
+)
 
 // Channel is one end of an arbor channel: it serves this end's functions to
 // the peer and lets this end call the peer's (see Func, Stream, Context).
@@ -66,6 +88,8 @@ type Channel struct {
 	maxFrame int
 	window   int
 	cwait    time.Duration
+	served   int           // MaxServed
+	stall    time.Duration // StallTimeout
 	explain  func(error) error
 
 	// base is the parent of every served call's ctx. It only carries the
@@ -95,6 +119,7 @@ type Channel struct {
 	lazyArmed bool
 	wake      chan struct{}
 	closing   chan struct{} // closed by Close: the writer flushes and exits
+	stalled   atomic.Bool   // senders wait for a full queue: writes have a deadline
 
 	// The reader's cache of the last call it routed a message to.
 	routeCID  uint64
@@ -134,6 +159,8 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		maxFrame: opts.MaxFrame,
 		window:   opts.Window,
 		cwait:    opts.CancelWait,
+		served:   opts.MaxServed,
+		stall:    opts.StallTimeout,
 		explain:  opts.Explain,
 		calls:    make(map[uint64]*call),
 		cancels:  make(map[uint64]bool),
@@ -160,6 +187,12 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	}
 	if ch.cwait <= 0 {
 		ch.cwait = time.Second
+	}
+	if ch.served <= 0 {
+		ch.served = DefaultMaxServed
+	}
+	if ch.stall <= 0 {
+		ch.stall = DefaultStallTimeout
 	}
 	ch.nextID = 2
 	if opts.Initiator {
@@ -430,6 +463,9 @@ const (
 	// StartAck uses it, so that a quick call's StartAck and Return share
 	// one write.
 	flushLazy
+	// flushReader: as flushAsync, for the reader's own messages, which
+	// never wait for a full queue.
+	flushReader
 )
 
 // lazyDelay bounds how long a lazily queued frame may wait.
@@ -438,13 +474,64 @@ const lazyDelay = time.Millisecond
 // send queues one message. It fails only this message when the frame is too
 // large, and returns the channel's error once it has ended.
 func (ch *Channel) send(m protocol.Message, mode flushMode) error {
+	return ch.queue(mode, func() (protocol.Message, error) { return m, nil })
+}
+
+// sendStart takes the next call id and queues the Start that uses it in
+// one step, so that Starts leave in the order of their ids (PROTOCOL.md
+// §5: a peer refuses an id below one it has seen). register, if set, runs
+// with mu held and the new id.
+func (ch *Channel) sendStart(start *protocol.Start, mode flushMode, register func(cid uint64)) error {
+	return ch.queue(mode, func() (protocol.Message, error) {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		if ch.err != nil {
+			return nil, ch.err
+		}
+		start.CID = ch.nextID
+		ch.nextID += 2
+		if register != nil {
+			register(start.CID)
+		}
+		return start, nil
+	})
+}
+
+// queue appends the message next gives (called with wmu held: nothing is
+// queued between) and flushes it as mode says. Locks: wmu, then mu.
+func (ch *Channel) queue(mode flushMode, next func() (protocol.Message, error)) error {
 	ch.wmu.Lock()
+	// A full queue holds the sender until the writer has taken it: what
+	// a peer that does not read makes this side hold is bounded. The
+	// reader never waits here (its answers go through report, which
+	// drops them instead).
+	for len(ch.wbuf) >= MaxQueue && ch.werr == nil && mode != flushReader {
+		if !ch.writing {
+			ch.writing = true
+			ch.drainLocked()
+			ch.wmu.Lock()
+			continue
+		}
+		// The write in progress must now make progress within the stall
+		// timeout, or the channel ends.
+		if ch.stalled.CompareAndSwap(false, true) {
+			ch.setWriteDeadline(time.Now().Add(ch.stall))
+		}
+		ch.wcond.Wait()
+	}
+	if mode == flushReader {
+		mode = flushAsync
+	}
 	if ch.werr != nil {
 		err := ch.werr
 		ch.wmu.Unlock()
 		return err
 	}
-	var err error
+	m, err := next()
+	if err != nil {
+		ch.wmu.Unlock()
+		return err
+	}
 	ch.wbuf, err = protocol.AppendFrame(ch.wbuf, m, ch.maxFrame)
 	switch {
 	case err != nil || ch.writing:
@@ -472,8 +559,14 @@ func (ch *Channel) drainLocked() {
 		batch := ch.wbuf
 		ch.wbuf = ch.wspare[:0]
 		ch.lazyArmed = false
+		if ch.stalled.Load() {
+			// The queue is empty again: no sender waits on the peer.
+			ch.stalled.Store(false)
+			ch.setWriteDeadline(time.Time{})
+		}
+		ch.wcond.Broadcast() // senders held by a full queue may queue again
 		ch.wmu.Unlock()
-		_, err := ch.conn.Write(batch)
+		err := ch.write(batch)
 		if cap(batch) > 1<<20 {
 			batch = nil // let a huge batch go rather than keep it
 		}
@@ -492,6 +585,34 @@ func (ch *Channel) drainLocked() {
 	ch.writing = false
 	ch.wcond.Broadcast()
 	ch.wmu.Unlock()
+}
+
+// setWriteDeadline sets the connection's write deadline, where it has one.
+func (ch *Channel) setWriteDeadline(t time.Time) {
+	if d, ok := ch.conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		d.SetWriteDeadline(t)
+	}
+}
+
+// write writes a batch, in chunks. While senders wait for a full queue
+// (stalled), each chunk must go within the stall timeout: a peer that
+// stopped reading then ends the channel rather than holding its senders
+// for ever.
+func (ch *Channel) write(batch []byte) error {
+	for len(batch) > 0 {
+		n, err := ch.conn.Write(batch[:min(len(batch), writeChunk)])
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && ch.stalled.Load() {
+				err = fmt.Errorf("the peer read nothing for %v while the write queue was full (%d bytes): %w", ch.stall, MaxQueue, err)
+			}
+			return err
+		}
+		batch = batch[n:]
+		if ch.stalled.Load() {
+			ch.setWriteDeadline(time.Now().Add(ch.stall)) // progress: the clock starts again
+		}
+	}
+	return nil
 }
 
 // writeLoop writes what other goroutines queued without writing it
@@ -616,7 +737,7 @@ func (ch *Channel) report(m protocol.Message) {
 		ch.log.Warn("dropped an answer to the peer: it is not reading", "queued_bytes", backlog, "kind", m.Kind())
 		return
 	}
-	ch.send(m, flushAsync)
+	ch.send(m, flushReader)
 }
 
 // ownID reports whether cid numbers a call made by this end.

@@ -124,13 +124,19 @@ type outbox struct {
 	wake   chan struct{}
 }
 
+// MaxCredit bounds the credit a peer can grant one stream direction: more
+// is taken as MaxCredit. Credit is how many items the producer may send
+// unread; the write queue's bound (MaxQueue) still holds whatever the
+// credit.
+const MaxCredit = 1 << 16
+
 func newOutbox(initial int) *outbox {
-	return &outbox{credit: initial, wake: make(chan struct{}, 1)}
+	return &outbox{credit: min(initial, MaxCredit), wake: make(chan struct{}, 1)}
 }
 
 func (o *outbox) add(n uint32) {
 	o.mu.Lock()
-	o.credit += int(n)
+	o.credit = min(o.credit+int(n), MaxCredit)
 	o.mu.Unlock()
 	signal(o.wake)
 }

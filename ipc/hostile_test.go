@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,74 @@ func FuzzPayloadBehindAChannel(f *testing.F) {
 func oneValue(b []byte) bool {
 	r := bytes.NewReader(b)
 	return msgpack.NewDecoder(r).Skip() == nil && r.Len() == 0
+}
+
+// A peer that grants all the credit there is and never reads holds at
+// most the write queue here; once the queue has stayed full for the stall
+// timeout, the channel ends and says why (issue 17, item 2). Before, one
+// 40-byte start took an actor to 1.36 GB in 6 s.
+func TestPeerThatNeverReads(t *testing.T) {
+	kib := make([]byte, 1024)
+	flood := NewStream("test.flood", func(ctx context.Context, _ struct{}, out *Yielder[[]byte]) error {
+		for {
+			if err := out.Send(kib); err != nil {
+				return err
+			}
+		}
+	})
+	p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current, Options{StallTimeout: 300 * time.Millisecond})
+	before := heapInUse()
+	p.send(&protocol.Start{CID: 1, Function: "test.flood", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
+	var peak int64
+	within(t, 10*time.Second, "the channel to end", func() {
+		for {
+			select {
+			case <-ch.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+				peak = max(peak, int64(heapInUse())-int64(before))
+			}
+		}
+	})
+	t.Logf("peak heap held for a peer that never reads: %d KiB", peak>>10)
+	if peak > 3*MaxQueue {
+		t.Fatalf("held %d KiB, want at most about MaxQueue (%d KiB)", peak>>10, MaxQueue>>10)
+	}
+	var gone *PeerGoneError
+	if !errors.As(ch.Err(), &gone) || !strings.Contains(ch.Err().Error(), "read nothing for 300ms") {
+		t.Fatalf("ended with %v", ch.Err())
+	}
+}
+
+// Past MaxServed calls at once, a start is refused with code overloaded;
+// the calls being served are not touched (issue 17, item 2).
+func TestMaxServed(t *testing.T) {
+	block := NewFunc("test.block", func(ctx context.Context, _ struct{}) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	p, ch := rawPairWith(t, false, MustNewTable(block), protocol.Current, Options{MaxServed: 50})
+	for i := range 60 {
+		p.send(&protocol.Start{CID: uint64(1 + 2*i), Function: "test.block", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x80}})
+	}
+	refused := 0
+	within(t, 10*time.Second, "ten refusals", func() {
+		for refused < 10 {
+			if e, ok := p.recv().(*protocol.Error); ok {
+				if e.Err.Code != protocol.CodeOverloaded || !strings.Contains(e.Err.Message, "already serves 50 calls") {
+					t.Fatalf("got %+v", e.Err)
+				}
+				if !errors.Is(e.Err, protocol.ErrOverloaded) {
+					t.Fatal("not errors.Is ErrOverloaded")
+				}
+				refused++
+			}
+		}
+	})
+	ch.mu.Lock()
+	served := len(ch.tasks)
+	ch.mu.Unlock()
+	if served != 50 {
+		t.Fatalf("%d calls served, want 50", served)
+	}
 }

@@ -94,6 +94,20 @@ func (ch *Channel) accept(s *protocol.Start) {
 		refuse(protocol.CodeProtocol, "call id %d is already in use by a running call", s.CID)
 		return
 	}
+	if s.CID <= ch.lastPeerID {
+		// Ids only grow (PROTOCOL.md §5): this one was used by a call that
+		// has ended.
+		ch.mu.Unlock()
+		cancel(nil)
+		refuse(protocol.CodeProtocol, "call id %d was already used by a call that has ended; ids only grow", s.CID)
+		return
+	}
+	if n := len(ch.tasks); n >= ch.served {
+		ch.mu.Unlock()
+		cancel(nil)
+		refuse(protocol.CodeOverloaded, "actor %s already serves %d calls, its maximum (ipc.Options.MaxServed); try again when one has ended", ch.self, n)
+		return
+	}
 	ch.tasks[s.CID] = t
 	ch.lastPeerID = max(ch.lastPeerID, s.CID)
 	j := job{t: t, h: h, args: s.Args}

@@ -99,6 +99,7 @@ const (
 	CodeBadArgument     ErrorCode = "bad_argument"
 	CodeProtocol        ErrorCode = "protocol"
 	CodeExited          ErrorCode = "exited"
+	CodeOverloaded      ErrorCode = "overloaded"
 )
 
 // Sentinels that a RemoteError with the matching code satisfies under
@@ -110,6 +111,7 @@ var (
 	ErrBadArgument     = errors.New("argument does not match the declared type")
 	ErrProtocol        = errors.New("protocol violation")
 	ErrExited          = errors.New("actor exited")
+	ErrOverloaded      = errors.New("actor serves its maximum of calls")
 )
 
 var codeSentinels = map[ErrorCode]error{
@@ -121,6 +123,7 @@ var codeSentinels = map[ErrorCode]error{
 	CodeBadArgument:     ErrBadArgument,
 	CodeProtocol:        ErrProtocol,
 	CodeExited:          ErrExited,
+	CodeOverloaded:      ErrOverloaded,
 }
 
 // RemoteError is an error that happened in another actor, boxed with what
