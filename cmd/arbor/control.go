@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,6 +81,7 @@ func (g *group) find(full string) (*supervisor.Supervisor, string, bool) {
 
 // controlServer serves the control functions on a unix socket.
 type controlServer struct {
+	log   func(string) // warnings
 	ln    net.Listener
 	path  string
 	table *ipc.Table
@@ -111,7 +113,7 @@ func privateDir(dir string) error {
 	return nil
 }
 
-func serveControl(path string, root *group, info appInfo, reload func(context.Context) (string, error), book *logBook) (*controlServer, error) {
+func serveControl(path string, root *group, info appInfo, reload func(context.Context) (string, error), book *logBook, warn func(string)) (*controlServer, error) {
 	dir := filepath.Dir(path)
 	if dir == controlDir() {
 		if err := privateDir(dir); err != nil {
@@ -144,7 +146,7 @@ func serveControl(path string, root *group, info appInfo, reload func(context.Co
 			return struct{}{}, op(sup, ctx, child)
 		}
 	}
-	s := &controlServer{ln: ln, path: path, chans: map[*ipc.Channel]bool{}, table: ipc.MustNewTable(
+	s := &controlServer{log: warn, ln: ln, path: path, chans: map[*ipc.Channel]bool{}, table: ipc.MustNewTable(
 		ipc.NewFunc(ctlInfo.Name(), func(context.Context, struct{}) (appInfo, error) { return info, nil }),
 		ipc.NewFunc(ctlPs.Name(), func(context.Context, struct{}) ([]psEntry, error) { return root.entries(), nil }),
 		ipc.NewFunc(ctlStop.Name(), act((*supervisor.Supervisor).StopChild)),
@@ -163,6 +165,13 @@ func (s *controlServer) accept() {
 		conn, err := s.ln.Accept()
 		if err != nil {
 			return
+		}
+		// Only this user (or root) may drive this supervise, whatever the
+		// socket's mode has become.
+		if uid, ok := peerUID(conn); ok && uid != os.Getuid() && uid != 0 {
+			s.log("refused a control connection from user " + strconv.Itoa(uid))
+			conn.Close()
+			continue
 		}
 		s.wg.Add(1)
 		go func() {

@@ -291,7 +291,7 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 		}
 	}
 	app := &running{file: file, load: load, spec: sp, root: root, out: out, events: events}
-	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload, book)
+	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload, book, func(msg string) { log.Warn(msg) })
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -600,8 +600,14 @@ func (r *running) reload(ctx context.Context) (string, error) {
 	return "reloaded " + r.file + ": " + strings.Join(did, "; "), nil
 }
 
-// controlDir is the per-user directory of the default control sockets.
+// controlDir is the per-user directory of the default control sockets:
+// $XDG_RUNTIME_DIR/arbor where the login session provides one (private by
+// its rules), else $TMPDIR/arborctl-UID, which serveControl checks is this
+// user's and closed to others.
 func controlDir() string {
+	if run := os.Getenv("XDG_RUNTIME_DIR"); run != "" {
+		return filepath.Join(run, "arbor")
+	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("arborctl-%d", os.Getuid()))
 }
 

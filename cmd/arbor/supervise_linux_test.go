@@ -35,7 +35,7 @@ func startApp(t *testing.T, tmp string, files map[string]string, args ...string)
 		}
 	}
 	a.cmd = exec.Command(arborBin, append([]string{"supervise"}, args...)...)
-	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp)
+	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func startApp(t *testing.T, tmp string, files map[string]string, args ...string)
 func (a *app) ctl(dir string, args ...string) (string, string, int) {
 	a.t.Helper()
 	cmd := exec.Command(arborBin, args...)
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), "TMPDIR="+a.tmp)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "TMPDIR="+a.tmp, "XDG_RUNTIME_DIR=")
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	var err error
@@ -212,7 +212,7 @@ func TestSIGHUPFromTheTerminalStopsEverything(t *testing.T) {
 	a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
 	os.WriteFile(filepath.Join(a.dir, "Procfile"), []byte(escapingProcfile), 0o600)
 	a.cmd = exec.Command(arborBin, "supervise", "Procfile")
-	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp)
+	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
 	a.cmd.Stdin, a.cmd.Stdout, a.cmd.Stderr = slave, a.out, a.err
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := a.cmd.Start(); err != nil {
@@ -251,7 +251,7 @@ func TestReload(t *testing.T) {
 	os.WriteFile(procfile, []byte("keep: echo keep up; exec sleep 300\nchange: echo old command; exec sleep 300\ngo: echo going; exec sleep 300\n"), 0o600)
 	a := &app{t: t, dir: dir, tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
 	a.cmd = exec.Command(arborBin, "supervise", "Procfile")
-	a.cmd.Dir, a.cmd.Env = dir, append(os.Environ(), "TMPDIR="+tmp)
+	a.cmd.Dir, a.cmd.Env = dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // a daemon: no controlling terminal
 	if err := a.cmd.Start(); err != nil {
@@ -315,7 +315,7 @@ func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 			a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
 			os.WriteFile(filepath.Join(a.dir, "Procfile"), []byte(escapingProcfile), 0o600)
 			a.cmd = exec.Command(arborBin, "supervise", "Procfile")
-			a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp)
+			a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
 			if !cgroups {
 				a.cmd.Env = append(a.cmd.Env, "ARBOR_NO_CGROUPS=1")
 			}
@@ -448,4 +448,73 @@ func TestParallelSIGKILLLeavesNoDescendant(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	proctest.Gone(t, "setsid grandchildren of a parallel killed with SIGKILL", pids...)
+}
+
+// The control socket on a shared machine (issue 17, item 3): a default
+// directory another user made first is refused; a directory given with
+// --control keeps its mode; a connection from another user is refused
+// even when the socket's mode lets it in.
+func TestControlSocketOnASharedMachine(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to act as another user")
+	}
+	const other = 12345
+	procfile := "web: echo up; exec sleep 30\n"
+
+	t.Run("a default directory another user made", func(t *testing.T) {
+		tmp := t.TempDir()
+		dir := filepath.Join(tmp, fmt.Sprintf("arborctl-%d", os.Getuid()))
+		os.Mkdir(dir, 0o700)
+		os.Chown(dir, other, other)
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, "Procfile"), []byte(procfile), 0o600)
+		cmd := exec.Command(arborBin, "supervise", "Procfile")
+		cmd.Dir, cmd.Env = d, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
+		out, err := cmd.CombinedOutput()
+		if code := exitCode(t, err); code != 1 || !strings.Contains(string(out), fmt.Sprintf("belongs to user %d", other)) {
+			t.Fatalf("status %d: %s", code, out)
+		}
+	})
+	t.Run("a shared directory keeps its mode", func(t *testing.T) {
+		shared, err := os.MkdirTemp("", "arbor-shared-") // in /tmp: other users can reach it
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shared) })
+		os.Chmod(shared, 0o777|os.ModeSticky) // as /tmp
+		errOut := &proctest.Buffer{}
+		spec := filepath.Join(t.TempDir(), "Procfile")
+		os.WriteFile(spec, []byte(procfile), 0o600)
+		cmd := exec.Command(arborBin, "supervise", "--control", filepath.Join(shared, "x.sock"), spec)
+		cmd.Stdout, cmd.Stderr = errOut, errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		proctest.Eventually(t, 10*time.Second, "the socket", func() bool {
+			_, err := os.Stat(filepath.Join(shared, "x.sock"))
+			return err == nil
+		})
+		fi, _ := os.Stat(shared)
+		if fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+			t.Fatalf("the shared directory's mode became %v", fi.Mode())
+		}
+		// Another user let in by the socket's mode is refused anyway.
+		os.Chmod(filepath.Join(shared, "x.sock"), 0o666)
+		theirs := filepath.Join(shared, "arbor") // one the other user may run
+		if b, err := os.ReadFile(arborBin); err != nil || os.WriteFile(theirs, b, 0o755) != nil {
+			t.Fatal("copying arbor for the other user")
+		}
+		ps := exec.Command(theirs, "ps", "--control", filepath.Join(shared, "x.sock"))
+		ps.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: other, Gid: other}}
+		psOut, err := ps.CombinedOutput()
+		if exitCode(t, err) == 0 || strings.Contains(string(psOut), "RUNNING") {
+			t.Fatalf("another user's arbor ps was served: %s", psOut)
+		}
+		proctest.Eventually(t, 10*time.Second, "the refusal in the log", func() bool {
+			return strings.Contains(errOut.String(), fmt.Sprintf("refused a control connection from user %d", other))
+		})
+		if code := interruptAndWait(t, cmd); code != 130 {
+			t.Fatalf("status %d\n%s", code, errOut)
+		}
+	})
 }
