@@ -102,6 +102,18 @@ func TestMain(m *testing.M) {
 			io.WriteString(c, "not-the-secret\n")
 			c.Close()
 		}
+	case "silent-crowd":
+		// Twelve connections that say nothing, then the child's own:
+		// they must not hold it up (each may take a second to refuse).
+		var sp spec
+		json.Unmarshal([]byte(os.Getenv(specEnv)), &sp)
+		for range 12 {
+			if c, err := net.Dial("unix", sp.Addr); err == nil {
+				defer c.Close()
+			}
+		}
+		os.Unsetenv(modeEnv)
+		Main(testFuncs) // connects, serves, exits
 	case "impostor":
 		// Another process, with its own pid, presents the right secret
 		// before this child connects.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -925,34 +926,113 @@ func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, pid int, 
 		case <-ctx.Done():
 		}
 	}()
-	for {
-		conn, err := t.ln.AcceptUnix()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("waiting for the child to connect: %w", err)
-		}
-		// Read exactly the secret's length: the Hello follows at once, and
-		// a buffered reader would swallow its first bytes.
-		want := []byte(t.secret + "\n")
-		got := make([]byte, len(want))
-		conn.SetReadDeadline(time.Now().Add(time.Second))
-		_, err = io.ReadFull(conn, got)
-		conn.SetReadDeadline(time.Time{})
-		if peer, known := peerPID(conn); known && peer != pid {
-			log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
-				"path", t.ln.Addr().String(), "peer_pid", peer, "actor_pid", pid)
-			conn.Close()
-			continue
-		}
-		if err == nil && subtle.ConstantTimeCompare(got, want) == 1 {
-			return conn, nil
-		}
-		log.Warn("refused a connection to the actor's socket: wrong or missing secret", "path", t.ln.Addr().String())
-		conn.Close()
+	// Connections are accepted on one goroutine and their secrets read on
+	// one goroutine each, so that connections that send nothing cannot
+	// hold up the child's own: each gets secretWait, all at once.
+	type presented struct {
+		conn *net.UnixConn
+		ok   bool
 	}
+	results := make(chan presented)
+	done := make(chan struct{})
+	acceptEnded := make(chan struct{})
+	var readers sync.WaitGroup
+	var accepted sync.WaitGroup
+	var acceptErr error
+	var wrongPID, wrongSecret atomic.Int32
+	var pendingMu sync.Mutex
+	pending := map[*net.UnixConn]bool{} // connections whose secret is being read
+	accepted.Add(1)
+	go func() {
+		defer accepted.Done()
+		for {
+			conn, err := t.ln.AcceptUnix()
+			if err != nil {
+				acceptErr = err
+				close(acceptEnded)
+				return
+			}
+			if peer, known := peerPID(conn); known && peer != pid {
+				wrongPID.Add(1)
+				log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
+					"path", t.ln.Addr().String(), "peer_pid", peer, "actor_pid", pid)
+				conn.Close()
+				continue
+			}
+			readers.Add(1)
+			pendingMu.Lock()
+			pending[conn] = true
+			pendingMu.Unlock()
+			go func() {
+				defer readers.Done()
+				// Read exactly the secret's length: the Hello follows at
+				// once, and a buffered reader would swallow its first bytes.
+				want := []byte(t.secret + "\n")
+				got := make([]byte, len(want))
+				conn.SetReadDeadline(time.Now().Add(secretWait))
+				_, err := io.ReadFull(conn, got)
+				conn.SetReadDeadline(time.Time{})
+				ok := err == nil && subtle.ConstantTimeCompare(got, want) == 1
+				pendingMu.Lock()
+				delete(pending, conn)
+				pendingMu.Unlock()
+				select {
+				case <-done: // cut short: the child has connected, or given up
+				default:
+					if !ok {
+						wrongSecret.Add(1)
+						log.Warn("refused a connection to the actor's socket: wrong or missing secret", "path", t.ln.Addr().String())
+					}
+				}
+				select {
+				case results <- presented{conn, ok}:
+				case <-done:
+					conn.Close()
+				}
+			}()
+		}
+	}()
+	var winner *net.UnixConn
+wait:
+	for {
+		select {
+		case r := <-results:
+			if r.ok {
+				winner = r.conn
+				break wait
+			}
+			r.conn.Close()
+		case <-acceptEnded: // the handshake's time is up, or the child exited
+			break wait
+		}
+	}
+	close(done)
+	t.ln.Close() // ends the accept loop
+	accepted.Wait()
+	pendingMu.Lock()
+	for c := range pending {
+		c.SetReadDeadline(time.Now()) // the readers still waiting stop now
+	}
+	pendingMu.Unlock()
+	readers.Wait()
+	// Whatever the readers had left in results after done was closed
+	// they closed themselves.
+	if winner != nil {
+		return winner, nil
+	}
+	refused := ""
+	if n, m := wrongPID.Load(), wrongSecret.Load(); n+m > 0 {
+		refused = fmt.Sprintf(" (refused %d connections from other processes and %d with a wrong or missing secret)", n, m)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("the child did not connect with its secret in time%s: %w", refused, ctx.Err())
+	}
+	return nil, fmt.Errorf("waiting for the child to connect%s: %w", refused, acceptErr)
 }
+
+// secretWait bounds how long a connection to an actor's socket may take to
+// present the secret.
+const secretWait = time.Second
 
 func (t *unixTransport) abort() {} // connect hands over the one connection it accepts
 

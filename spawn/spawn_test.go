@@ -550,3 +550,16 @@ func stuck(t *testing.T, a *Actor) {
 		t.Fatalf("the stubborn call did not start: %q, %v", v, err)
 	}
 }
+
+// Connections that send nothing do not hold up the child's own: secrets
+// are read at once, each with its own bound (issue 17, item 4). Before,
+// twelve of them, read one after another for a second each, made the
+// start fail after the 10 s handshake timeout, saying "not an arbor actor".
+func TestSilentConnectionsDoNotHoldUpTheStart(t *testing.T) {
+	// Read one after another, the silent ones would take 12 s: past the
+	// handshake timeout given here.
+	a := start(t, Options{Transport: UnixSocket, Env: withMode("silent-crowd"), HandshakeTimeout: 5 * time.Second})
+	if got, err := echo.Call(context.Background(), a.Channel(), "through"); err != nil || got != "through" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+}
