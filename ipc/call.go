@@ -31,6 +31,8 @@ type call struct {
 	cancelSent   bool
 	stopSent     bool
 	unwatch      func() bool
+	letGo        error       // why the caller returned before the call ended (let)
+	letTimer     *time.Timer // ends a let call after CancelWait
 }
 
 // startCall registers a call and sends its Start. For streams and contexts
@@ -129,7 +131,16 @@ func (c *call) finish(result protocol.Raw, err error) {
 	c.result, c.err = result, err
 	close(c.done)
 	unwatch := c.unwatch
+	letGo, letTimer := c.letGo, c.letTimer
 	c.mu.Unlock()
+	if letTimer != nil {
+		letTimer.Stop()
+		var re *protocol.RemoteError
+		if errors.As(err, &re) && re.Code != protocol.CodeCancelled && re.Code != protocol.CodeDeadline {
+			// Nobody waits for the answer any more: leave a trace of it.
+			c.ch.log.Warn("a remote error arrived after its call was abandoned", "cid", c.cid, "function", c.fn, "error", err, "abandoned", letGo)
+		}
+	}
 	if unwatch != nil {
 		unwatch()
 	}
@@ -211,6 +222,40 @@ func (c *call) abandon(cause error) bool {
 	return c.err == nil
 }
 
+// giveUp is what a caller does when its ctx ended, and reports whether the
+// call had ended successfully meanwhile. A deadline is a promise about
+// time: the caller returns at once (let). A cancellation waits, a bounded
+// time, for the remote task to end (abandon), so that when the call
+// returns the remote work has stopped and its own error, if it had one,
+// is returned with the cancellation.
+func (c *call) giveUp(cause error) bool {
+	if errors.Is(cause, context.DeadlineExceeded) {
+		return c.let(cause)
+	}
+	return c.abandon(cause)
+}
+
+// let is what a caller does when its ctx's deadline passed: ask the peer to cancel and
+// return at once, leaving the call to the channel, which waits for the
+// remote task's end (at most CancelWait) and logs a real error that then
+// arrives: the ctx bounds the call, not the peer. It reports whether the
+// call had already ended successfully.
+func (c *call) let(cause error) bool {
+	c.cancelRemote()
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		ok := c.err == nil
+		c.mu.Unlock()
+		return ok
+	default:
+	}
+	c.letGo = cause
+	c.letTimer = time.AfterFunc(c.ch.cwait, func() { c.finish(nil, cause) })
+	c.mu.Unlock()
+	return false
+}
+
 // abandonedErr is the error of a call abandoned because of cause: cause,
 // or, when the remote function ended meanwhile with an error that is not
 // the cancellation, both.
@@ -230,7 +275,7 @@ func (c *call) wait(ctx context.Context) (protocol.Raw, error) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		if !c.abandon(ctx.Err()) {
+		if !c.giveUp(ctx.Err()) {
 			return nil, c.abandonedErr(ctx.Err())
 		}
 	}

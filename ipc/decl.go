@@ -39,12 +39,16 @@ func (f *Func[A, R]) implemented() bool           { return f.impl != nil }
 func (f *Func[A, R]) name() string                { return f.fname }
 func (f *Func[A, R]) funcKind() protocol.FuncKind { return protocol.FuncUnary }
 
-// Call calls the function on the peer of ch and waits for its result. If ctx
-// ends first, the remote call is cancelled and Call returns ctx.Err() once
-// the remote task has ended (or Options.CancelWait has passed); if the
-// remote function ended meanwhile with an error of its own rather than the
-// cancellation, Call returns an *AbandonedError that holds both. An error
-// from the remote function is a *protocol.RemoteError.
+// Call calls the function on the peer of ch and waits for its result. If
+// ctx is cancelled first, the remote call is cancelled and Call returns
+// ctx.Err() once the remote task has ended (or Options.CancelWait has
+// passed); if the remote function ended meanwhile with an error of its own
+// rather than the cancellation, Call returns an *AbandonedError that holds
+// both. If ctx's deadline passes first, Call returns at once: a deadline
+// bounds the call even with a peer that does not answer, and the channel
+// waits for the remote task's end (at most CancelWait), logging a real
+// error that arrives then. An error from the remote function is a
+// *protocol.RemoteError.
 func (f *Func[A, R]) Call(ctx context.Context, ch *Channel, args A) (R, error) {
 	var r R
 	c, err := ch.startCall(ctx, f.fname, protocol.FuncUnary, args)
@@ -147,13 +151,13 @@ func (r *StreamReader[Y]) RecvContext(ctx context.Context) (Y, error) {
 func (r *StreamReader[Y]) recv(wait <-chan struct{}) (Y, error) {
 	var y Y
 	if err := r.ctx.Err(); err != nil {
-		r.c.abandon(err)
+		r.c.giveUp(err)
 		return y, r.c.abandonedErr(err)
 	}
 	raw, err := r.c.in.pop(r.ctx, wait)
 	if err != nil {
 		if err != errWaitOver && r.ctx.Err() != nil && err != io.EOF {
-			r.c.abandon(r.ctx.Err())
+			r.c.giveUp(r.ctx.Err())
 			return y, r.c.abandonedErr(r.ctx.Err())
 		}
 		return y, err
@@ -296,7 +300,7 @@ func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) 
 		}
 		return nil, err
 	case <-ctx.Done():
-		c.abandon(ctx.Err())
+		c.giveUp(ctx.Err())
 		return nil, c.abandonedErr(ctx.Err())
 	}
 	c.mu.Lock()

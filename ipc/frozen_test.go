@@ -90,3 +90,27 @@ func TestFrozenPeerBoundedMemory(t *testing.T) {
 		t.Errorf("%d KiB still held after the channel ended", after/1024)
 	}
 }
+
+// A caller's ctx bounds the call, even against a peer that answers
+// nothing (issue 17, item 5): a call with a 1 ms timeout to a SIGSTOPped
+// child returns with the deadline, not after CancelWait (here 10 s).
+func TestDeadlineBoundsACallToAFrozenPeer(t *testing.T) {
+	conn, cmd := xprocPeerCmd(t, "serve")
+	ch, err := Open(context.Background(), conn, Options{Initiator: true, CancelWait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Signal(syscall.SIGCONT)
+	within(t, 3*time.Second, "a call with a 1 ms timeout", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		if _, err := add.Call(ctx, ch, addArgs{1, 2}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v", err)
+		}
+	})
+	cmd.Process.Kill()
+}

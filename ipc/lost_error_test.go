@@ -91,3 +91,24 @@ func TestErrorAfterCancellationIsKept(t *testing.T) {
 		return strings.Contains(logs.String(), "arrived after its call was abandoned") && strings.Contains(logs.String(), "my own failure")
 	})
 }
+
+// Past a deadline the call returns at once, and the remote function's own
+// error that comes after is in the caller's log (issue 17, item 5).
+func TestErrorAfterDeadlineIsLogged(t *testing.T) {
+	var logs proctest.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	slow := NewFunc("test.slowFail", func(ctx context.Context, _ struct{}) (int, error) {
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		return 0, errors.New("failed after the deadline")
+	})
+	parent, _ := pair(t, transports[0], MustNewTable(slow), nil, func(o *Options) { o.Logger = logger })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := slow.Call(ctx, parent, struct{}{}); err != context.DeadlineExceeded {
+		t.Fatalf("got %T %v", err, err)
+	}
+	eventually(t, 5*time.Second, "the late error in the log", func() bool {
+		return strings.Contains(logs.String(), "arrived after its call was abandoned") && strings.Contains(logs.String(), "failed after the deadline")
+	})
+}

@@ -419,7 +419,9 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 			close(r.done)
 			return
 		}
-		r.value, r.err = f.Call(n.ctx, a.Channel(), args)
+		callCtx, cancel := callContext(n.ctx)
+		r.value, r.err = f.Call(callCtx, a.Channel(), args)
+		cancel()
 		// Publish the result before the failure cancels the nursery, so
 		// that a Wait on the body's ctx sees this error, not the
 		// cancellation it causes.
@@ -501,6 +503,19 @@ func startedID(name string, err error) protocol.ActorID {
 		return se.Actor
 	}
 	return protocol.ActorID{Name: name}
+}
+
+// callContext is the ctx of a RunInActor call: n's deadline, if it has
+// one, but not its cancellation. A cancelled nursery stops the actor
+// instead (stopAll), which cancels what it serves and waits for it: the
+// call then returns what the function returned, so that an error it
+// returns while being cancelled is not lost to a call that gave up first.
+func callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	call := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(call, deadline)
+	}
+	return call, func() {}
 }
 
 // forget drops a stopped actor from the set stopAll stops.
