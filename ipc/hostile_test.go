@@ -153,3 +153,40 @@ func TestMaxServed(t *testing.T) {
 		t.Fatalf("%d calls served, want 50", served)
 	}
 }
+
+// A number that does not fit the declared integer type fails the call
+// instead of wrapping (issue 17, item 6: uint64's maximum became -1).
+func TestIntegerOverflowIsRefused(t *testing.T) {
+	type small struct {
+		N  int
+		B  int8
+		U  uint16
+		U8 uint8
+	}
+	for _, tt := range []struct {
+		raw  protocol.Raw
+		want string
+	}{
+		{protocol.Raw{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "18446744073709551615 does not fit in int"},
+		{protocol.Raw{0xcd, 0x01, 0x2c}, "300 does not fit in int8"},
+		{protocol.Raw{0xce, 0x00, 0x01, 0x00, 0x00}, "65536 does not fit in uint16"},
+		{protocol.Raw{0xff}, "-1 does not fit in uint8"},
+	} {
+		var s small
+		field := map[string]string{"int": "N", "int8": "B", "uint16": "U", "uint8": "U8"}
+		for typ, name := range field {
+			if strings.HasSuffix(tt.want, " "+typ) {
+				raw := append(protocol.Raw{0x81, 0xa0 | byte(len(name))}, name...)
+				raw = append(raw, tt.raw...)
+				err := decodePayload("test", "argument", raw, &s)
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("%x into %s: %v, want %q", tt.raw, typ, err, tt.want)
+				}
+			}
+		}
+	}
+	var ok small
+	if err := decodePayload("test", "argument", encode(t, small{N: -5, B: -128, U: 65535, U8: 255}), &ok); err != nil || ok.N != -5 || ok.B != -128 || ok.U != 65535 || ok.U8 != 255 {
+		t.Fatalf("values that fit: %+v %v", ok, err)
+	}
+}

@@ -689,3 +689,14 @@ func TestHTTPReady(t *testing.T) {
 		t.Fatalf("https: %v", err)
 	}
 }
+
+// The jitter never takes a backoff past MaxBackoff (issue 17, item 6:
+// 12.2 s was seen with MaxBackoff 10 s).
+func TestBackoffStaysUnderMax(t *testing.T) {
+	s := New(Spec{MinBackoff: time.Second, MaxBackoff: 10 * time.Second}, sh("a", "true", Permanent))
+	for range 200 {
+		if d := s.nextBackoff(0, 0); d > 10*time.Second {
+			t.Fatalf("backoff %v past MaxBackoff", d)
+		}
+	}
+}
