@@ -764,7 +764,7 @@ func (s *Supervisor) nextBackoff(i int, up time.Duration) time.Duration {
 		wait = st.backoff
 	})
 	jitter := time.Duration((rand.Float64() - 0.5) / 2 * float64(wait)) // ±25%
-	return min(max(wait+jitter, 0), s.spec.MaxBackoff) // the jitter never takes it past MaxBackoff
+	return min(max(wait+jitter, 0), s.spec.MaxBackoff)                  // the jitter never takes it past MaxBackoff
 }
 
 func (s *Supervisor) set(i int, f func(*childState)) {
