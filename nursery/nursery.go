@@ -314,10 +314,11 @@ func (n *Nursery) enter(wg *sync.WaitGroup) error {
 	return nil
 }
 
-// StartActor starts a daemon actor: it serves its functions until the
-// nursery ends, and its exiting on its own is a failure. It blocks until
-// the actor has completed its handshake.
-func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
+// startWatched starts an actor the nursery holds, with a slot (WithLimit)
+// and a place in watchers for the goroutine the caller then starts to
+// watch it; that goroutine calls watchers.Done and release. On error
+// nothing is left to undo.
+func (n *Nursery) startWatched(opts spawn.Options) (*spawn.Actor, error) {
 	if err := n.enter(&n.watchers); err != nil {
 		return nil, err
 	}
@@ -336,6 +337,17 @@ func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
 		n.release()
 		n.watchers.Done()
 		return nil, ErrClosed
+	}
+	return a, nil
+}
+
+// StartActor starts a daemon actor: it serves its functions until the
+// nursery ends, and its exiting on its own is a failure. It blocks until
+// the actor has completed its handshake.
+func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
+	a, err := n.startWatched(opts)
+	if err != nil {
+		return nil, err
 	}
 	go func() {
 		defer n.watchers.Done()
@@ -448,27 +460,12 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 // a stream still running is stopped with the other actors. Without
 // opts.Name the actor is named after s, as RunInActor names its children.
 func OpenStreamInActor[A, Y any](n *Nursery, s *ipc.Stream[A, Y], args A, opts spawn.Options) (*ipc.StreamReader[Y], error) {
-	if err := n.enter(&n.watchers); err != nil {
-		return nil, err
-	}
 	if opts.Name == "" {
 		opts.Name = n.numbered(s.Name())
 	}
-	if err := n.acquire(); err != nil {
-		n.watchers.Done()
-		return nil, err
-	}
-	a, err := spawn.Start(n.ctx, n.options(opts))
+	a, err := n.startWatched(opts)
 	if err != nil {
-		n.release()
-		n.watchers.Done()
 		return nil, err
-	}
-	if !n.adopt(a) {
-		<-a.Done()
-		n.release()
-		n.watchers.Done()
-		return nil, ErrClosed
 	}
 	r, err := s.Open(n.ctx, a.Channel(), args)
 	go func() {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/peercred"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
@@ -952,7 +953,7 @@ func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, pid int, 
 				close(acceptEnded)
 				return
 			}
-			if peer, known := peerPID(conn); known && peer != pid {
+			if peer, _, known := peercred.Of(conn); known && peer != pid {
 				wrongPID.Add(1)
 				log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
 					"path", t.ln.Addr().String(), "peer_pid", peer, "actor_pid", pid)

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/peercred"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/supervisor"
@@ -168,7 +169,7 @@ func (s *controlServer) accept() {
 		}
 		// Only this user (or root) may drive this supervise, whatever the
 		// socket's mode has become.
-		if uid, ok := peerUID(conn); ok && uid != os.Getuid() && uid != 0 {
+		if _, uid, ok := peercred.Of(conn); ok && uid != os.Getuid() && uid != 0 {
 			s.log("refused a control connection from user " + strconv.Itoa(uid))
 			conn.Close()
 			continue

@@ -28,6 +28,13 @@ type app struct {
 // there with args (the spec file last, or none).
 func startApp(t *testing.T, tmp string, files map[string]string, args ...string) *app {
 	t.Helper()
+	return startAppWith(t, tmp, files, nil, args...)
+}
+
+// startAppWith is startApp with tweak applied to the command before it
+// starts (a terminal, a session, more environment).
+func startAppWith(t *testing.T, tmp string, files map[string]string, tweak func(*exec.Cmd), args ...string) *app {
+	t.Helper()
 	a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(a.dir, name), []byte(content), 0o600); err != nil {
@@ -37,6 +44,9 @@ func startApp(t *testing.T, tmp string, files map[string]string, args ...string)
 	a.cmd = exec.Command(arborBin, append([]string{"supervise"}, args...)...)
 	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
+	if tweak != nil {
+		tweak(a.cmd)
+	}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,30 +213,32 @@ sid: echo $$ > sid.pid; setsid sh -c 'echo $$ > sid.job; exec sleep 300' & wait
 
 var escapedPidFiles = []string{"bg.pid", "bg.job", "sid.pid", "sid.job"}
 
+// escapedPids waits for escapingProcfile's pid files and reads them.
+func (a *app) escapedPids() []int {
+	a.t.Helper()
+	proctest.Eventually(a.t, 15*time.Second, "every pid file", func() bool {
+		for _, f := range escapedPidFiles {
+			if b, err := os.ReadFile(filepath.Join(a.dir, f)); err != nil || len(b) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return pidsOf(a.t, a.dir, escapedPidFiles...)
+}
+
 // SIGHUP from a terminal that closed stops every process, grandchildren
 // included, removes the control socket and exits 129 (issue 11, item 1).
 // Before, arbor died of it at once and left all of them running.
 func TestSIGHUPFromTheTerminalStopsEverything(t *testing.T) {
 	_, slave := openPty(t)
 	tmp := t.TempDir()
-	a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
-	os.WriteFile(filepath.Join(a.dir, "Procfile"), []byte(escapingProcfile), 0o600)
-	a.cmd = exec.Command(arborBin, "supervise", "Procfile")
-	a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
-	a.cmd.Stdin, a.cmd.Stdout, a.cmd.Stderr = slave, a.out, a.err
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	proctest.Eventually(t, 15*time.Second, "every pid file", func() bool {
-		for _, f := range escapedPidFiles {
-			if b, err := os.ReadFile(filepath.Join(a.dir, f)); err != nil || len(b) == 0 {
-				return false
-			}
-		}
-		return a.states(a.dir) != nil
-	})
-	pids := pidsOf(t, a.dir, escapedPidFiles...)
+	a := startAppWith(t, tmp, map[string]string{"Procfile": escapingProcfile}, func(cmd *exec.Cmd) {
+		cmd.Stdin = slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}, "Procfile")
+	pids := a.escapedPids()
+	proctest.Eventually(t, 15*time.Second, "the control socket", func() bool { return a.states(a.dir) != nil })
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	var err error
 	proctest.Within(t, 20*time.Second, "supervise to stop", func() { err = a.cmd.Wait() })
@@ -245,24 +257,12 @@ func TestSIGHUPFromTheTerminalStopsEverything(t *testing.T) {
 // restarts with its new command, an unchanged one keeps running, a new
 // one starts, a removed one stops (issue 11, reload).
 func TestReload(t *testing.T) {
-	tmp := t.TempDir()
-	dir := t.TempDir()
+	a := startAppWith(t, t.TempDir(), map[string]string{
+		"Procfile": "keep: echo keep up; exec sleep 300\nchange: echo old command; exec sleep 300\ngo: echo going; exec sleep 300\n"},
+		func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} }, // a daemon: no controlling terminal
+		"Procfile")
+	dir := a.dir
 	procfile := filepath.Join(dir, "Procfile")
-	os.WriteFile(procfile, []byte("keep: echo keep up; exec sleep 300\nchange: echo old command; exec sleep 300\ngo: echo going; exec sleep 300\n"), 0o600)
-	a := &app{t: t, dir: dir, tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
-	a.cmd = exec.Command(arborBin, "supervise", "Procfile")
-	a.cmd.Dir, a.cmd.Env = dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // a daemon: no controlling terminal
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if a.cmd.ProcessState == nil {
-			a.cmd.Process.Kill()
-			a.cmd.Wait()
-		}
-	}()
 	pid := func(name string) string {
 		text, _, _ := a.ctl(dir, "ps")
 		for _, line := range strings.Split(text, "\n") {
@@ -311,27 +311,12 @@ func TestReload(t *testing.T) {
 func TestSIGKILLLeavesNoDescendant(t *testing.T) {
 	for _, cgroups := range []bool{true, false} {
 		t.Run(fmt.Sprintf("cgroups=%v", cgroups), func(t *testing.T) {
-			tmp := t.TempDir()
-			a := &app{t: t, dir: t.TempDir(), tmp: tmp, out: &proctest.Buffer{}, err: &proctest.Buffer{}}
-			os.WriteFile(filepath.Join(a.dir, "Procfile"), []byte(escapingProcfile), 0o600)
-			a.cmd = exec.Command(arborBin, "supervise", "Procfile")
-			a.cmd.Dir, a.cmd.Env = a.dir, append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
-			if !cgroups {
-				a.cmd.Env = append(a.cmd.Env, "ARBOR_NO_CGROUPS=1")
-			}
-			a.cmd.Stdout, a.cmd.Stderr = a.out, a.err
-			if err := a.cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			proctest.Eventually(t, 15*time.Second, "every pid file", func() bool {
-				for _, f := range escapedPidFiles {
-					if b, err := os.ReadFile(filepath.Join(a.dir, f)); err != nil || len(b) == 0 {
-						return false
-					}
+			a := startAppWith(t, t.TempDir(), map[string]string{"Procfile": escapingProcfile}, func(cmd *exec.Cmd) {
+				if !cgroups {
+					cmd.Env = append(cmd.Env, "ARBOR_NO_CGROUPS=1")
 				}
-				return true
-			})
-			pids := pidsOf(t, a.dir, escapedPidFiles...)
+			}, "Procfile")
+			pids := a.escapedPids()
 			if cgroups && !cgroupWritable() {
 				t.Skip("no writable cgroup v2 here: arbor runs without cgroups")
 			}
@@ -397,13 +382,7 @@ func TestSpecLimits(t *testing.T) {
 	spec := `{"children": [{"name": "limited", "command": ["sh", "-c", "echo \"limits $(ulimit -n) $(ulimit -c)\"; exec sleep 30"],
   "limits": {"open_files": 99, "core": "none"}}]}`
 	os.WriteFile(filepath.Join(dir, "app.json"), []byte(spec), 0o600)
-	cmd := exec.Command(arborBin, "supervise", "--control", filepath.Join(dir, "ctl.sock"), "app.json")
-	cmd.Dir = dir
-	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, errOut := superviseIn(t, dir, "--control", filepath.Join(dir, "ctl.sock"), "app.json")
 	proctest.Eventually(t, 15*time.Second, "the limits from inside", func() bool { return hasLine(out.String(), "limited", "limits 99 0") })
 	if code := interruptAndWait(t, cmd); code != 130 {
 		t.Fatalf("status %d\n%s", code, errOut)

@@ -34,6 +34,26 @@ func supervise(t *testing.T, name, content string) (*exec.Cmd, *proctest.Buffer,
 	return cmd, out, errOut
 }
 
+// superviseIn runs arbor supervise in dir with args; the test's cleanup
+// kills it if the test has not stopped it.
+func superviseIn(t *testing.T, dir string, args ...string) (*exec.Cmd, *proctest.Buffer, *proctest.Buffer) {
+	t.Helper()
+	cmd := exec.Command(arborBin, append([]string{"supervise"}, args...)...)
+	cmd.Dir = dir
+	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, out, errOut
+}
+
 // hasLine reports whether out has a line a child named name printed as
 // text: "15:04:05 name   | text".
 func hasLine(out, name, text string) bool {
@@ -208,13 +228,7 @@ func TestProcfileConventions(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, ".env"), []byte("# settings\nGREETING=\"hello there\"\nexport MODE=dev # inline comment\nQUOTE='a $b'\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "Procfile"), []byte("web: echo \"web $PORT $GREETING $MODE $QUOTE\"; exec sleep 30\nworker: echo \"worker $PORT\"; exec sleep 30\nidle: exec sleep 30\n"), 0o600)
-	cmd := exec.Command(arborBin, "supervise", "--control", filepath.Join(dir, "ctl.sock"), "--formation", "web=2,idle=0", "Procfile")
-	cmd.Dir = dir
-	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, errOut := superviseIn(t, dir, "--control", filepath.Join(dir, "ctl.sock"), "--formation", "web=2,idle=0", "Procfile")
 	proctest.Eventually(t, 15*time.Second, "three processes up", func() bool {
 		o := out.String()
 		return hasLine(o, "web.1", "web 5000 hello there dev a $b") && hasLine(o, "web.2", "web 5001 hello there dev a $b") &&
@@ -275,19 +289,7 @@ func TestSpecReadinessOrder(t *testing.T) {
 ]}`, gate, gate, python, port, port)
 	os.WriteFile(filepath.Join(dir, "app.json"), []byte(spec), 0o600)
 	control := filepath.Join(dir, "ctl.sock")
-	cmd := exec.Command(arborBin, "supervise", "--control", control, "app.json")
-	cmd.Dir = dir
-	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
+	cmd, out, errOut := superviseIn(t, dir, "--control", control, "app.json")
 	states := func() string {
 		text, _, code := arbor(t, "", "ps", "--control", control)
 		if code != 0 {
@@ -328,19 +330,7 @@ func TestLogs(t *testing.T) {
 	logDir := filepath.Join(dir, "logs")
 	control := filepath.Join(dir, "ctl.sock")
 	os.WriteFile(filepath.Join(dir, "Procfile"), []byte("web: for i in 1 2 3; do echo web line $i; done; exec sleep 30\nworker: echo worker line; while [ ! -e more ]; do sleep 0.02; done; echo worker later; exec sleep 30\n"), 0o600)
-	cmd := exec.Command(arborBin, "supervise", "--control", control, "--log-dir", logDir, "--formation", "web=2", "Procfile")
-	cmd.Dir = dir
-	out, errOut := &proctest.Buffer{}, &proctest.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
+	cmd, out, errOut := superviseIn(t, dir, "--control", control, "--log-dir", logDir, "--formation", "web=2", "Procfile")
 	proctest.Eventually(t, 15*time.Second, "every first line", func() bool {
 		o := out.String()
 		return hasLine(o, "web.1", "web line 3") && hasLine(o, "web.2", "web line 3") && hasLine(o, "worker", "worker line")
