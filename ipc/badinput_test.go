@@ -139,7 +139,19 @@ func TestBadInputFromCaller(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	p, ch := rawPair(t, false, MustNewTable(add, wait, echo, count))
+	// gated sends Started only once the test opens the gate: a Yield sent
+	// with its Start always comes before Started.
+	gate := make(chan struct{})
+	defer close(gate)
+	gated := NewContext("test.gated", func(ctx context.Context, _ string, s *Session[string, int, int]) (int, error) {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return 0, s.Started("open")
+	})
+	p, ch := rawPair(t, false, MustNewTable(add, wait, echo, count, gated))
 	addCall := func(cid uint64) {
 		t.Helper()
 		p.send(&protocol.Start{CID: cid, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{40, 2})})
@@ -194,9 +206,7 @@ func TestBadInputFromCaller(t *testing.T) {
 			p.send(&protocol.Yield{CID: 33, Value: protocol.Raw{1}})
 		}, 33, protocol.CodeProtocol, []string{"yield from the caller of a stream"}, 35},
 		{"yield before started", func() {
-			// test.echo sends Started at once, so race it with a Yield
-			// sent in the same write as the Start.
-			b, _ := protocol.AppendFrame(nil, &protocol.Start{CID: 37, Function: "test.echo", FuncKind: protocol.FuncContext, Args: encode(t, "hi"), Credit: 4}, 0)
+			b, _ := protocol.AppendFrame(nil, &protocol.Start{CID: 37, Function: "test.gated", FuncKind: protocol.FuncContext, Args: encode(t, "hi"), Credit: 4}, 0)
 			b, _ = protocol.AppendFrame(b, &protocol.Yield{CID: 37, Value: protocol.Raw{1}}, 0)
 			p.sendBytes(b)
 		}, 37, protocol.CodeProtocol, []string{"before started"}, 39},
