@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,6 +28,21 @@ const benchPeerEnv = "ARBOR_IPC_BENCH_PEER"
 // benchPeer runs in the child process: it serves on fd 3 in the mode the
 // parent asked for and exits when the parent goes away.
 func benchPeer(mode string) {
+	if strings.HasPrefix(mode, "pipes-") {
+		pipesPeer(strings.TrimPrefix(mode, "pipes-"))
+	}
+	if mode == "raw" {
+		// The floor: blocking read and write on the inherited socket.
+		var buf [8]byte
+		for {
+			if n, err := syscall.Read(3, buf[:]); err != nil || n == 0 {
+				os.Exit(0)
+			}
+			if _, err := syscall.Write(3, buf[:]); err != nil {
+				os.Exit(0)
+			}
+		}
+	}
 	f := os.NewFile(3, "peer")
 	conn, err := net.FileConn(f)
 	f.Close()
@@ -99,6 +115,90 @@ func rawSink(c io.ReadWriter) {
 	}
 }
 
+// pipesPeer serves on the inherited pipes 3 (in) and 4 (out). Its "raw"
+// mode is the floor: blocking read and write on the descriptors
+// themselves, no poller, no goroutine hand-off.
+func pipesPeer(mode string) {
+	if mode == "raw" {
+		var buf [8]byte
+		for {
+			if n, err := syscall.Read(3, buf[:]); err != nil || n == 0 {
+				os.Exit(0)
+			}
+			if _, err := syscall.Write(4, buf[:]); err != nil {
+				os.Exit(0)
+			}
+		}
+	}
+	syscall.SetNonblock(3, true)
+	syscall.SetNonblock(4, true)
+	conn := &pipes{r: os.NewFile(3, "in"), w: os.NewFile(4, "out")}
+	ch, err := Open(context.Background(), conn, Options{Functions: testFuncs})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench peer:", err)
+		os.Exit(2)
+	}
+	<-ch.Done()
+	ch.Close()
+	os.Exit(0)
+}
+
+// blockingPipes is the parent's end of the floor: blocking system calls on
+// two pipes.
+type blockingPipes struct{ r, w int }
+
+func (p *blockingPipes) Read(b []byte) (int, error)  { return syscall.Read(p.r, b) }
+func (p *blockingPipes) Write(b []byte) (int, error) { return syscall.Write(p.w, b) }
+func (p *blockingPipes) Close() error {
+	if p.w != p.r {
+		syscall.Close(p.w)
+	}
+	return syscall.Close(p.r)
+}
+
+// xpipePeer starts the far end in a child process over two pipes, as
+// spawn's default transport does. For "raw", both ends use blocking
+// system calls; otherwise this end is a pollable pipe pair for a Channel.
+func xpipePeer(b *testing.B, mode string) io.ReadWriteCloser {
+	var toChild, fromChild [2]int
+	if err := syscall.Pipe2(toChild[:], syscall.O_CLOEXEC); err != nil {
+		b.Fatal(err)
+	}
+	if err := syscall.Pipe2(fromChild[:], syscall.O_CLOEXEC); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchPeerEnv+"=pipes-"+mode, "GOMAXPROCS=1")
+	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(toChild[0]), "child-in"), os.NewFile(uintptr(fromChild[1]), "child-out")}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	var conn io.ReadWriteCloser
+	if mode == "raw" {
+		conn = &blockingPipes{r: fromChild[0], w: toChild[1]}
+	} else {
+		syscall.SetNonblock(fromChild[0], true)
+		syscall.SetNonblock(toChild[1], true)
+		conn = &pipes{r: os.NewFile(uintptr(fromChild[0]), "from-child"), w: os.NewFile(uintptr(toChild[1]), "to-child")}
+	}
+	b.Cleanup(func() {
+		conn.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return conn
+}
+
 type benchSetup struct {
 	name string
 	// peer returns this end of a connection whose far end runs mode.
@@ -162,11 +262,17 @@ func xprocPeerCmd(b testing.TB, mode string) (io.ReadWriteCloser, *exec.Cmd) {
 		b.Fatal(err)
 	}
 	theirs.Close()
-	f := os.NewFile(uintptr(fds[0]), "ours")
-	conn, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
+	var conn io.ReadWriteCloser
+	if mode == "raw" {
+		conn = &blockingPipes{r: fds[0], w: fds[0]} // the floor on this end too
+	} else {
+		f := os.NewFile(uintptr(fds[0]), "ours")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn = c
 	}
 	b.Cleanup(func() {
 		conn.Close()
@@ -232,9 +338,12 @@ func pingPong(raw io.ReadWriter, k int) {
 }
 
 // BenchmarkCallRoundTrip: one unary call at a time, against a raw 8-byte
-// ping-pong over the same kind of socket.
+// ping-pong over the same kind of connection. "xpipe" is spawn's default
+// transport, and its baseline the floor: the child blocks in read and
+// write on its inherited pipes, the parent in blocking system calls.
 func BenchmarkCallRoundTrip(b *testing.B) {
-	for _, setup := range benchSetups {
+	setups := append(benchSetups[:len(benchSetups):len(benchSetups)], benchSetup{"xpipe", xpipePeer})
+	for _, setup := range setups {
 		b.Run(setup.name, func(b *testing.B) {
 			raw := setup.peer(b, "raw")
 			ch := openBench(b, setup.peer(b, "serve"))
@@ -247,6 +356,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 					}
 				}
 			}, func(k int) { pingPong(raw, k) })
+			b.ReportAllocs()
 			b.ReportMetric(base.Seconds()*1e9, "baseline-ns/op")
 			b.ReportMetric(per.Seconds()/base.Seconds(), "x-baseline")
 		})
