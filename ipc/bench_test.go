@@ -160,30 +160,29 @@ func (p *blockingPipes) Close() error {
 // spawn's default transport does. For "raw", both ends use blocking
 // system calls; otherwise this end is a pollable pipe pair for a Channel.
 func xpipePeer(b *testing.B, mode string) io.ReadWriteCloser {
-	var toChild, fromChild [2]int
-	if err := syscall.Pipe2(toChild[:], syscall.O_CLOEXEC); err != nil {
+	childIn, toChild, err := os.Pipe()
+	if err != nil {
 		b.Fatal(err)
 	}
-	if err := syscall.Pipe2(fromChild[:], syscall.O_CLOEXEC); err != nil {
+	fromChild, childOut, err := os.Pipe()
+	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), benchPeerEnv+"=pipes-"+mode, "GOMAXPROCS=1")
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(toChild[0]), "child-in"), os.NewFile(uintptr(fromChild[1]), "child-out")}
+	cmd.ExtraFiles = []*os.File{childIn, childOut}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	for _, f := range cmd.ExtraFiles {
-		f.Close()
-	}
-	var conn io.ReadWriteCloser
+	childIn.Close()
+	childOut.Close()
+	var conn io.ReadWriteCloser = &pipes{r: fromChild, w: toChild}
 	if mode == "raw" {
-		conn = &blockingPipes{r: fromChild[0], w: toChild[1]}
-	} else {
-		syscall.SetNonblock(fromChild[0], true)
-		syscall.SetNonblock(toChild[1], true)
-		conn = &pipes{r: os.NewFile(uintptr(fromChild[0]), "from-child"), w: os.NewFile(uintptr(toChild[1]), "to-child")}
+		// Fd puts the descriptors in blocking mode: the floor's system
+		// calls block on them; the Files stay open until Close.
+		raw := &blockingPipes{r: int(fromChild.Fd()), w: int(toChild.Fd())}
+		conn = &keptPipes{blockingPipes: raw, files: []*os.File{fromChild, toChild}}
 	}
 	b.Cleanup(func() {
 		conn.Close()
@@ -197,6 +196,19 @@ func xpipePeer(b *testing.B, mode string) io.ReadWriteCloser {
 		}
 	})
 	return conn
+}
+
+// keptPipes is blockingPipes over descriptors that Files own.
+type keptPipes struct {
+	*blockingPipes
+	files []*os.File
+}
+
+func (k *keptPipes) Close() error {
+	for _, f := range k.files {
+		f.Close()
+	}
+	return nil
 }
 
 type benchSetup struct {

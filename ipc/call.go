@@ -63,7 +63,7 @@ func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncK
 			return &StalledError{Peer: ch.peer, Unanswered: n}
 		}
 		start.Args = raw
-		err := ch.sendStart(start, flushAsync, func(cid uint64) {
+		err := ch.sendStart(ctx, start, flushAsync, func(cid uint64) {
 			c.cid = cid
 			ch.calls[cid] = c
 		})
@@ -200,7 +200,7 @@ func (c *call) cancelRemote() {
 		}
 		// Never held by a full queue: the reader sends this after a
 		// callee's violation.
-		return ch.sendStart(&protocol.Start{Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushReader,
+		return ch.sendStart(context.Background(), &protocol.Start{Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushReader,
 			func(cid uint64) { ch.cancels[cid] = true })
 	})
 }
@@ -249,6 +249,10 @@ func (c *call) let(cause error) bool {
 		c.mu.Unlock()
 		return ok
 	default:
+	}
+	if c.letTimer != nil { // already let go (a stream's Recv, again)
+		c.mu.Unlock()
+		return false
 	}
 	c.letGo = cause
 	c.letTimer = time.AfterFunc(c.ch.cwait, func() { c.finish(nil, cause) })

@@ -109,17 +109,20 @@ type Channel struct {
 	closeCalled bool
 	losing      bool // lost has been called: the connection is broken
 
-	wmu       sync.Mutex
-	wcond     *sync.Cond // signalled when writing becomes false
-	wbuf      []byte     // frames waiting to be written
-	wspare    []byte
-	writing   bool // a goroutine is writing; it drains wbuf before it stops
-	werr      error
-	lazy      *time.Timer // wakes the writer for frames queued with flushLazy
-	lazyArmed bool
-	wake      chan struct{}
-	closing   chan struct{} // closed by Close: the writer flushes and exits
-	stalled   atomic.Bool   // senders wait for a full queue: writes have a deadline
+	wmu        sync.Mutex
+	wcond      *sync.Cond    // signalled when writing becomes false
+	room       chan struct{} // closed (and replaced) when the writer takes the queue or the channel breaks, if roomWanted
+	roomWanted bool          // a sender waits on room
+	wbuf       []byte        // frames waiting to be written
+	wspare     []byte
+	writing    bool // a goroutine is writing; it drains wbuf before it stops
+	werr       error
+	lazy       *time.Timer // wakes the writer for frames queued with flushLazy
+	lazyArmed  bool
+	wake       chan struct{}
+	closing    chan struct{} // closed by Close: the writer flushes and exits
+	stalled    atomic.Bool   // senders wait for a full queue: writes have a deadline
+	serving    atomic.Int64  // served calls counted against MaxServed, until their final message is queued
 
 	// The reader's cache of the last call it routed a message to.
 	routeCID  uint64
@@ -171,6 +174,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		closing:  make(chan struct{}),
 	}
 	ch.wcond = sync.NewCond(&ch.wmu)
+	ch.room = make(chan struct{})
 	ch.lazy = time.AfterFunc(time.Hour, func() { signal(ch.wake) })
 	ch.lazy.Stop()
 	if ch.funcs == nil {
@@ -185,6 +189,10 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	if ch.window <= 0 {
 		ch.window = DefaultWindow
 	}
+	// The peer caps the credit it takes at MaxCredit, and this side grants
+	// again after window/2 items: a larger window would never be granted
+	// again.
+	ch.window = min(ch.window, MaxCredit)
 	if ch.cwait <= 0 {
 		ch.cwait = time.Second
 	}
@@ -474,15 +482,21 @@ const lazyDelay = time.Millisecond
 // send queues one message. It fails only this message when the frame is too
 // large, and returns the channel's error once it has ended.
 func (ch *Channel) send(m protocol.Message, mode flushMode) error {
-	return ch.queue(mode, func() (protocol.Message, error) { return m, nil })
+	return ch.queue(context.Background(), mode, func() (protocol.Message, error) { return m, nil })
+}
+
+// sendCtx is send for a sender with a ctx: a wait for room in a full
+// queue ends with ctx.
+func (ch *Channel) sendCtx(ctx context.Context, m protocol.Message, mode flushMode) error {
+	return ch.queue(ctx, mode, func() (protocol.Message, error) { return m, nil })
 }
 
 // sendStart takes the next call id and queues the Start that uses it in
 // one step, so that Starts leave in the order of their ids (PROTOCOL.md
 // §5: a peer refuses an id below one it has seen). register, if set, runs
 // with mu held and the new id.
-func (ch *Channel) sendStart(start *protocol.Start, mode flushMode, register func(cid uint64)) error {
-	return ch.queue(mode, func() (protocol.Message, error) {
+func (ch *Channel) sendStart(ctx context.Context, start *protocol.Start, mode flushMode, register func(cid uint64)) error {
+	return ch.queue(ctx, mode, func() (protocol.Message, error) {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
 		if ch.err != nil {
@@ -499,25 +513,29 @@ func (ch *Channel) sendStart(start *protocol.Start, mode flushMode, register fun
 
 // queue appends the message next gives (called with wmu held: nothing is
 // queued between) and flushes it as mode says. Locks: wmu, then mu.
-func (ch *Channel) queue(mode flushMode, next func() (protocol.Message, error)) error {
+func (ch *Channel) queue(ctx context.Context, mode flushMode, next func() (protocol.Message, error)) error {
 	ch.wmu.Lock()
 	// A full queue holds the sender until the writer has taken it: what
-	// a peer that does not read makes this side hold is bounded. The
-	// reader never waits here (its answers go through report, which
-	// drops them instead).
+	// a peer that does not read makes this side hold is bounded. The wait
+	// ends with the sender's ctx. The reader never waits here.
 	for len(ch.wbuf) >= MaxQueue && ch.werr == nil && mode != flushReader {
-		if !ch.writing {
-			ch.writing = true
-			ch.drainLocked()
-			ch.wmu.Lock()
-			continue
-		}
 		// The write in progress must now make progress within the stall
 		// timeout, or the channel ends.
-		if ch.stalled.CompareAndSwap(false, true) {
+		if ch.stalled.CompareAndSwap(false, true) && !ch.isClosing() {
 			ch.setWriteDeadline(time.Now().Add(ch.stall))
 		}
-		ch.wcond.Wait()
+		room := ch.room
+		ch.roomWanted = true
+		if !ch.writing {
+			signal(ch.wake) // the writer goroutine takes it: no write here that ctx cannot end
+		}
+		ch.wmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		ch.wmu.Lock()
 	}
 	if mode == flushReader {
 		mode = flushAsync
@@ -562,9 +580,14 @@ func (ch *Channel) drainLocked() {
 		if ch.stalled.Load() {
 			// The queue is empty again: no sender waits on the peer.
 			ch.stalled.Store(false)
-			ch.setWriteDeadline(time.Time{})
+			if !ch.isClosing() {
+				ch.setWriteDeadline(time.Time{})
+			}
 		}
-		ch.wcond.Broadcast() // senders held by a full queue may queue again
+		if ch.roomWanted { // senders held by a full queue may queue again
+			close(ch.room)
+			ch.room, ch.roomWanted = make(chan struct{}), false
+		}
 		ch.wmu.Unlock()
 		err := ch.write(batch)
 		if cap(batch) > 1<<20 {
@@ -577,6 +600,8 @@ func (ch *Channel) drainLocked() {
 			ch.wbuf = nil
 			ch.writing = false
 			ch.wcond.Broadcast()
+			close(ch.room) // senders waiting for room see the error
+			ch.room, ch.roomWanted = make(chan struct{}), false
 			ch.wmu.Unlock()
 			ch.lost(err)
 			return
@@ -585,6 +610,17 @@ func (ch *Channel) drainLocked() {
 	ch.writing = false
 	ch.wcond.Broadcast()
 	ch.wmu.Unlock()
+}
+
+// isClosing reports whether Close has been called: its own write deadline
+// then rules.
+func (ch *Channel) isClosing() bool {
+	select {
+	case <-ch.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // setWriteDeadline sets the connection's write deadline, where it has one.
@@ -608,7 +644,7 @@ func (ch *Channel) write(batch []byte) error {
 			return err
 		}
 		batch = batch[n:]
-		if ch.stalled.Load() {
+		if ch.stalled.Load() && !ch.isClosing() {
 			ch.setWriteDeadline(time.Now().Add(ch.stall)) // progress: the clock starts again
 		}
 	}
@@ -733,7 +769,10 @@ func (ch *Channel) report(m protocol.Message) {
 	ch.wmu.Lock()
 	backlog := len(ch.wbuf)
 	ch.wmu.Unlock()
-	if backlog > maxReportBacklog {
+	// An answer to a start is never dropped: its caller waits for it, and
+	// each costs the peer a start of its own. Answers about the channel
+	// (cid 0, to garbage) are.
+	if backlog > maxReportBacklog && protocol.CallID(m) == 0 {
 		ch.log.Warn("dropped an answer to the peer: it is not reading", "queued_bytes", backlog, "kind", m.Kind())
 		return
 	}

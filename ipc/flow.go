@@ -201,7 +201,7 @@ func (ch *Channel) sendItem(ctx context.Context, out *outbox, cid uint64, v any)
 		return err
 	}
 	err := encodePayload(v, func(raw protocol.Raw) error {
-		return ch.send(&protocol.Yield{CID: cid, Value: raw}, flushAsync)
+		return ch.sendCtx(ctx, &protocol.Yield{CID: cid, Value: raw}, flushAsync)
 	})
 	if err != nil {
 		out.add(1)

@@ -190,3 +190,94 @@ func TestIntegerOverflowIsRefused(t *testing.T) {
 		t.Fatalf("values that fit: %+v %v", ok, err)
 	}
 }
+
+// Found in review: the runtime's own calls are not refused by MaxServed, so
+// a full actor's calls can still be cancelled.
+func TestMaxServedStillCancels(t *testing.T) {
+	running := make(chan struct{}, 2)
+	block := NewFunc("test.blockUntilCancelled", func(ctx context.Context, _ struct{}) (int, error) {
+		running <- struct{}{}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	parent, child := pair(t, transports[0], MustNewTable(block), nil, func(o *Options) { o.MaxServed = 2 })
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := block.Call(ctx, parent, struct{}{}); errs <- err }()
+	}
+	<-running
+	<-running
+	cancel()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v", err)
+		}
+	}
+	eventually(t, 5*time.Second, "the remote calls to end", func() bool { return child.serving.Load() == 0 })
+	// The actor takes calls again.
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { <-running; cancel() }()
+	if _, err := block.Call(ctx, parent, struct{}{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a call after the cancellations: %v", err)
+	}
+}
+
+// Found in review: with the write queue full, a call's deadline still
+// bounds it; and a window above MaxCredit is clamped rather than hanging;
+// and a top-level integer is checked for overflow too.
+func TestReviewEdges(t *testing.T) {
+	t.Run("deadline with a full queue", func(t *testing.T) {
+		kib := make([]byte, 1024)
+		flood := NewStream("test.flood2", func(ctx context.Context, _ struct{}, out *Yielder[[]byte]) error {
+			for {
+				if err := out.Send(kib); err != nil {
+					return err
+				}
+			}
+		})
+		// This side floods a peer that never reads, then calls it.
+		p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current, Options{StallTimeout: 20 * time.Second})
+		p.send(&protocol.Start{CID: 1, Function: "test.flood2", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
+		eventually(t, 10*time.Second, "the queue full", func() bool { return ch.stalled.Load() })
+		within(t, 5*time.Second, "a call with a 100 ms deadline", func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if _, err := add.Call(ctx, ch, addArgs{1, 2}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("got %v", err)
+			}
+		})
+	})
+	t.Run("window above MaxCredit", func(t *testing.T) {
+		parent, _ := pair(t, transports[0], testFuncs, nil, func(o *Options) { o.Window = 140000 })
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		s, err := count.Open(ctx, parent, 200000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, err := range s.All() {
+			if err != nil {
+				t.Fatalf("after %d items: %v", n, err)
+			}
+			n++
+		}
+		if n != 200000 {
+			t.Fatalf("%d items", n)
+		}
+	})
+	t.Run("top-level integers", func(t *testing.T) {
+		var n int
+		if err := decodePayload("test", "argument", protocol.Raw{0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0}, &n); err == nil {
+			t.Fatalf("2^63 decoded into an int as %d", n)
+		}
+		var u uint
+		if err := decodePayload("test", "argument", protocol.Raw{0xff}, &u); err == nil {
+			t.Fatalf("-1 decoded into a uint as %d", u)
+		}
+		if err := decodePayload("test", "argument", protocol.Raw{0x2a}, &n); err != nil || n != 42 {
+			t.Fatalf("42: %d %v", n, err)
+		}
+	})
+}

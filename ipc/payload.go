@@ -69,7 +69,13 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		}
 	}()
 	c.rd.Reset(raw)
-	err = c.dec.Decode(v)
+	// Decode has a fast path for *int and the other integer pointers that
+	// skips the checked decoders (ints.go): those go through them here.
+	if isIntPointer(v) {
+		err = c.dec.DecodeValue(reflect.ValueOf(v).Elem())
+	} else {
+		err = c.dec.Decode(v)
+	}
 	c.rd.Reset(nil)
 	codecs.Put(c)
 	if err != nil {
@@ -77,4 +83,13 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 			Got: protocol.MsgpackTypeName(raw[0]), Err: err}
 	}
 	return nil
+}
+
+// isIntPointer reports whether v points to a built-in integer.
+func isIntPointer(v any) bool {
+	switch v.(type) {
+	case *int, *int8, *int16, *int32, *int64, *uint, *uint8, *uint16, *uint32, *uint64:
+		return true
+	}
+	return false
 }

@@ -27,6 +27,7 @@ type task struct {
 	out    *outbox // credit for Yields to the caller (streams, contexts)
 
 	gone     atomic.Bool   // set once the task has left the channel's table
+	counted  bool          // counts against MaxServed (not a runtime function)
 	finished chan struct{} // closed once the final message is queued
 
 	mu          sync.Mutex
@@ -102,11 +103,21 @@ func (ch *Channel) accept(s *protocol.Start) {
 		refuse(protocol.CodeProtocol, "call id %d was already used by a call that has ended; ids only grow", s.CID)
 		return
 	}
-	if n := len(ch.tasks); n >= ch.served {
+	// The runtime's own functions (arbor.cancel, arbor.stop, ...) are not
+	// counted: a full actor must still hear that its calls are cancelled.
+	runtime := strings.HasPrefix(s.Function, "arbor.")
+	if n := ch.serving.Load(); n >= int64(ch.served) && !runtime {
 		ch.mu.Unlock()
 		cancel(nil)
 		refuse(protocol.CodeOverloaded, "actor %s already serves %d calls, its maximum (ipc.Options.MaxServed); try again when one has ended", ch.self, n)
 		return
+	}
+	if !runtime {
+		// Counted until its final message is queued, not until it leaves
+		// the table: a call waiting to send its answer to a peer that
+		// does not read still holds a goroutine.
+		ch.serving.Add(1)
+		t.counted = true
 	}
 	ch.tasks[s.CID] = t
 	ch.lastPeerID = max(ch.lastPeerID, s.CID)
@@ -325,6 +336,9 @@ func (t *task) end(result any, err error) {
 
 	ch := t.ch
 	defer close(t.finished)
+	if t.counted {
+		defer ch.serving.Add(-1)
+	}
 	ch.mu.Lock()
 	if ch.tasks[t.cid] == t {
 		delete(ch.tasks, t.cid)
