@@ -32,16 +32,7 @@ func benchPeer(mode string) {
 		pipesPeer(strings.TrimPrefix(mode, "pipes-"))
 	}
 	if mode == "raw" {
-		// The floor: blocking read and write on the inherited socket.
-		var buf [8]byte
-		for {
-			if n, err := syscall.Read(3, buf[:]); err != nil || n == 0 {
-				os.Exit(0)
-			}
-			if _, err := syscall.Write(3, buf[:]); err != nil {
-				os.Exit(0)
-			}
-		}
+		floorEcho(3, 3) // the inherited socket
 	}
 	f := os.NewFile(3, "peer")
 	conn, err := net.FileConn(f)
@@ -120,15 +111,7 @@ func rawSink(c io.ReadWriter) {
 // themselves, no poller, no goroutine hand-off.
 func pipesPeer(mode string) {
 	if mode == "raw" {
-		var buf [8]byte
-		for {
-			if n, err := syscall.Read(3, buf[:]); err != nil || n == 0 {
-				os.Exit(0)
-			}
-			if _, err := syscall.Write(4, buf[:]); err != nil {
-				os.Exit(0)
-			}
-		}
+		floorEcho(3, 4)
 	}
 	syscall.SetNonblock(3, true)
 	syscall.SetNonblock(4, true)
@@ -141,6 +124,20 @@ func pipesPeer(mode string) {
 	<-ch.Done()
 	ch.Close()
 	os.Exit(0)
+}
+
+// floorEcho is the child's end of the floor: it echoes 8-byte messages
+// from in to out with blocking system calls, then exits when in ends.
+func floorEcho(in, out int) {
+	var buf [8]byte
+	for {
+		if n, err := syscall.Read(in, buf[:]); err != nil || n == 0 {
+			os.Exit(0)
+		}
+		if _, err := syscall.Write(out, buf[:]); err != nil {
+			os.Exit(0)
+		}
+	}
 }
 
 // blockingPipes is the parent's end of the floor: blocking system calls on
