@@ -153,6 +153,38 @@ func (p *blockingPipes) Close() error {
 	return syscall.Close(p.r)
 }
 
+// startBenchPeer runs this test binary again as the far end in mode, with
+// files as its descriptors 3, 4, ..., which it then closes here.
+func startBenchPeer(b testing.TB, mode string, files ...*os.File) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchPeerEnv+"="+mode, "GOMAXPROCS=1")
+	cmd.ExtraFiles = files
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	return cmd
+}
+
+// stopBenchPeer closes conn at the end of the test and reaps the far end,
+// killing it if it has not gone in 5 s.
+func stopBenchPeer(b testing.TB, conn io.Closer, cmd *exec.Cmd) {
+	b.Cleanup(func() {
+		conn.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
 // xpipePeer starts the far end in a child process over two pipes, as
 // spawn's default transport does. For "raw", both ends use blocking
 // system calls; otherwise this end is a pollable pipe pair for a Channel.
@@ -165,15 +197,7 @@ func xpipePeer(b *testing.B, mode string) io.ReadWriteCloser {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchPeerEnv+"=pipes-"+mode, "GOMAXPROCS=1")
-	cmd.ExtraFiles = []*os.File{childIn, childOut}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	childIn.Close()
-	childOut.Close()
+	cmd := startBenchPeer(b, "pipes-"+mode, childIn, childOut)
 	var conn io.ReadWriteCloser = &pipes{r: fromChild, w: toChild}
 	if mode == "raw" {
 		// Fd puts the descriptors in blocking mode: the floor's system
@@ -181,17 +205,7 @@ func xpipePeer(b *testing.B, mode string) io.ReadWriteCloser {
 		raw := &blockingPipes{r: int(fromChild.Fd()), w: int(toChild.Fd())}
 		conn = &keptPipes{blockingPipes: raw, files: []*os.File{fromChild, toChild}}
 	}
-	b.Cleanup(func() {
-		conn.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	stopBenchPeer(b, conn, cmd)
 	return conn
 }
 
@@ -263,14 +277,7 @@ func xprocPeerCmd(b testing.TB, mode string) (io.ReadWriteCloser, *exec.Cmd) {
 	}
 	syscall.CloseOnExec(fds[0])
 	theirs := os.NewFile(uintptr(fds[1]), "theirs")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchPeerEnv+"="+mode, "GOMAXPROCS=1")
-	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	theirs.Close()
+	cmd := startBenchPeer(b, mode, theirs)
 	var conn io.ReadWriteCloser
 	if mode == "raw" {
 		conn = &blockingPipes{r: fds[0], w: fds[0]} // the floor on this end too
@@ -283,17 +290,7 @@ func xprocPeerCmd(b testing.TB, mode string) (io.ReadWriteCloser, *exec.Cmd) {
 		}
 		conn = c
 	}
-	b.Cleanup(func() {
-		conn.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	stopBenchPeer(b, conn, cmd)
 	return conn, cmd
 }
 

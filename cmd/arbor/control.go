@@ -29,7 +29,8 @@ import (
 
 // psEntry is one child in arbor ps.
 type psEntry struct {
-	App      string  `json:"app" msgpack:"-"` // filled in by arbor ps
+	App      string  `json:"app" msgpack:"-"`  // filled in by arbor ps
+	Spec     string  `json:"spec" msgpack:"-"` // the app's spec file: apps of the same name are told apart by it
 	Name     string  `json:"name" msgpack:"name"`
 	PID      int     `json:"pid" msgpack:"pid"`
 	State    string  `json:"state" msgpack:"state"`
@@ -315,7 +316,7 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 		}
 		running++
 		for i := range entries {
-			entries[i].App = info.Name
+			entries[i].App, entries[i].Spec = info.Name, info.Spec
 		}
 		all = append(all, entries...)
 	}
@@ -337,7 +338,7 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 			pid = fmt.Sprint(e.PID)
 		}
 		if running > 1 {
-			fmt.Fprintf(tw, "%s\t", e.App)
+			fmt.Fprintf(tw, "%s\t", e.Spec) // two Procfiles are both "procfile": the path tells them apart
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Name, pid, strings.ToUpper(e.State), e.Restarts, (time.Duration(e.Uptime) * time.Second).Round(time.Second))
 	}

@@ -342,7 +342,7 @@ func (o loadOptions) spec(file string) (*spec, error) {
 	var sp *spec
 	procfile := true
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '{' {
-		sp, procfile = nil, false
+		procfile = false
 		if sp, err = parseJSONSpec(file, data); err != nil {
 			return nil, err
 		}
