@@ -99,13 +99,14 @@ type Channel struct {
 	base context.Context
 
 	mu          sync.Mutex
-	calls       map[uint64]*call // calls this end made, by id
-	tasks       map[uint64]*task // calls this end serves, by id
-	cancels     map[uint64]bool  // ids of arbor.cancel calls sent and not yet answered
-	nextID      uint64           // the id of this end's next call
-	lastPeerID  uint64           // the highest id the peer has used
-	err         error            // why the channel ended; nil while it runs
-	done        chan struct{}    // closed when err is set
+	calls       map[uint64]*call   // calls this end made, by id
+	tasks       map[uint64]*task   // calls this end serves, by id
+	ending      map[*task]struct{} // served calls out of tasks whose final message is not queued yet
+	cancels     map[uint64]bool    // ids of arbor.cancel calls sent and not yet answered
+	nextID      uint64             // the id of this end's next call
+	lastPeerID  uint64             // the highest id the peer has used
+	err         error              // why the channel ended; nil while it runs
+	done        chan struct{}      // closed when err is set
 	closeCalled bool
 	losing      bool // lost has been called: the connection is broken
 
@@ -168,6 +169,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		calls:    make(map[uint64]*call),
 		cancels:  make(map[uint64]bool),
 		tasks:    make(map[uint64]*task),
+		ending:   make(map[*task]struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		jobs:     make(chan job),
@@ -377,8 +379,13 @@ func (ch *Channel) Close() error {
 // are served as usual. An actor uses it to stop gracefully before Close.
 func (ch *Channel) Drain(ctx context.Context, by protocol.ActorID, cause error) error {
 	ch.mu.Lock()
-	tasks := make([]*task, 0, len(ch.tasks))
+	tasks := make([]*task, 0, len(ch.tasks)+len(ch.ending))
 	for _, t := range ch.tasks {
+		tasks = append(tasks, t)
+	}
+	// A call that has returned and is still sending its result is waited
+	// for too: closing the channel now would lose that result.
+	for t := range ch.ending {
 		tasks = append(tasks, t)
 	}
 	ch.mu.Unlock()

@@ -89,6 +89,65 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// A call that has returned but cannot queue its result yet (the write
+// queue is full) is still being served: Drain waits for it. Before, Drain
+// returned at once, the actor closed the channel, and the result was lost
+// (seen as a failure missing from a nursery that stopped a child).
+func TestDrainWaitsForAResultStillBeingSent(t *testing.T) {
+	big := make([]byte, MaxQueue+1)
+	running, gate := make(chan struct{}, 3), make(chan struct{})
+	fill := NewFunc("test.fill", func(context.Context, struct{}) ([]byte, error) {
+		running <- struct{}{}
+		<-gate
+		return big, nil
+	})
+	p, ch := rawPair(t, false, MustNewTable(fill))
+	for i := range 3 {
+		p.send(&protocol.Start{CID: uint64(1 + 2*i), Function: "test.fill", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x80}})
+	}
+	for range 3 {
+		<-running
+	}
+	// The peer reads nothing for now. The first result goes to the
+	// writer, which blocks on the full socket; the second fills the
+	// queue; the last waits for room.
+	close(gate)
+	within(t, 10*time.Second, "a result to wait for room", func() {
+		for {
+			ch.mu.Lock()
+			waiting := len(ch.tasks) == 0 && len(ch.ending) > 0
+			ch.mu.Unlock()
+			if waiting {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := ch.Drain(ctx, protocol.ActorID{}, errors.New("stopping")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain returned %v while a result was still unsent", err)
+	}
+	// Once the peer reads, every result arrives.
+	got := map[uint64]bool{}
+	for len(got) < 3 {
+		switch m := p.recv().(type) {
+		case *protocol.Return:
+			if len(m.Value) < MaxQueue {
+				t.Fatalf("result of %d: %d bytes", m.CID, len(m.Value))
+			}
+			got[m.CID] = true
+		case *protocol.Error:
+			t.Fatalf("call %d failed: %v", m.CID, m.Err)
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ch.Drain(ctx, protocol.ActorID{}, errors.New("stopping")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestExplain(t *testing.T) {
 	exited := errors.New("child exited with status 3")
 	hang := NewFunc("test.hang", func(ctx context.Context, _ struct{}) (int, error) {

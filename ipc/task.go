@@ -335,7 +335,12 @@ func (t *task) end(result any, err error) {
 	t.mu.Unlock()
 
 	ch := t.ch
-	defer close(t.finished)
+	defer func() {
+		ch.mu.Lock()
+		delete(ch.ending, t)
+		ch.mu.Unlock()
+		close(t.finished)
+	}()
 	if t.counted {
 		defer ch.serving.Add(-1)
 	}
@@ -343,6 +348,7 @@ func (t *task) end(result any, err error) {
 	if ch.tasks[t.cid] == t {
 		delete(ch.tasks, t.cid)
 	}
+	ch.ending[t] = struct{}{}
 	t.gone.Store(true)
 	ch.mu.Unlock()
 	defer t.cancel(nil)
