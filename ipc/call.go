@@ -17,10 +17,11 @@ type call struct {
 	cid     uint64
 	fn      string
 	kind    protocol.FuncKind
-	in      *inbox        // the callee's Yields (streams, contexts)
-	out     *outbox       // credit for Yields to the callee (contexts)
-	started chan struct{} // closed at Started (contexts)
-	done    chan struct{} // closed when the call has ended
+	start   protocol.Start // what startCall sends, kept here to save an allocation
+	in      *inbox         // the callee's Yields (streams, contexts)
+	out     *outbox        // credit for Yields to the callee (contexts)
+	started chan struct{}  // closed at Started (contexts)
+	done    chan struct{}  // closed when the call has ended
 
 	mu           sync.Mutex
 	acked        bool
@@ -35,15 +36,21 @@ type call struct {
 	letTimer     *time.Timer // ends a let call after CancelWait
 }
 
-// startCall registers a call and sends its Start. For streams and contexts
-// a ctx that ends asks the peer to cancel the remote task even when nobody
-// is waiting on the call.
-func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncKind, args any) (*call, error) {
+// startCall registers a call and sends its Start. c is a new call, or nil
+// for startCall to make one: a caller that allocates it together with its
+// own state saves an allocation. For streams and contexts a ctx that ends
+// asks the peer to cancel the remote task even when nobody is waiting on
+// the call.
+func (ch *Channel) startCall(ctx context.Context, c *call, fn string, kind protocol.FuncKind, args any) (*call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c := &call{ch: ch, fn: fn, kind: kind, done: make(chan struct{})}
-	start := &protocol.Start{Function: fn, FuncKind: kind}
+	if c == nil {
+		c = &call{}
+	}
+	c.ch, c.fn, c.kind, c.done = ch, fn, kind, make(chan struct{})
+	start := &c.start
+	*start = protocol.Start{Function: fn, FuncKind: kind}
 	if kind != protocol.FuncUnary {
 		c.in = newInbox(ch.window, c.grant)
 		start.Credit = uint32(ch.window)
@@ -70,6 +77,7 @@ func (ch *Channel) startCall(ctx context.Context, fn string, kind protocol.FuncK
 		if err != nil && c.cid != 0 {
 			ch.forget(c) // queued nothing: too large, say
 		}
+		start.Args = nil // encoded: do not keep the encoder's buffer
 		return err
 	})
 	if err != nil {

@@ -102,6 +102,7 @@ type Channel struct {
 	calls       map[uint64]*call   // calls this end made, by id
 	tasks       map[uint64]*task   // calls this end serves, by id
 	ending      map[*task]struct{} // served calls out of tasks whose final message is not queued yet
+	ended       chan struct{}      // if set, closed (and cleared) when a served call's final message is queued
 	cancels     map[uint64]bool    // ids of arbor.cancel calls sent and not yet answered
 	nextID      uint64             // the id of this end's next call
 	lastPeerID  uint64             // the highest id the peer has used
@@ -399,14 +400,30 @@ func (ch *Channel) Drain(ctx context.Context, by protocol.ActorID, cause error) 
 		}
 		t.cancel(cause)
 	}
-	for _, t := range tasks {
+	for {
+		ch.mu.Lock()
+		left := false
+		for _, t := range tasks {
+			_, ending := ch.ending[t]
+			if left = ending || ch.tasks[t.cid] == t; left {
+				break
+			}
+		}
+		if !left {
+			ch.mu.Unlock()
+			return nil
+		}
+		if ch.ended == nil {
+			ch.ended = make(chan struct{})
+		}
+		ended := ch.ended
+		ch.mu.Unlock()
 		select {
-		case <-t.finished:
+		case <-ended:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	return nil
 }
 
 // end records why the channel ended and fails everything that depends on
@@ -706,13 +723,16 @@ func (ch *Channel) writeLoop() {
 // the peer is gone.
 func (ch *Channel) readLoop() {
 	defer ch.wg.Done()
+	// Each message is routed before the next is decoded, and nothing keeps
+	// a message (only its fields): the decoder's own messages serve.
+	var dec protocol.Decoder
 	for {
 		body, err := ch.frames.Next()
 		if err != nil {
 			ch.lost(err)
 			return
 		}
-		m, err := protocol.DecodeMessage(body)
+		m, err := dec.Decode(body)
 		if err != nil {
 			// The frame boundary is intact, so one bad message costs only
 			// itself and the call it belongs to: tell the peer and carry

@@ -50,26 +50,54 @@ func (f *Func[A, R]) funcKind() protocol.FuncKind { return protocol.FuncUnary }
 // error that arrives then. An error from the remote function is a
 // *protocol.RemoteError.
 func (f *Func[A, R]) Call(ctx context.Context, ch *Channel, args A) (R, error) {
-	var r R
-	c, err := ch.startCall(ctx, f.fname, protocol.FuncUnary, args)
+	// One allocation holds the call, its arguments as they are encoded
+	// and its result as it is decoded.
+	u := &unaryCall[A, R]{args: args}
+	c, err := ch.startCall(ctx, &u.call, f.fname, protocol.FuncUnary, &u.args)
 	if err != nil {
-		return r, err
+		return u.result, err
 	}
 	raw, err := c.wait(ctx)
 	if err != nil {
-		return r, err
+		return u.result, err
 	}
-	err = decodePayload(f.fname, "result", raw, &r)
-	return r, err
+	err = decodePayload(f.fname, "result", raw, &u.result)
+	return u.result, err
+}
+
+// unaryCall is a call of a Func with its arguments and result.
+type unaryCall[A, R any] struct {
+	call
+	args   A
+	result R
+}
+
+// served is a served call of a Func, with its arguments as they are
+// decoded and its result as it is encoded: one allocation for all three.
+type served[A, R any] struct {
+	task
+	args   A
+	result R
+}
+
+func (f *Func[A, R]) newTask() *task {
+	s := &served[A, R]{}
+	s.state = s
+	return &s.task
 }
 
 func (f *Func[A, R]) handle(t *task, raw protocol.Raw) (any, error) {
-	var a A
-	if err := decodePayload(f.fname, "argument", raw, &a); err != nil {
+	s := t.state.(*served[A, R])
+	if err := decodePayload(f.fname, "argument", raw, &s.args); err != nil {
 		return nil, err
 	}
 	t.ack()
-	return f.impl(t.ctx, a)
+	r, err := f.impl(t.ctx, s.args)
+	if err != nil {
+		return nil, err
+	}
+	s.result = r
+	return &s.result, nil
 }
 
 // Stream declares a function that takes arguments of type A and yields a
@@ -99,6 +127,8 @@ func (s *Stream[A, Y]) implemented() bool           { return s.impl != nil }
 func (s *Stream[A, Y]) name() string                { return s.fname }
 func (s *Stream[A, Y]) funcKind() protocol.FuncKind { return protocol.FuncStream }
 
+func (s *Stream[A, Y]) newTask() *task { return &task{} }
+
 func (s *Stream[A, Y]) handle(t *task, raw protocol.Raw) (any, error) {
 	var a A
 	if err := decodePayload(s.fname, "argument", raw, &a); err != nil {
@@ -111,7 +141,7 @@ func (s *Stream[A, Y]) handle(t *task, raw protocol.Raw) (any, error) {
 // Open starts the stream on the peer of ch. ctx governs the whole stream:
 // when it ends, the remote function is cancelled.
 func (s *Stream[A, Y]) Open(ctx context.Context, ch *Channel, args A) (*StreamReader[Y], error) {
-	c, err := ch.startCall(ctx, s.fname, protocol.FuncStream, args)
+	c, err := ch.startCall(ctx, nil, s.fname, protocol.FuncStream, args)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +277,8 @@ func (d *Context[A, S, I, O, R]) implemented() bool           { return d.impl !=
 func (d *Context[A, S, I, O, R]) name() string                { return d.fname }
 func (d *Context[A, S, I, O, R]) funcKind() protocol.FuncKind { return protocol.FuncContext }
 
+func (d *Context[A, S, I, O, R]) newTask() *task { return &task{} }
+
 func (d *Context[A, S, I, O, R]) handle(t *task, raw protocol.Raw) (any, error) {
 	var a A
 	if err := decodePayload(d.fname, "argument", raw, &a); err != nil {
@@ -284,7 +316,7 @@ func (s *Session[S, I, O]) CloseSend() error { return s.t.closeSend() }
 // Open starts the context on the peer of ch and waits for its Started
 // value. ctx governs the whole session.
 func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) (*ContextCall[S, I, O, R], error) {
-	c, err := ch.startCall(ctx, d.fname, protocol.FuncContext, args)
+	c, err := ch.startCall(ctx, nil, d.fname, protocol.FuncContext, args)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ type Handler interface {
 	// handle decodes the arguments, acknowledges the call and runs the
 	// implementation; the result is encoded by the caller of handle.
 	handle(t *task, args protocol.Raw) (result any, err error)
+	// newTask allocates a task with the handler's state for one call.
+	newTask() *task
 	implemented() bool
 	name() string
 	funcKind() protocol.FuncKind

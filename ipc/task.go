@@ -26,9 +26,13 @@ type task struct {
 	in     *inbox  // the caller's Yields (contexts)
 	out    *outbox // credit for Yields to the caller (streams, contexts)
 
-	gone     atomic.Bool   // set once the task has left the channel's table
-	counted  bool          // counts against MaxServed (not a runtime function)
-	finished chan struct{} // closed once the final message is queued
+	gone    atomic.Bool // set once the task has left the channel's table
+	counted bool        // counts against MaxServed (not a runtime function)
+	// state is the handler's own, allocated with the task (newTask).
+	state any
+	// The messages the task sends, kept here to save an allocation each.
+	ackMsg protocol.StartAck
+	retMsg protocol.Return
 
 	mu          sync.Mutex
 	cancelledBy protocol.ActorID // who asked for the cancellation, if anyone did
@@ -75,7 +79,8 @@ func (ch *Channel) accept(s *protocol.Start) {
 		inner := cancel
 		cancel = func(err error) { inner(err); cancelTimeout() }
 	}
-	t := &task{ch: ch, cid: s.CID, fn: s.Function, kind: s.FuncKind, ctx: ctx, cancel: cancel, finished: make(chan struct{})}
+	t := h.newTask()
+	t.ch, t.cid, t.fn, t.kind, t.ctx, t.cancel = ch, s.CID, s.Function, s.FuncKind, ctx, cancel
 	if s.FuncKind != protocol.FuncUnary {
 		t.out = newOutbox(int(s.Credit))
 	}
@@ -215,7 +220,8 @@ func (t *task) ack() {
 	t.mu.Lock()
 	t.acked = true
 	t.mu.Unlock()
-	t.ch.send(&protocol.StartAck{CID: t.cid, FuncKind: t.kind}, flushLazy)
+	t.ackMsg = protocol.StartAck{CID: t.cid, FuncKind: t.kind}
+	t.ch.send(&t.ackMsg, flushLazy)
 }
 
 func (t *task) grant(items uint32) {
@@ -338,8 +344,11 @@ func (t *task) end(result any, err error) {
 	defer func() {
 		ch.mu.Lock()
 		delete(ch.ending, t)
+		if ch.ended != nil { // a Drain waits
+			close(ch.ended)
+			ch.ended = nil
+		}
 		ch.mu.Unlock()
-		close(t.finished)
 	}()
 	if t.counted {
 		defer ch.serving.Add(-1)
@@ -367,7 +376,10 @@ func (t *task) end(result any, err error) {
 	}
 	if err == nil && t.kind != protocol.FuncStream {
 		err = encodePayload(result, func(raw protocol.Raw) error {
-			return ch.send(&protocol.Return{CID: t.cid, Value: raw}, flushNow)
+			t.retMsg = protocol.Return{CID: t.cid, Value: raw}
+			err := ch.send(&t.retMsg, flushNow)
+			t.retMsg.Value = nil // encoded: do not keep the encoder's buffer
+			return err
 		})
 		if err == nil {
 			return

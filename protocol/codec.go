@@ -199,6 +199,7 @@ type fields struct {
 	value     Raw
 	err       *RemoteError
 	items     uint32
+	names     *Decoder // interns function names
 }
 
 // DecodeMessage decodes one message body (a frame without its length
@@ -206,15 +207,56 @@ type fields struct {
 // gives either a message or a *MalformedError; unknown fields are ignored
 // so that minor versions can add them.
 func DecodeMessage(body []byte) (Message, error) {
+	return new(Decoder).Decode(body)
+}
+
+// A Decoder decodes message bodies as DecodeMessage does, into messages of
+// its own that it reuses: a reader that routes each message before it
+// decodes the next allocates nothing per message. The message Decode
+// returns is valid until the next call; its Raw payloads and its error
+// share memory with body or are allocated afresh, and may be kept.
+type Decoder struct {
+	start   Start
+	ack     StartAck
+	started Started
+	yield   Yield
+	stop    Stop
+	ret     Return
+	err     Error
+	credit  Credit
+	names   map[string]string // function names seen, so that each is allocated once
+}
+
+// maxNames bounds the function names a Decoder keeps: a peer that calls
+// ever new names costs an allocation per Start past it, not memory.
+const maxNames = 256
+
+// Decode decodes one message body; see DecodeMessage.
+func (d *Decoder) Decode(body []byte) (Message, error) {
 	r := &reader{buf: body}
-	var f fields
+	f := fields{names: d}
 	if err := f.decode(r); err != nil {
 		return nil, err
 	}
 	if r.off != len(body) {
 		return nil, r.errorf("%d bytes after the end of the message", len(body)-r.off)
 	}
-	return f.message()
+	return f.message(d)
+}
+
+// name returns the function name b, allocated once per name.
+func (d *Decoder) name(b []byte) string {
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if d.names == nil {
+		d.names = make(map[string]string)
+	}
+	if len(d.names) < maxNames {
+		d.names[s] = s
+	}
+	return s
 }
 
 // Bits of fields.has, one for each known field.
@@ -329,7 +371,10 @@ func (f *fields) decodeField(r *reader, bit uint32) error {
 	case bitInitiator:
 		f.initiator, err = r.bool()
 	case bitFunction:
-		f.function, err = r.str()
+		var b []byte
+		if b, err = r.strBytes(); err == nil {
+			f.function = f.names.name(b)
+		}
 	case bitFuncKind:
 		var s []byte
 		if s, err = r.strBytes(); err == nil {
@@ -512,7 +557,9 @@ func (f *fields) require(keys ...string) error {
 	return nil
 }
 
-func (f *fields) message() (Message, error) {
+// message builds the message the fields make in d's own messages (a Hello
+// is always new: it comes once).
+func (f *fields) message(d *Decoder) (Message, error) {
 	var err error
 	switch f.kind {
 	case KindHello:
@@ -521,36 +568,44 @@ func (f *fields) message() (Message, error) {
 		}
 	case KindStart:
 		if err = f.require(keyCID, keyFunction, keyFuncKind); err == nil {
-			return &Start{CID: f.cid, Function: f.function, FuncKind: f.funcKind, Args: f.args,
-				Credit: f.credit, Timeout: f.timeout}, nil
+			d.start = Start{CID: f.cid, Function: f.function,
+				FuncKind: f.funcKind, Args: f.args, Credit: f.credit, Timeout: f.timeout}
+			return &d.start, nil
 		}
 	case KindStartAck:
 		if err = f.require(keyCID, keyFuncKind); err == nil {
-			return &StartAck{CID: f.cid, FuncKind: f.funcKind}, nil
+			d.ack = StartAck{CID: f.cid, FuncKind: f.funcKind}
+			return &d.ack, nil
 		}
 	case KindStarted:
 		if err = f.require(keyCID); err == nil {
-			return &Started{CID: f.cid, Value: f.value, Credit: f.credit}, nil
+			d.started = Started{CID: f.cid, Value: f.value, Credit: f.credit}
+			return &d.started, nil
 		}
 	case KindYield:
 		if err = f.require(keyCID); err == nil {
-			return &Yield{CID: f.cid, Value: f.value}, nil
+			d.yield = Yield{CID: f.cid, Value: f.value}
+			return &d.yield, nil
 		}
 	case KindStop:
 		if err = f.require(keyCID); err == nil {
-			return &Stop{CID: f.cid}, nil
+			d.stop = Stop{CID: f.cid}
+			return &d.stop, nil
 		}
 	case KindReturn:
 		if err = f.require(keyCID); err == nil {
-			return &Return{CID: f.cid, Value: f.value}, nil
+			d.ret = Return{CID: f.cid, Value: f.value}
+			return &d.ret, nil
 		}
 	case KindError:
 		if err = f.require(keyErr); err == nil {
-			return &Error{CID: f.cid, Err: f.err}, nil
+			d.err = Error{CID: f.cid, Err: f.err}
+			return &d.err, nil
 		}
 	case KindCredit:
 		if err = f.require(keyCID, keyItems); err == nil {
-			return &Credit{CID: f.cid, Items: f.items}, nil
+			d.credit = Credit{CID: f.cid, Items: f.items}
+			return &d.credit, nil
 		}
 	}
 	return nil, err

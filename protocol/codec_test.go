@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"runtime"
@@ -46,6 +47,40 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("re-encoding differs:\n got %x\nwant %x", again, body)
 			}
 		})
+	}
+}
+
+// A Decoder gives the same messages as DecodeMessage, and a reader that
+// decodes the messages of a call (its Start, with a name seen before, its
+// StartAck, its Return) allocates nothing for them.
+func TestDecoderReusesItsMessages(t *testing.T) {
+	var d Decoder
+	for _, m := range sampleMessages {
+		got, err := d.Decode(AppendMessage(nil, m))
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("Decode gave %#v, %v; want %#v", got, err, m)
+		}
+	}
+	bodies := [][]byte{
+		AppendMessage(nil, &Start{CID: 1, Function: "math.add", FuncKind: FuncUnary, Args: Raw{0x92, 0x01, 0x02}}),
+		AppendMessage(nil, &StartAck{CID: 1, FuncKind: FuncUnary}),
+		AppendMessage(nil, &Return{CID: 1, Value: Raw{0x03}}),
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		for _, b := range bodies {
+			if _, err := d.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); allocs != 0 {
+		t.Fatalf("%v allocations per call's messages, want 0", allocs)
+	}
+	// A name is kept once, and only so many of them.
+	for i := range 2 * maxNames {
+		d.Decode(AppendMessage(nil, &Start{CID: 1, Function: fmt.Sprint("f", i), FuncKind: FuncUnary}))
+	}
+	if len(d.names) != maxNames {
+		t.Fatalf("%d names kept, want %d", len(d.names), maxNames)
 	}
 }
 
