@@ -117,6 +117,7 @@ type Channel struct {
 	roomWanted bool          // a sender waits on room
 	wbuf       []byte        // frames waiting to be written
 	wspare     []byte
+	yieldMsg   protocol.Yield // the Yield being queued (sendItem), under wmu
 	writing    bool // a goroutine is writing; it drains wbuf before it stops
 	werr       error
 	lazy       *time.Timer // wakes the writer for frames queued with flushLazy

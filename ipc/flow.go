@@ -201,7 +201,11 @@ func (ch *Channel) sendItem(ctx context.Context, out *outbox, cid uint64, v any)
 		return err
 	}
 	err := encodePayload(v, func(raw protocol.Raw) error {
-		return ch.sendCtx(ctx, &protocol.Yield{CID: cid, Value: raw}, flushAsync)
+		return ch.queue(ctx, flushAsync, func() (protocol.Message, error) {
+			// queue holds wmu while it encodes: one Yield serves the channel.
+			ch.yieldMsg = protocol.Yield{CID: cid, Value: raw}
+			return &ch.yieldMsg, nil
+		})
 	})
 	if err != nil {
 		out.add(1)

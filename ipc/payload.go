@@ -33,8 +33,15 @@ func encodePayload(v any, use func(protocol.Raw) error) error {
 	c := codecs.Get().(*codec)
 	defer codecs.Put(c)
 	c.buf.Reset()
-	if err := c.enc.Encode(v); err != nil {
-		return err
+	switch n := v.(type) {
+	case *int:
+		c.buf.Write(appendInt(c.buf.AvailableBuffer(), int64(*n)))
+	case int:
+		c.buf.Write(appendInt(c.buf.AvailableBuffer(), int64(n)))
+	default:
+		if err := c.enc.Encode(v); err != nil {
+			return err
+		}
 	}
 	err := use(c.buf.Bytes())
 	if c.buf.Cap() > 1<<20 {
@@ -50,6 +57,12 @@ func encodePayload(v any, use func(protocol.Raw) error) error {
 func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 	if len(raw) == 0 {
 		raw = protocol.Raw{0xc0}
+	}
+	if p, ok := any(v).(*int); ok {
+		if n, ok := decodeInt(raw); ok && int64(int(n)) == n {
+			*p = int(n)
+			return nil
+		}
 	}
 	// A general msgpack decoder trusts the lengths it reads: 15 bytes
 	// announcing a map of 800 million entries inside an extension value
@@ -69,15 +82,19 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		}
 	}()
 	c.rd.Reset(raw)
+	// The value is decoded into memory of its own and copied to *v, so
+	// that v does not escape: the integer path above allocates nothing.
+	p := new(T)
 	// Decode has a fast path for *int and the other integer pointers that
 	// skips the checked decoders (ints.go): those go through them here.
-	if isIntPointer(v) {
-		err = c.dec.DecodeValue(reflect.ValueOf(v).Elem())
+	if isIntPointer(p) {
+		err = c.dec.DecodeValue(reflect.ValueOf(p).Elem())
 	} else {
-		err = c.dec.Decode(v)
+		err = c.dec.Decode(p)
 	}
 	c.rd.Reset(nil)
 	codecs.Put(c)
+	*v = *p
 	if err != nil {
 		return &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
 			Got: protocol.MsgpackTypeName(raw[0]), Err: err}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"time"
 )
 
@@ -227,12 +228,61 @@ type Decoder struct {
 	names   map[string]string // function names seen, so that each is allocated once
 }
 
+// The Yields and Returns this package encodes begin with these bytes: the
+// commonest messages, decoded without reading each key.
+var (
+	yieldHead  = appendStr(appendHead(nil, 3, KindYield), keyCID)
+	returnHead = appendStr(appendHead(nil, 3, KindReturn), keyCID)
+	valueKey   = appendStr(nil, keyValue)
+)
+
+// quick decodes a Yield or a Return laid out as AppendMessage lays them
+// out, or returns nil for the general decoder to take (any other layout,
+// and anything malformed, which it then explains).
+func (d *Decoder) quick(body []byte) Message {
+	var yield bool
+	switch {
+	case bytes.HasPrefix(body, yieldHead):
+		yield = true
+	case bytes.HasPrefix(body, returnHead):
+	default:
+		return nil
+	}
+	r := &reader{buf: body, off: len(yieldHead)}
+	if !yield {
+		r.off = len(returnHead)
+	}
+	cid, err := r.uint()
+	if err != nil || cid == 0 || !bytes.HasPrefix(body[r.off:], valueKey) {
+		return nil
+	}
+	r.off += len(valueKey)
+	v, err := r.raw()
+	if err != nil || r.off != len(body) {
+		return nil
+	}
+	if yield {
+		d.yield = Yield{CID: cid, Value: v}
+		return &d.yield
+	}
+	d.ret = Return{CID: cid, Value: v}
+	return &d.ret
+}
+
 // maxNames bounds the function names a Decoder keeps: a peer that calls
 // ever new names costs an allocation per Start past it, not memory.
 const maxNames = 256
 
 // Decode decodes one message body; see DecodeMessage.
 func (d *Decoder) Decode(body []byte) (Message, error) {
+	if m := d.quick(body); m != nil {
+		return m, nil
+	}
+	return d.decode(body)
+}
+
+// decode is Decode without the quick path.
+func (d *Decoder) decode(body []byte) (Message, error) {
 	r := &reader{buf: body}
 	f := fields{names: d}
 	if err := f.decode(r); err != nil {

@@ -67,7 +67,24 @@ func FuzzDecodeMessage(f *testing.F) {
 	} {
 		f.Add(odd)
 	}
+	// The quick path's shapes, right and nearly right.
+	yield := AppendMessage(nil, &Yield{CID: 3, Value: Raw{0x92, 0x01, 0xcd, 0x01, 0x00}})
+	for _, q := range [][]byte{
+		yield,
+		append(yield[:len(yield):len(yield)], 0x00), // a byte after the value
+		yield[:len(yield)-1],                        // the value cut short
+		AppendMessage(nil, &Return{CID: 1 << 40, Value: Raw{0xc0}}),
+	} {
+		f.Add(q)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The quick path decodes what it takes as the general one does.
+		if q := new(Decoder).quick(body); q != nil {
+			g, err := new(Decoder).decode(body)
+			if err != nil || !reflect.DeepEqual(q, g) {
+				t.Fatalf("quick path gave %#v, the general one %#v, %v", q, g, err)
+			}
+		}
 		m, err := DecodeMessage(body)
 		if err != nil {
 			switch err.(type) {
