@@ -118,7 +118,7 @@ type Channel struct {
 	wbuf       []byte        // frames waiting to be written
 	wspare     []byte
 	yieldMsg   protocol.Yield // the Yield being queued (sendItem), under wmu
-	writing    bool // a goroutine is writing; it drains wbuf before it stops
+	writing    bool           // a goroutine is writing; it drains wbuf before it stops
 	werr       error
 	lazy       *time.Timer // wakes the writer for frames queued with flushLazy
 	lazyArmed  bool
