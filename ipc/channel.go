@@ -75,8 +75,16 @@ const (
 // Channel is one end of an arbor channel: it serves this end's functions to
 // the peer and lets this end call the peer's (see Func, Stream, Context).
 //
-// A Channel owns a reader goroutine, a writer goroutine and one goroutine per
-// call it serves; Close waits for all of them.
+// A Channel owns a reader goroutine, a writer goroutine (writer.go) and one
+// goroutine per call it serves; Close waits for all of them.
+//
+// A channel ends once, in end, for the first of two reasons: Close
+// (ErrClosed), or the connection failing, seen by the reader or the writer
+// (lost: a *PeerGoneError). end fails the calls this end made and cancels
+// the ones it serves; the writer then flushes what is queued and closes the
+// connection. CancelServed is not an end: it cancels the served calls and
+// waits for their answers, and an actor that stops calls it before Close so
+// that no answer is lost.
 type Channel struct {
 	conn     io.ReadWriteCloser
 	frames   *protocol.FrameReader
@@ -111,21 +119,9 @@ type Channel struct {
 	closeCalled bool
 	losing      bool // lost has been called: the connection is broken
 
-	wmu        sync.Mutex
-	wcond      *sync.Cond    // signalled when writing becomes false
-	room       chan struct{} // closed (and replaced) when the writer takes the queue or the channel breaks, if roomWanted
-	roomWanted bool          // a sender waits on room
-	wbuf       []byte        // frames waiting to be written
-	wspare     []byte
-	yieldMsg   protocol.Yield // the Yield being queued (sendItem), under wmu
-	writing    bool           // a goroutine is writing; it drains wbuf before it stops
-	werr       error
-	lazy       *time.Timer // wakes the writer for frames queued with flushLazy
-	lazyArmed  bool
-	wake       chan struct{}
-	closing    chan struct{} // closed by Close: the writer flushes and exits
-	stalled    atomic.Bool   // senders wait for a full queue: writes have a deadline
-	serving    atomic.Int64  // served calls counted against MaxServed, until their final message is queued
+	w       writer        // the write side of conn
+	closing chan struct{} // closed by Close: the writer flushes and exits
+	serving atomic.Int64  // served calls counted against MaxServed, until their final message is queued
 
 	// The reader's cache of the last call it routed a message to.
 	routeCID  uint64
@@ -173,14 +169,9 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		tasks:    make(map[uint64]*task),
 		ending:   make(map[*task]struct{}),
 		done:     make(chan struct{}),
-		wake:     make(chan struct{}, 1),
 		jobs:     make(chan job),
 		closing:  make(chan struct{}),
 	}
-	ch.wcond = sync.NewCond(&ch.wmu)
-	ch.room = make(chan struct{})
-	ch.lazy = time.AfterFunc(time.Hour, func() { signal(ch.wake) })
-	ch.lazy.Stop()
 	if ch.funcs == nil {
 		ch.funcs = &Table{}
 	}
@@ -224,9 +215,15 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		base = context.WithoutCancel(opts.BaseContext)
 	}
 	ch.base = context.WithValue(base, channelKey{}, ch)
+	ch.w = writer{conn: conn, fail: ch.lost, maxFrame: ch.maxFrame, stall: ch.stall, cwait: ch.cwait,
+		closing: ch.closing, done: ch.done}
+	ch.w.init()
 	ch.wg.Add(2)
 	go ch.readLoop()
-	go ch.writeLoop()
+	go func() {
+		defer ch.wg.Done()
+		ch.w.loop()
+	}()
 	return ch, nil
 }
 
@@ -374,12 +371,12 @@ func (ch *Channel) Close() error {
 	return nil
 }
 
-// Drain cancels every call this end is serving, with cause, and waits until
+// CancelServed cancels every call this end is serving, with cause, and waits until
 // they have all returned and sent their final messages, or until ctx ends.
 // by is the actor on whose behalf they are cancelled (reported as the
 // canceller); the zero id means this one. Calls the peer starts meanwhile
 // are served as usual. An actor uses it to stop gracefully before Close.
-func (ch *Channel) Drain(ctx context.Context, by protocol.ActorID, cause error) error {
+func (ch *Channel) CancelServed(ctx context.Context, by protocol.ActorID, cause error) error {
 	ch.mu.Lock()
 	tasks := make([]*task, 0, len(ch.tasks)+len(ch.ending))
 	for _, t := range ch.tasks {
@@ -477,43 +474,19 @@ func (ch *Channel) lost(cause error) {
 	// Closing the connection unblocks the reader, and the writer exits on
 	// its own once it sees the channel has ended.
 	ch.conn.Close()
-	signal(ch.wake)
+	ch.w.kick()
 }
-
-// How a queued frame reaches the connection.
-type flushMode uint8
-
-const (
-	// flushNow: the sending goroutine writes the queue itself unless a
-	// write is already in progress (whose writer then takes this frame
-	// too). Served calls use it for their answers, saving a hand-off.
-	flushNow flushMode = iota
-	// flushAsync: the writer goroutine writes it. The reader and every
-	// caller use this, so that the reader never blocks on a peer that is
-	// not reading and a caller's ctx can always end its wait.
-	flushAsync
-	// flushLazy: the frame goes out with the next one, or within lazyDelay.
-	// StartAck uses it, so that a quick call's StartAck and Return share
-	// one write.
-	flushLazy
-	// flushReader: as flushAsync, for the reader's own messages, which
-	// never wait for a full queue.
-	flushReader
-)
-
-// lazyDelay bounds how long a lazily queued frame may wait.
-const lazyDelay = time.Millisecond
 
 // send queues one message. It fails only this message when the frame is too
 // large, and returns the channel's error once it has ended.
 func (ch *Channel) send(m protocol.Message, mode flushMode) error {
-	return ch.queue(context.Background(), mode, func() (protocol.Message, error) { return m, nil })
+	return ch.w.queue(context.Background(), mode, func() (protocol.Message, error) { return m, nil })
 }
 
 // sendCtx is send for a sender with a ctx: a wait for room in a full
 // queue ends with ctx.
 func (ch *Channel) sendCtx(ctx context.Context, m protocol.Message, mode flushMode) error {
-	return ch.queue(ctx, mode, func() (protocol.Message, error) { return m, nil })
+	return ch.w.queue(ctx, mode, func() (protocol.Message, error) { return m, nil })
 }
 
 // sendStart takes the next call id and queues the Start that uses it in
@@ -521,7 +494,7 @@ func (ch *Channel) sendCtx(ctx context.Context, m protocol.Message, mode flushMo
 // §5: a peer refuses an id below one it has seen). register, if set, runs
 // with mu held and the new id.
 func (ch *Channel) sendStart(ctx context.Context, start *protocol.Start, mode flushMode, register func(cid uint64)) error {
-	return ch.queue(ctx, mode, func() (protocol.Message, error) {
+	return ch.w.queue(ctx, mode, func() (protocol.Message, error) {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
 		if ch.err != nil {
@@ -534,190 +507,6 @@ func (ch *Channel) sendStart(ctx context.Context, start *protocol.Start, mode fl
 		}
 		return start, nil
 	})
-}
-
-// queue appends the message next gives (called with wmu held: nothing is
-// queued between) and flushes it as mode says. Locks: wmu, then mu.
-func (ch *Channel) queue(ctx context.Context, mode flushMode, next func() (protocol.Message, error)) error {
-	ch.wmu.Lock()
-	// A full queue holds the sender until the writer has taken it: what
-	// a peer that does not read makes this side hold is bounded. The wait
-	// ends with the sender's ctx. The reader never waits here.
-	for len(ch.wbuf) >= MaxQueue && ch.werr == nil && mode != flushReader {
-		// The write in progress must now make progress within the stall
-		// timeout, or the channel ends.
-		if ch.stalled.CompareAndSwap(false, true) && !ch.isClosing() {
-			ch.setWriteDeadline(time.Now().Add(ch.stall))
-		}
-		room := ch.room
-		ch.roomWanted = true
-		if !ch.writing {
-			signal(ch.wake) // the writer goroutine takes it: no write here that ctx cannot end
-		}
-		ch.wmu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		ch.wmu.Lock()
-	}
-	if mode == flushReader {
-		mode = flushAsync
-	}
-	if ch.werr != nil {
-		err := ch.werr
-		ch.wmu.Unlock()
-		return err
-	}
-	m, err := next()
-	if err != nil {
-		ch.wmu.Unlock()
-		return err
-	}
-	ch.wbuf, err = protocol.AppendFrame(ch.wbuf, m, ch.maxFrame)
-	switch {
-	case err != nil || ch.writing:
-		ch.wmu.Unlock()
-	case mode == flushLazy:
-		if !ch.lazyArmed {
-			ch.lazyArmed = true
-			ch.lazy.Reset(lazyDelay)
-		}
-		ch.wmu.Unlock()
-	case mode == flushAsync:
-		ch.wmu.Unlock()
-		signal(ch.wake)
-	default:
-		ch.writing = true
-		ch.drainLocked()
-	}
-	return err
-}
-
-// drainLocked writes the queue until it is empty. It is called with wmu
-// held and writing set by the caller, and returns with wmu released.
-func (ch *Channel) drainLocked() {
-	for len(ch.wbuf) > 0 && ch.werr == nil {
-		batch := ch.wbuf
-		ch.wbuf = ch.wspare[:0]
-		ch.lazyArmed = false
-		if ch.stalled.Load() {
-			// The queue is empty again: no sender waits on the peer.
-			ch.stalled.Store(false)
-			if !ch.isClosing() {
-				ch.setWriteDeadline(time.Time{})
-			}
-		}
-		if ch.roomWanted { // senders held by a full queue may queue again
-			close(ch.room)
-			ch.room, ch.roomWanted = make(chan struct{}), false
-		}
-		ch.wmu.Unlock()
-		err := ch.write(batch)
-		if cap(batch) > 1<<20 {
-			batch = nil // let a huge batch go rather than keep it
-		}
-		ch.wmu.Lock()
-		ch.wspare = batch[:0]
-		if err != nil && ch.werr == nil {
-			ch.werr = err
-			ch.wbuf = nil
-			ch.writing = false
-			ch.wcond.Broadcast()
-			close(ch.room) // senders waiting for room see the error
-			ch.room, ch.roomWanted = make(chan struct{}), false
-			ch.wmu.Unlock()
-			ch.lost(err)
-			return
-		}
-	}
-	ch.writing = false
-	ch.wcond.Broadcast()
-	ch.wmu.Unlock()
-}
-
-// isClosing reports whether Close has been called: its own write deadline
-// then rules.
-func (ch *Channel) isClosing() bool {
-	select {
-	case <-ch.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// setWriteDeadline sets the connection's write deadline, where it has one.
-func (ch *Channel) setWriteDeadline(t time.Time) {
-	if d, ok := ch.conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
-		d.SetWriteDeadline(t)
-	}
-}
-
-// write writes a batch, in chunks. While senders wait for a full queue
-// (stalled), each chunk must go within the stall timeout: a peer that
-// stopped reading then ends the channel rather than holding its senders
-// for ever.
-func (ch *Channel) write(batch []byte) error {
-	for len(batch) > 0 {
-		n, err := ch.conn.Write(batch[:min(len(batch), writeChunk)])
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && ch.stalled.Load() {
-				err = fmt.Errorf("the peer read nothing for %v while the write queue was full (%d bytes): %w", ch.stall, MaxQueue, err)
-			}
-			return err
-		}
-		batch = batch[n:]
-		if ch.stalled.Load() && !ch.isClosing() {
-			ch.setWriteDeadline(time.Now().Add(ch.stall)) // progress: the clock starts again
-		}
-	}
-	return nil
-}
-
-// writeLoop writes what other goroutines queued without writing it
-// themselves, and flushes the queue when the channel closes.
-func (ch *Channel) writeLoop() {
-	defer ch.wg.Done()
-	for {
-		closing := false
-		select {
-		case <-ch.wake:
-		case <-ch.closing:
-			closing = true
-		case <-ch.done:
-			closing = true
-		}
-		ch.wmu.Lock()
-		if closing {
-			// Let a write in progress finish, bounded by a deadline where
-			// the connection has one, then flush what is left and stop.
-			if d, ok := ch.conn.(interface{ SetWriteDeadline(time.Time) error }); ok {
-				d.SetWriteDeadline(time.Now().Add(ch.cwait))
-			}
-			for ch.writing {
-				ch.wcond.Wait()
-			}
-			ch.writing = true
-			ch.drainLocked()
-			ch.wmu.Lock()
-			if ch.werr == nil {
-				ch.werr = ErrClosed
-			}
-			ch.wbuf = nil
-			ch.wmu.Unlock()
-			ch.lazy.Stop()
-			ch.conn.Close()
-			return
-		}
-		if ch.writing {
-			ch.wmu.Unlock() // the goroutine writing will take the queue
-			continue
-		}
-		ch.writing = true
-		ch.drainLocked()
-	}
 }
 
 // readLoop reads frames and routes each message; it owns the decision that
@@ -794,9 +583,7 @@ const maxReportBacklog = 1 << 20
 // report queues an answer the reader owes the peer, unless the peer is so
 // far behind in reading that the answer would only pile up.
 func (ch *Channel) report(m protocol.Message) {
-	ch.wmu.Lock()
-	backlog := len(ch.wbuf)
-	ch.wmu.Unlock()
+	backlog := ch.w.backlog()
 	// An answer to a start is never dropped: its caller waits for it, and
 	// each costs the peer a start of its own. Answers about the channel
 	// (cid 0, to garbage) are.

@@ -201,10 +201,11 @@ func (ch *Channel) sendItem(ctx context.Context, out *outbox, cid uint64, v any)
 		return err
 	}
 	err := encodePayload(v, func(raw protocol.Raw) error {
-		return ch.queue(ctx, flushAsync, func() (protocol.Message, error) {
-			// queue holds wmu while it encodes: one Yield serves the channel.
-			ch.yieldMsg = protocol.Yield{CID: cid, Value: raw}
-			return &ch.yieldMsg, nil
+		return ch.w.queue(ctx, flushAsync, func() (protocol.Message, error) {
+			// queue holds the writer's mu while it encodes: one Yield
+			// serves the channel.
+			ch.w.yield = protocol.Yield{CID: cid, Value: raw}
+			return &ch.w.yield, nil
 		})
 	})
 	if err != nil {

@@ -239,7 +239,7 @@ func TestReviewEdges(t *testing.T) {
 		// This side floods a peer that never reads, then calls it.
 		p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current, Options{StallTimeout: 20 * time.Second})
 		p.send(&protocol.Start{CID: 1, Function: "test.flood2", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
-		eventually(t, 10*time.Second, "the queue full", func() bool { return ch.stalled.Load() })
+		eventually(t, 10*time.Second, "the queue full", func() bool { return ch.w.stalled.Load() })
 		within(t, 5*time.Second, "a call with a 100 ms deadline", func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()

@@ -120,9 +120,9 @@ func TestCloseWithAPeerThatDoesNotRead(t *testing.T) {
 			f := NewFunc[string, int]("test.any", nil)
 			go f.Call(context.Background(), ch, strings.Repeat("x", 4<<20)) // fills the pipe, then blocks
 			eventually(t, 2*time.Second, "the write to block", func() bool {
-				ch.wmu.Lock()
-				defer ch.wmu.Unlock()
-				return ch.writing
+				ch.w.mu.Lock()
+				defer ch.w.mu.Unlock()
+				return ch.w.writing
 			})
 			within(t, 3*time.Second, "Close", func() { ch.Close() })
 		})
@@ -164,14 +164,14 @@ func TestReportsToAPeerThatDoesNotReadAreBounded(t *testing.T) {
 		b.Write(batch)
 	}
 	eventually(t, 5*time.Second, "the reader to consume the bad frames", func() bool {
-		ch.wmu.Lock()
-		defer ch.wmu.Unlock()
-		return len(ch.wbuf) > maxReportBacklog/2
+		ch.w.mu.Lock()
+		defer ch.w.mu.Unlock()
+		return len(ch.w.buf) > maxReportBacklog/2
 	})
 	time.Sleep(100 * time.Millisecond) // let the reader work through the rest
-	ch.wmu.Lock()
-	n := len(ch.wbuf)
-	ch.wmu.Unlock()
+	ch.w.mu.Lock()
+	n := len(ch.w.buf)
+	ch.w.mu.Unlock()
 	if n > maxReportBacklog+64<<10 {
 		t.Fatalf("%d bytes queued for a peer that never reads", n)
 	}

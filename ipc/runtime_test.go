@@ -53,7 +53,7 @@ func TestTables(t *testing.T) {
 	}
 }
 
-func TestDrain(t *testing.T) {
+func TestCancelServed(t *testing.T) {
 	running := make(chan struct{}, 3)
 	wait := NewFunc("test.wait", func(ctx context.Context, _ struct{}) (int, error) {
 		running <- struct{}{}
@@ -74,7 +74,7 @@ func TestDrain(t *testing.T) {
 	stopping := errors.New("actor stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := child.Drain(ctx, protocol.ActorID{}, stopping); err != nil {
+	if err := child.CancelServed(ctx, protocol.ActorID{}, stopping); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -85,15 +85,15 @@ func TestDrain(t *testing.T) {
 		}
 	}
 	if v, err := add.Call(context.Background(), parent, addArgs{2, 2}); err != nil || v != 4 {
-		t.Fatalf("the channel does not serve after Drain: %d %v", v, err)
+		t.Fatalf("the channel does not serve after CancelServed: %d %v", v, err)
 	}
 }
 
 // A call that has returned but cannot queue its result yet (the write
-// queue is full) is still being served: Drain waits for it. Before, Drain
-// returned at once, the actor closed the channel, and the result was lost
-// (seen as a failure missing from a nursery that stopped a child).
-func TestDrainWaitsForAResultStillBeingSent(t *testing.T) {
+// queue is full) is still being served: CancelServed waits for it. Before,
+// it returned at once, the actor closed the channel, and the result was
+// lost (seen as a failure missing from a nursery that stopped a child).
+func TestCancelServedWaitsForAResultStillBeingSent(t *testing.T) {
 	big := make([]byte, MaxQueue+1)
 	running, gate := make(chan struct{}, 3), make(chan struct{})
 	fill := NewFunc("test.fill", func(context.Context, struct{}) ([]byte, error) {
@@ -125,8 +125,8 @@ func TestDrainWaitsForAResultStillBeingSent(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := ch.Drain(ctx, protocol.ActorID{}, errors.New("stopping")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Drain returned %v while a result was still unsent", err)
+	if err := ch.CancelServed(ctx, protocol.ActorID{}, errors.New("stopping")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("CancelServed returned %v while a result was still unsent", err)
 	}
 	// Once the peer reads, every result arrives.
 	got := map[uint64]bool{}
@@ -143,7 +143,7 @@ func TestDrainWaitsForAResultStillBeingSent(t *testing.T) {
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ch.Drain(ctx, protocol.ActorID{}, errors.New("stopping")); err != nil {
+	if err := ch.CancelServed(ctx, protocol.ActorID{}, errors.New("stopping")); err != nil {
 		t.Fatal(err)
 	}
 }

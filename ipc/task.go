@@ -344,7 +344,7 @@ func (t *task) end(result any, err error) {
 	defer func() {
 		ch.mu.Lock()
 		delete(ch.ending, t)
-		if ch.ended != nil { // a Drain waits
+		if ch.ended != nil { // a CancelServed waits
 			close(ch.ended)
 			ch.ended = nil
 		}

@@ -176,7 +176,7 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	}
 	drained := make(chan error, 1)
 	go func() {
-		err := ch.Drain(drainCtx, by, reason)
+		err := ch.CancelServed(drainCtx, by, reason)
 		if err == nil {
 			// Actors this one started and still holds stop next, before
 			// it goes.
