@@ -163,7 +163,7 @@ func (w *writer) queue(ctx context.Context, mode flushMode, next func() (protoco
 }
 
 // flushLocked writes the queue until it is empty. It is called with mu
-// held and writing set by the caller, and returns with wmu released.
+// held and writing set by the caller, and returns with mu released.
 func (w *writer) flushLocked() {
 	for len(w.buf) > 0 && w.err == nil {
 		batch := w.buf
