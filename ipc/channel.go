@@ -483,12 +483,6 @@ func (ch *Channel) send(m protocol.Message, mode flushMode) error {
 	return ch.w.queue(context.Background(), mode, func() (protocol.Message, error) { return m, nil })
 }
 
-// sendCtx is send for a sender with a ctx: a wait for room in a full
-// queue ends with ctx.
-func (ch *Channel) sendCtx(ctx context.Context, m protocol.Message, mode flushMode) error {
-	return ch.w.queue(ctx, mode, func() (protocol.Message, error) { return m, nil })
-}
-
 // sendStart takes the next call id and queues the Start that uses it in
 // one step, so that Starts leave in the order of their ids (PROTOCOL.md
 // §5: a peer refuses an id below one it has seen). register, if set, runs
