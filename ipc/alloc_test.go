@@ -29,3 +29,37 @@ func TestCallAllocations(t *testing.T) {
 	}
 	t.Logf("%.2f allocations per call, both sides", allocs)
 }
+
+// A stream of small ints costs at most one allocation per item, both sides
+// together: the producer's int as it is handed to the encoder (values
+// past 255 are boxed); framing, routing and the consumer's decode
+// allocate nothing.
+func TestStreamAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; .ci/run runs this without it")
+	}
+	parent, _ := pair(t, transports[0], testFuncs, nil, nil)
+	const items = 20000
+	read := func() {
+		s, err := count.Open(context.Background(), parent, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, err := range s.All() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got++
+		}
+		if got != items {
+			t.Fatalf("%d items, want %d", got, items)
+		}
+	}
+	read() // warm up
+	perItem := testing.AllocsPerRun(5, read) / items
+	if perItem > 1 {
+		t.Fatalf("%.3f allocations per item, want at most 1", perItem)
+	}
+	t.Logf("%.3f allocations per item, both sides", perItem)
+}

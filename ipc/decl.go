@@ -158,8 +158,9 @@ func (y *Yielder[Y]) Send(v Y) error { return y.t.yield(v) }
 // StreamReader receives a stream's items on the calling side. Its methods
 // are for one goroutine at a time.
 type StreamReader[Y any] struct {
-	c   *call
-	ctx context.Context
+	c    *call
+	ctx  context.Context
+	item Y // what recv decodes into: a local would escape, an allocation per item
 }
 
 // Recv returns the next item, io.EOF after the last one, or the error that
@@ -192,8 +193,10 @@ func (r *StreamReader[Y]) recv(wait <-chan struct{}) (Y, error) {
 		}
 		return y, err
 	}
-	err = decodePayload(r.c.fn, "yield", raw, &y)
-	return y, err
+	var zero Y
+	r.item = zero // msgpack merges into what is there
+	err = decodePayload(r.c.fn, "yield", raw, &r.item)
+	return r.item, err
 }
 
 // All ranges over the items until the end of the stream. An error that ends
@@ -351,6 +354,7 @@ type ContextCall[S, I, O, R any] struct {
 	c       *call
 	ctx     context.Context
 	started S
+	item    O // what recv decodes into, as StreamReader's
 }
 
 // Started returns the value the function sent first.
@@ -374,13 +378,14 @@ func (cc *ContextCall[S, I, O, R]) RecvContext(ctx context.Context) (O, error) {
 }
 
 func (cc *ContextCall[S, I, O, R]) recv(wait <-chan struct{}) (O, error) {
-	var v O
+	var zero O
 	raw, err := cc.c.in.pop(cc.ctx, wait)
 	if err != nil {
-		return v, err
+		return zero, err
 	}
-	err = decodePayload(cc.c.fn, "yield", raw, &v)
-	return v, err
+	cc.item = zero // msgpack merges into what is there
+	err = decodePayload(cc.c.fn, "yield", raw, &cc.item)
+	return cc.item, err
 }
 
 // CloseSend tells the function no more items will come. It is safe to call

@@ -35,9 +35,9 @@ func encodePayload(v any, use func(protocol.Raw) error) error {
 	c.buf.Reset()
 	switch n := v.(type) {
 	case *int:
-		c.buf.Write(appendInt(c.buf.AvailableBuffer(), int64(*n)))
+		c.buf.Write(protocol.AppendInt(c.buf.AvailableBuffer(), int64(*n)))
 	case int:
-		c.buf.Write(appendInt(c.buf.AvailableBuffer(), int64(n)))
+		c.buf.Write(protocol.AppendInt(c.buf.AvailableBuffer(), int64(n)))
 	default:
 		if err := c.enc.Encode(v); err != nil {
 			return err
@@ -59,7 +59,7 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		raw = protocol.Raw{0xc0}
 	}
 	if p, ok := any(v).(*int); ok {
-		if n, ok := decodeInt(raw); ok && int64(int(n)) == n {
+		if n, ok := protocol.ParseInt(raw); ok && int64(int(n)) == n {
 			*p = int(n)
 			return nil
 		}
@@ -82,19 +82,15 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		}
 	}()
 	c.rd.Reset(raw)
-	// The value is decoded into memory of its own and copied to *v, so
-	// that v does not escape: the integer path above allocates nothing.
-	p := new(T)
 	// Decode has a fast path for *int and the other integer pointers that
 	// skips the checked decoders (ints.go): those go through them here.
-	if isIntPointer(p) {
-		err = c.dec.DecodeValue(reflect.ValueOf(p).Elem())
+	if isIntPointer(v) {
+		err = c.dec.DecodeValue(reflect.ValueOf(v).Elem())
 	} else {
-		err = c.dec.Decode(p)
+		err = c.dec.Decode(v)
 	}
 	c.rd.Reset(nil)
 	codecs.Put(c)
-	*v = *p
 	if err != nil {
 		return &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
 			Got: protocol.MsgpackTypeName(raw[0]), Err: err}

@@ -432,3 +432,17 @@ func (r *reader) skip() error {
 	}
 	return nil
 }
+
+// AppendInt appends v as msgpack's encoder does with compact integers, in
+// the fewest bytes that hold it. Integer payloads take this path in ipc,
+// without msgpack's reflection.
+func AppendInt(b []byte, v int64) []byte { return appendInt(b, v) }
+
+// ParseInt decodes raw as exactly one msgpack integer that fits an int64.
+// It reports false for anything else (another type, a uint64 past int64,
+// trailing bytes), which a general decoder then handles and explains.
+func ParseInt(raw []byte) (int64, bool) {
+	r := reader{buf: raw}
+	v, err := r.int()
+	return v, err == nil && r.off == len(raw)
+}
