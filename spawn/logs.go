@@ -166,7 +166,9 @@ func (f *logForwarder) emitLine(l logLine) {
 		return
 	}
 	if l.stream == "panic" {
-		f.log.Error(l.text, "stream", "stderr")
+		// No field: a panic's lines end in ':' often ("goroutine 1
+		// [running]:"), and hclog would print them as "...:: stream=stderr".
+		f.log.Error(l.text)
 		return
 	}
 	if strings.HasPrefix(l.text, "{") {

@@ -1,7 +1,9 @@
 // Command arbor runs trees of processes: parallel jobs with automatic
-// teardown, and (to come) supervised programs.
+// teardown, and supervised programs.
 //
 //	arbor parallel [flags] COMMAND [ARGS...] [::: INPUTS...]
+//	arbor supervise [--file Procfile|spec.json] [flags]
+//	arbor ps | logs | stop | restart | reload
 //	arbor schema BINARY [--json]
 //	arbor version
 //
