@@ -2,14 +2,15 @@
 // teardown, and supervised programs.
 //
 //	arbor parallel [flags] COMMAND [ARGS...] [::: INPUTS...]
-//	arbor supervise [--file Procfile|spec.json] [flags]
-//	arbor ps | logs | stop | restart | reload
+//	arbor supervise FILE
+//	arbor ps | stop NAME | restart NAME | reload | logs [-f] [NAME]
 //	arbor schema BINARY [--json]
 //	arbor version
 //
-// Exit status: 0 on success; for parallel, the number of failed jobs
-// (at most 101); 2 for a usage error; 130 after SIGINT (143 after
-// SIGTERM); 1 for any other error.
+// Exit status: 0 on success; for parallel, as GNU parallel (the number of
+// failed jobs, at most 101; 255 for a bad command line); 2 for a usage
+// error; 129 after SIGHUP, 130 after SIGINT, 143 after SIGTERM; 1 for any
+// other error. 'arbor help' says the rest.
 package main
 
 import (
