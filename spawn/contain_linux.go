@@ -50,6 +50,11 @@ const (
 	// orphanScan spaces the scans for orphans to reap: an orphan's zombie
 	// lingers at most this long.
 	orphanScan = 20 * time.Millisecond
+	// At release, orphans are killed and reaped in rounds, orphanRoundGap
+	// apart, until a round finds none: each generation killed hands its
+	// own children to this process. orphanRounds bounds the generations.
+	orphanRounds   = 50
+	orphanRoundGap = time.Millisecond
 )
 
 // contained is the state of this process's Contain, if it called it.
@@ -188,11 +193,11 @@ func release(keeper *exec.Cmd) error {
 	c.reaping.Wait()
 	// Orphans can have children of their own, which come back to this
 	// process when their parent is killed: go round until none is left.
-	for range 50 {
+	for range orphanRounds {
 		if !reapOrphans(true) {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(orphanRoundGap)
 	}
 	c.mu.Lock()
 	run := c.run

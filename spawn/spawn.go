@@ -445,13 +445,36 @@ func (a *Actor) startError(reason string, err error) *StartError {
 	return &StartError{Actor: a.id, Binary: a.binary, Reason: reason, Err: err, Plain: a.plain}
 }
 
+// Bounded waits in the ownership code, each for something that normally
+// comes at once and must not hold a start or a stop when it does not.
+const (
+	// exitStatusWait: a child whose handshake failed may be exiting; its
+	// exit status explains the failure better than the EOF that came
+	// just before it.
+	exitStatusWait = 50 * time.Millisecond
+	// lastLinesWait: once the child is reaped, its output pipes close;
+	// the forwarders get this long to read the last lines for the
+	// ExitError before the report is made.
+	lastLinesWait = 100 * time.Millisecond
+	// channelEndWait: the channel ends by itself when the child's end
+	// closes with it, so that calls in flight fail with the exit status;
+	// past this it is closed anyway.
+	channelEndWait = time.Second
+	// outputDrainWait: a descendant outside the process group can hold
+	// the output pipes open; past this they are no longer read.
+	outputDrainWait = time.Second
+	// exitStatusForChannel: how long a channel that lost its child waits
+	// for the exit status to explain why (ipc.Options.Explain).
+	exitStatusForChannel = time.Second
+)
+
 // failStart kills a child whose handshake failed and explains why.
 func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 	exitedAlready := false
 	select {
 	case <-a.exitKnown:
 		exitedAlready = true
-	case <-time.After(50 * time.Millisecond): // the EOF may come just before the exit status
+	case <-time.After(exitStatusWait):
 	}
 	if !exitedAlready {
 		a.mu.Lock()
@@ -521,7 +544,7 @@ func (a *Actor) own() {
 		go func() { a.logs.wait(); close(logsDone) }()
 		select {
 		case <-logsDone:
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(lastLinesWait):
 		}
 	}
 	ps := a.cmd.ProcessState
@@ -543,14 +566,14 @@ func (a *Actor) own() {
 	if a.ch != nil {
 		select {
 		case <-a.ch.Done():
-		case <-time.After(time.Second):
+		case <-time.After(channelEndWait):
 		}
 		a.ch.Close()
 	}
 	select {
 	case <-logsDone:
 	default:
-		t := time.NewTimer(time.Second)
+		t := time.NewTimer(outputDrainWait)
 		select {
 		case <-logsDone:
 		case <-t.C:
@@ -572,7 +595,7 @@ func (a *Actor) explain(cause error) error {
 	select {
 	case <-a.exitKnown:
 		return a.exit
-	case <-time.After(time.Second):
+	case <-time.After(exitStatusForChannel):
 		return cause
 	}
 }

@@ -137,11 +137,19 @@ func (p *process) isNormal(err error) bool {
 	return false
 }
 
+// One try of a Ready check must end well before the next: a listener that
+// accepts nothing (a full backlog, a firewall dropping packets) fails the
+// try instead of holding the check.
+const (
+	readyTryTimeout  = time.Second     // TCPReady's connect
+	httpReadyTimeout = 2 * time.Second // HTTPReady's connect, request and answer
+)
+
 // TCPReady is a Ready check: ready once addr accepts a TCP connection.
 func TCPReady(addr string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		var d net.Dialer
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		ctx, cancel := context.WithTimeout(ctx, readyTryTimeout)
 		defer cancel()
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -168,7 +176,7 @@ func HTTPReady(rawURL string) func(context.Context) error {
 		if u.Port() == "" {
 			host = net.JoinHostPort(u.Hostname(), "80")
 		}
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, httpReadyTimeout)
 		defer cancel()
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", host)

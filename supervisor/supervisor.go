@@ -87,7 +87,7 @@ type Child struct {
 	// CommandReady and ActorReady.
 	Ready func(ctx context.Context) error
 	// ReadyInterval is the wait between two tries of Ready; zero means
-	// 100ms.
+	// DefaultReadyInterval (100ms).
 	ReadyInterval time.Duration
 	// DependsOn names children, listed before this one, that must be
 	// ready before this one starts, at the supervisor's start and when
@@ -119,6 +119,15 @@ const (
 	Infinity        time.Duration = spawn.Forever
 	BrutalKill      time.Duration = -2
 )
+
+// DefaultReadyInterval is Child.ReadyInterval's default.
+const DefaultReadyInterval = 100 * time.Millisecond
+
+// stopReportSlack is how long past a child's Shutdown the supervisor waits
+// before it reports StopTimedOut: spawn's own escalation (the signal, then
+// SIGKILL after Shutdown) needs a moment to be reaped. The supervisor
+// still waits for the child after reporting.
+const stopReportSlack = time.Second
 
 // Spec configures a supervisor. Zero values are the documented defaults.
 type Spec struct {
@@ -456,7 +465,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			r.cancel()
 			limit := shutdownFor(s.children[i])
 			if limit > 0 {
-				t := time.NewTimer(limit + time.Second)
+				t := time.NewTimer(limit + stopReportSlack)
 				select {
 				case <-r.done:
 				case <-t.C:
@@ -700,7 +709,7 @@ func (s *Supervisor) checkDeps(i int, c Child) error {
 func waitReady(ctx context.Context, c Child) bool {
 	interval := c.ReadyInterval
 	if interval <= 0 {
-		interval = 100 * time.Millisecond
+		interval = DefaultReadyInterval
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
