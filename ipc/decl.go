@@ -27,6 +27,14 @@ func NewFunc[A, R any](name string, impl func(ctx context.Context, args A) (R, e
 	return &Func[A, R]{fname: name, impl: impl}
 }
 
+// Implement returns the same function served by impl, leaving f as it is:
+// a server whose implementation needs state known only at run time, or a
+// function that calls itself, declares it once with a nil impl and puts
+// f.Implement(impl) in its Table.
+func (f *Func[A, R]) Implement(impl func(ctx context.Context, args A) (R, error)) *Func[A, R] {
+	return NewFunc(f.fname, impl)
+}
+
 // Name returns the declared name.
 func (f *Func[A, R]) Name() string { return f.fname }
 
@@ -113,6 +121,12 @@ type Stream[A, Y any] struct {
 // nil, with an error otherwise.
 func NewStream[A, Y any](name string, impl func(ctx context.Context, args A, out *Yielder[Y]) error) *Stream[A, Y] {
 	return &Stream[A, Y]{fname: name, impl: impl}
+}
+
+// Implement returns the same stream served by impl, leaving s as it is (see
+// Func.Implement).
+func (s *Stream[A, Y]) Implement(impl func(ctx context.Context, args A, out *Yielder[Y]) error) *Stream[A, Y] {
+	return NewStream(s.fname, impl)
 }
 
 // Name returns the declared name.
@@ -265,6 +279,12 @@ type Context[A, S, I, O, R any] struct {
 // only calls it.
 func NewContext[A, S, I, O, R any](name string, impl func(ctx context.Context, args A, s *Session[S, I, O]) (R, error)) *Context[A, S, I, O, R] {
 	return &Context[A, S, I, O, R]{fname: name, impl: impl}
+}
+
+// Implement returns the same context function served by impl, leaving d as
+// it is (see Func.Implement).
+func (d *Context[A, S, I, O, R]) Implement(impl func(ctx context.Context, args A, s *Session[S, I, O]) (R, error)) *Context[A, S, I, O, R] {
+	return NewContext(d.fname, impl)
 }
 
 // Name returns the declared name.

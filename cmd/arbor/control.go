@@ -149,12 +149,12 @@ func serveControl(path string, root *group, info appInfo, reload func(context.Co
 		}
 	}
 	s := &controlServer{log: warn, ln: ln, path: path, chans: map[*ipc.Channel]bool{}, table: ipc.MustNewTable(
-		ipc.NewFunc(ctlInfo.Name(), func(context.Context, struct{}) (appInfo, error) { return info, nil }),
-		ipc.NewFunc(ctlPs.Name(), func(context.Context, struct{}) ([]psEntry, error) { return root.entries(), nil }),
-		ipc.NewFunc(ctlStop.Name(), act((*supervisor.Supervisor).StopChild)),
-		ipc.NewFunc(ctlRestart.Name(), act((*supervisor.Supervisor).RestartChild)),
-		ipc.NewFunc(ctlReload.Name(), func(ctx context.Context, _ struct{}) (string, error) { return reload(ctx) }),
-		ipc.NewStream(ctlLogs.Name(), book.serveLogs),
+		ctlInfo.Implement(func(context.Context, struct{}) (appInfo, error) { return info, nil }),
+		ctlPs.Implement(func(context.Context, struct{}) ([]psEntry, error) { return root.entries(), nil }),
+		ctlStop.Implement(act((*supervisor.Supervisor).StopChild)),
+		ctlRestart.Implement(act((*supervisor.Supervisor).RestartChild)),
+		ctlReload.Implement(func(ctx context.Context, _ struct{}) (string, error) { return reload(ctx) }),
+		ctlLogs.Implement(book.serveLogs),
 	)}
 	s.wg.Add(1)
 	go s.accept()

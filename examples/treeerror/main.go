@@ -26,33 +26,31 @@ type node struct {
 }
 
 // grow runs one node: a leaf waits (or fails, if it is the failing one),
-// an inner node runs two children in a nursery of its own. It is declared
-// in init because it calls itself.
-var grow *ipc.Func[node, int]
+// an inner node runs two children in a nursery of its own. It calls
+// itself, so it is declared here and implemented by growNode.
+var grow = ipc.NewFunc[node, int]("tree.grow", nil)
 
-func init() {
-	grow = ipc.NewFunc("tree.grow", func(ctx context.Context, a node) (int, error) {
-		if a.Depth == 0 {
-			if a.Path == a.Failing {
-				return 0, fmt.Errorf("leaf %s: sensor offline", a.Path)
-			}
-			<-ctx.Done()
-			return 0, ctx.Err()
+func growNode(ctx context.Context, a node) (int, error) {
+	if a.Depth == 0 {
+		if a.Path == a.Failing {
+			return 0, fmt.Errorf("leaf %s: sensor offline", a.Path)
 		}
-		return 0, nursery.Open(ctx, func(ctx context.Context, n *nursery.Nursery) error {
-			for i := range 2 {
-				child := node{Depth: a.Depth - 1, Path: a.Path + "." + strconv.Itoa(i), Failing: a.Failing}
-				if _, err := nursery.RunInActor(n, grow, child, spawn.Options{Name: "n" + strconv.Itoa(i)}); err != nil {
-					return err
-				}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return 0, nursery.Open(ctx, func(ctx context.Context, n *nursery.Nursery) error {
+		for i := range 2 {
+			child := node{Depth: a.Depth - 1, Path: a.Path + "." + strconv.Itoa(i), Failing: a.Failing}
+			if _, err := nursery.RunInActor(n, grow, child, spawn.Options{Name: "n" + strconv.Itoa(i)}); err != nil {
+				return err
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 }
 
 func main() {
-	spawn.Main(ipc.MustNewTable(grow))
+	spawn.Main(ipc.MustNewTable(grow.Implement(growNode)))
 	err := nursery.Open(context.Background(), func(ctx context.Context, n *nursery.Nursery) error {
 		_, err := nursery.RunInActor(n, grow, node{Depth: 2, Path: "t", Failing: "t.1.0"}, spawn.Options{Name: "top"})
 		return err
