@@ -22,6 +22,36 @@ const (
 	Ready EventKind = "ready"
 )
 
+// Status is where a child is in its life, as Snapshot reports it.
+type Status string
+
+const (
+	// StatusWaiting: not started yet; its DependsOn are not ready.
+	StatusWaiting Status = "waiting"
+	// StatusStarting: started, its Ready check not passed yet.
+	StatusStarting Status = "starting"
+	// StatusRunning: started, and it has no Ready check.
+	StatusRunning Status = "running"
+	// StatusReady: started, and its Ready check passed.
+	StatusReady Status = "ready"
+	// StatusRestarting: exited, and waiting out its backoff.
+	StatusRestarting Status = "restarting"
+	// StatusStopped: not running, and not to be restarted (it ended as its
+	// Restart type allows, or StopChild stopped it).
+	StatusStopped Status = "stopped"
+	// StatusFailed: exited with an error, and not to be restarted.
+	StatusFailed Status = "failed"
+	// StatusFatal: an isolated child that restarted too often; RestartChild
+	// revives it.
+	StatusFatal Status = "fatal"
+	// StatusRemoved: taken out by RemoveChild or a reload.
+	StatusRemoved Status = "removed"
+)
+
+// Up reports whether a child in this status is running: started, ready or
+// not.
+func (s Status) Up() bool { return s == StatusStarting || s == StatusRunning || s == StatusReady }
+
 // Event is one lifecycle fact about a child.
 type Event struct {
 	Kind       EventKind
@@ -61,8 +91,8 @@ func (s *Supervisor) emit(e Event) {
 // ChildState is one child in a Snapshot.
 type ChildState struct {
 	Name     string
-	PID      int    // 0 when the child is not a process, or not running
-	State    string // "waiting", "starting", "running", "ready", "restarting", "stopped", "failed", "fatal"
+	PID      int // 0 when the child is not a process, or not running
+	State    Status
 	Restarts int
 	Uptime   time.Duration // 0 unless running
 	LastExit error
@@ -83,7 +113,7 @@ func (s *Supervisor) Snapshot() []ChildState {
 			continue
 		}
 		cs := ChildState{Name: c.Name, State: st.status, Restarts: st.restarts, LastExit: st.lastExit}
-		if st.status == "running" {
+		if st.status == StatusRunning {
 			cs.Uptime = time.Since(st.started)
 			if p, ok := st.service.(pider); ok {
 				cs.PID = p.PID()

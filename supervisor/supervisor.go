@@ -170,9 +170,18 @@ type Supervisor struct {
 type request struct {
 	add   *Child
 	name  string // the child RemoveChild, StopChild or RestartChild acts on
-	op    string // "remove", "stop" or "restart"
+	op    op
 	reply chan error
 }
+
+// op is what a request does to the child it names.
+type op uint8
+
+const (
+	opRemove op = iota + 1
+	opStop
+	opRestart
+)
 
 // ErrNotRunning is returned by AddChild and RemoveChild when Serve is not
 // running.
@@ -187,7 +196,7 @@ var ErrNoSuchChild = errors.New("supervisor: no such child")
 
 type childState struct {
 	removed  bool   // taken out by RemoveChild: a tombstone, so indexes stay stable
-	status   string // "waiting", "starting", "running", "ready", "restarting", "stopped", "failed", "fatal"
+	status   Status
 	restarts int
 	started  time.Time
 	lastExit error
@@ -233,20 +242,20 @@ func (s *Supervisor) AddChild(ctx context.Context, c Child) error {
 // RemoveChild stops a child of a running supervisor and forgets it: the way
 // to shrink a pool. It returns once the child has stopped.
 func (s *Supervisor) RemoveChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{name: name, op: "remove"})
+	return s.ask(ctx, request{name: name, op: opRemove})
 }
 
 // StopChild stops a child and keeps it stopped (it is not restarted,
 // whatever its restart type) until RestartChild. It returns once the child
 // has stopped.
 func (s *Supervisor) StopChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{name: name, op: "stop"})
+	return s.ask(ctx, request{name: name, op: opStop})
 }
 
 // RestartChild stops a child, if it runs, and starts it again at once. An
 // operator's restart does not count towards the restart intensity.
 func (s *Supervisor) RestartChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{name: name, op: "restart"})
+	return s.ask(ctx, request{name: name, op: opRestart})
 }
 
 func (s *Supervisor) ask(ctx context.Context, r request) error {
@@ -352,11 +361,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	runs := make([]*run, len(s.children))
 	gens := make([]int, len(s.children))
-	status := func(i int) string {
+	status := func(i int) Status {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.state[i].removed {
-			return "removed"
+			return StatusRemoved
 		}
 		return s.state[i].status
 	}
@@ -376,9 +385,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		cctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, shutdownFor(c)))
 		r := &run{gen: gen, cancel: cancel, done: make(chan struct{})}
 		runs[i] = r
-		status := "running"
+		status := StatusRunning
 		if c.Ready != nil {
-			status = "starting"
+			status = StatusStarting
 		}
 		s.set(i, func(st *childState) { st.status, st.started, st.service = status, time.Now(), c.Service })
 		s.emit(Event{Kind: Started, Child: c.Name})
@@ -413,10 +422,10 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		for k, c := range s.children {
 			if c.Name == name {
 				st := status(k)
-				if st == "removed" {
+				if st == StatusRemoved {
 					continue // a tombstone; the child may have been added again
 				}
-				return st == "ready" || st == "running" && c.Ready == nil
+				return st == StatusReady || st == StatusRunning && c.Ready == nil
 			}
 		}
 		return false
@@ -437,13 +446,13 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			start(i)
 			return
 		}
-		s.set(i, func(st *childState) { st.status = "waiting" })
+		s.set(i, func(st *childState) { st.status = StatusWaiting })
 	}
 	// startWaiting starts, in order, the waiting children whose
 	// dependencies are now ready.
 	startWaiting := func() {
 		for i := range runs {
-			if status(i) == "waiting" && startable(i) {
+			if status(i) == StatusWaiting && startable(i) {
 				start(i)
 			}
 		}
@@ -456,8 +465,8 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			gens[i]++ // its exit, or a restart pending for it, is now stale
 			r := runs[i]
 			if r == nil {
-				if status(i) == "waiting" { // held stopped: not to start when its dependencies are ready
-					s.set(i, func(st *childState) { st.status = "stopped" })
+				if status(i) == StatusWaiting { // held stopped: not to start when its dependencies are ready
+					s.set(i, func(st *childState) { st.status = StatusStopped })
 				}
 				continue
 			}
@@ -476,7 +485,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			} else {
 				<-r.done
 			}
-			s.set(i, func(st *childState) { st.status = "stopped" })
+			s.set(i, func(st *childState) { st.status = StatusStopped })
 			s.emit(Event{Kind: Stopped, Child: s.children[i].Name})
 		}
 	}
@@ -485,7 +494,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	active := func(from int) []int {
 		var out []int
 		for i := from; i < len(runs); i++ {
-			if st := status(i); runs[i] != nil || st == "restarting" {
+			if st := status(i); runs[i] != nil || st == StatusRestarting {
 				out = append(out, i)
 			}
 		}
@@ -502,7 +511,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			return true
 		case AllSignificant:
 			for k, c := range s.children {
-				if st := status(k); c.Significant && st != "stopped" && st != "removed" && st != "fatal" {
+				if st := status(k); c.Significant && st != StatusStopped && st != StatusRemoved && st != StatusFatal {
 					return false
 				}
 			}
@@ -520,7 +529,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 			members = append(members, i)
 			memberGens = append(memberGens, gens[i])
-			s.set(i, func(st *childState) { st.status, st.backoff = "restarting", wait })
+			s.set(i, func(st *childState) { st.status, st.backoff = StatusRestarting, wait })
 			s.emit(Event{Kind: Restarting, Child: s.children[i].Name, Backoff: wait})
 		}
 		timers.Add(1)
@@ -587,9 +596,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 			stop([]int{found})
 			switch r.op {
-			case "remove":
+			case opRemove:
 				s.set(found, func(st *childState) { st.removed = true })
-			case "restart":
+			case opRestart:
 				s.set(found, func(st *childState) { st.recent, st.backoff = nil, 0 }) // a fresh history
 				start(found)
 			}
@@ -621,7 +630,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			return finish(nil)
 		case r := <-readies:
 			if r.gen == gens[r.i] && runs[r.i] != nil {
-				s.set(r.i, func(st *childState) { st.status = "ready" })
+				s.set(r.i, func(st *childState) { st.status = StatusReady })
 				s.emit(Event{Kind: Ready, Child: s.children[r.i].Name})
 			}
 		case r := <-s.reqs:
@@ -642,7 +651,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			s.set(ex.i, func(st *childState) { st.lastExit, up = ex.err, time.Since(st.started) })
 			s.emit(Event{Kind: Exited, Child: c.Name, Err: ex.err})
 			if c.Restart == Temporary || c.Restart == Transient && ex.err == nil {
-				s.set(ex.i, func(st *childState) { st.status = "stopped" })
+				s.set(ex.i, func(st *childState) { st.status = StatusStopped })
 				if ended(ex.i) {
 					return finish(nil)
 				}
@@ -654,7 +663,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 				s.set(ex.i, func(st *childState) {
 					st.recent = within(append(st.recent, now), now, s.spec.Period)
 					if fatal = len(st.recent) > s.spec.MaxRestarts; fatal {
-						st.status, st.recent = "fatal", nil
+						st.status, st.recent = StatusFatal, nil
 					}
 				})
 				if fatal {
@@ -666,7 +675,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 					continue
 				}
 			} else if restartTimes = within(append(restartTimes, now), now, s.spec.Period); len(restartTimes) > s.spec.MaxRestarts {
-				s.set(ex.i, func(st *childState) { st.status = "failed" })
+				s.set(ex.i, func(st *childState) { st.status = StatusFailed })
 				gaveUp := &IntensityError{Supervisor: s.spec.Name, Child: c.Name, Restarts: len(restartTimes) - 1,
 					Period: s.spec.Period, Last: ex.err}
 				s.emit(Event{Kind: GaveUp, Child: c.Name, Err: gaveUp})

@@ -552,7 +552,7 @@ func TestReadinessAndOrder(t *testing.T) {
 	states := func() string {
 		var out []string
 		for _, c := range s.Snapshot() {
-			out = append(out, c.Name+"="+c.State)
+			out = append(out, c.Name+"="+string(c.State))
 		}
 		return strings.Join(out, " ")
 	}

@@ -57,7 +57,7 @@ var (
 func (g *group) entries() []psEntry {
 	var out []psEntry
 	for _, c := range g.sup.Snapshot() {
-		e := psEntry{Name: g.prefix + c.Name, PID: c.PID, State: c.State, Restarts: c.Restarts, Uptime: c.Uptime.Seconds()}
+		e := psEntry{Name: g.prefix + c.Name, PID: c.PID, State: string(c.State), Restarts: c.Restarts, Uptime: c.Uptime.Seconds()}
 		if c.LastExit != nil {
 			e.LastExit = c.LastExit.Error()
 		}

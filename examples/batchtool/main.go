@@ -29,11 +29,16 @@ func main() {
 	// The helper crashes once, a second after it starts, then stays up.
 	helper := fmt.Sprintf(`if [ ! -e %s ]; then sleep 0.2; touch %s; exit 1; fi; exec sleep 30`, crashed, crashed)
 
-	restarts := make(chan struct{}, 10)
+	// The supervisor's events say when the helper crashed and when it is
+	// back: nothing here polls.
+	restarts, started := make(chan struct{}, 10), make(chan struct{}, 10)
 	sup := supervisor.New(supervisor.Spec{Name: "batchtool", MinBackoff: 20 * time.Millisecond,
 		Events: func(e supervisor.Event) {
-			if e.Kind == supervisor.Restarting {
+			switch e.Kind {
+			case supervisor.Restarting:
 				restarts <- struct{}{}
+			case supervisor.Started:
+				started <- struct{}{}
 			}
 		}},
 		supervisor.Child{Name: "cache", Restart: supervisor.Permanent,
@@ -44,18 +49,15 @@ func main() {
 
 	// The batch itself: here, waiting out the helper's crash and doing a
 	// little work.
+	<-started // the first start
 	<-restarts
 	fmt.Println("the cache crashed and is being restarted; the batch goes on")
 	for i := 1; i <= 3; i++ {
 		fmt.Printf("processed item %d\n", i)
 	}
-	for { // the helper is back before the batch reports
-		if c := sup.Snapshot()[0]; c.State == "running" && c.PID != 0 {
-			fmt.Printf("cache running again after %d restart(s)\n", c.Restarts)
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	<-started // the helper is back before the batch reports
+	c := sup.Snapshot()[0]
+	fmt.Printf("cache %s again after %d restart(s)\n", c.State, c.Restarts)
 	stop()
 	if err := <-served; err != nil {
 		fmt.Fprintln(os.Stderr, err)
