@@ -195,7 +195,7 @@ var ErrTooManyChildren = errors.New("supervisor: at its maximum number of childr
 var ErrNoSuchChild = errors.New("supervisor: no such child")
 
 type childState struct {
-	removed  bool   // taken out by RemoveChild: a tombstone, so indexes stay stable
+	removed  bool // taken out by RemoveChild: a tombstone, so indexes stay stable
 	status   Status
 	restarts int
 	started  time.Time
