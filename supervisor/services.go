@@ -17,7 +17,9 @@ import (
 )
 
 // Each child needs a Service value of its own (call Command or Actor once
-// per child): the value tracks the process it runs, for Snapshot.
+// per child): the value tracks the process it runs, for Snapshot. Options
+// without a Name take the child's, and without a Logger the supervisor's
+// (Spec.Logger), so the name is written once and the output is not lost.
 
 // Command returns a Service that runs a plain program (spawn.StartCommand)
 // until it exits: exit status 0 is a normal exit, and any status in
@@ -60,6 +62,14 @@ func (p *process) PID() int {
 func (p *process) Serve(ctx context.Context) error {
 	shutdown := shutdownOf(ctx)
 	opts := p.opts
+	if child, ok := ctx.Value(childKey{}).(childInfo); ok {
+		if opts.Name == "" {
+			opts.Name = child.name
+		}
+		if opts.Logger == nil {
+			opts.Logger = child.log
+		}
+	}
 	// The child's Shutdown sets the stop escalation unless the options
 	// set it themselves: a plain program gets its stop signal and then
 	// Shutdown to exit; an actor gets two thirds of it to stop on request

@@ -382,7 +382,9 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		c := s.children[i]
 		// Each child's ctx is cancelled only by stop, one child at a time,
 		// so that children stop in reverse start order.
-		cctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, shutdownFor(c)))
+		cctx := context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, shutdownFor(c))
+		cctx = context.WithValue(cctx, childKey{}, childInfo{name: c.Name, log: s.spec.Logger})
+		cctx, cancel := context.WithCancel(cctx)
 		r := &run{gen: gen, cancel: cancel, done: make(chan struct{})}
 		runs[i] = r
 		status := StatusRunning
@@ -792,6 +794,16 @@ func (s *Supervisor) set(i int, f func(*childState)) {
 }
 
 type shutdownKey struct{}
+
+// childKey carries, to the Service of a child, what the supervisor knows of
+// it: Command and Actor name the process after the child, and send its
+// output to the supervisor's logger, unless their options say otherwise.
+type childKey struct{}
+
+type childInfo struct {
+	name string
+	log  hclog.Logger
+}
 
 // shutdownOf returns the Shutdown of the child whose ctx this is.
 func shutdownOf(ctx context.Context) time.Duration {
