@@ -45,6 +45,25 @@ func TestHostilePayloadIsRefused(t *testing.T) {
 	}
 }
 
+// A timestamp is a valid payload, but msgpack reads an extension where it
+// expects a map as a wrapper around one: these 15 bytes (a timestamp whose
+// data reads as a map32 of 832 million entries) made a map[string]any of
+// 2.4 GB. Found by FuzzPayloadBehindAChannel; maps.go starts maps small.
+func TestTimestampReadAsAMapHeader(t *testing.T) {
+	p, _ := rawPair(t, false, MustNewTable(takesMap))
+	before := heapInUse()
+	args := protocol.Raw{0xc7, 0x0c, 0xff, 0xdf, 0x31, 0x9a, 0xd8, 0x07, 0x6a, 0xee, 0x79, 0x06, 0xe8, 0x30, 0x30}
+	p.send(&protocol.Start{CID: 1, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: args})
+	within(t, 2*time.Second, "the refusal", func() { p.expectError(1, protocol.CodeBadArgument) })
+	if grew := int64(heapInUse()) - int64(before); grew > 1<<20 {
+		t.Fatalf("the heap grew by %d KiB for 15 bytes", grew>>10)
+	}
+	p.send(&protocol.Start{CID: 3, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa1, 'k', 0x01}})
+	if v := p.expectReturn(3); len(v) != 1 || v[0] != 1 {
+		t.Fatalf("a good call after a bad one: %x", v)
+	}
+}
+
 // FuzzPayloadBehindAChannel feeds arbitrary argument bytes to functions
 // served on a live channel: each call gets an answer, in bounded time and
 // memory, and the channel keeps serving.
@@ -53,6 +72,7 @@ func FuzzPayloadBehindAChannel(f *testing.F) {
 	f.Add([]byte{0x81, 0xa1, 'k', 0x01})
 	f.Add([]byte{0x92, 0x01, 0x02})
 	f.Add([]byte{0xd6, 0xff, 0, 0, 0, 1}) // a timestamp
+	f.Add([]byte{0xc7, 0x0c, 0xff, 0xdf, 0x31, 0x9a, 0xd8, 0x07, 0x6a, 0xee, 0x79, 0x06, 0xe8, 0x30, 0x30})
 	parent, _ := pair(f, transports[0], MustNewTable(takesMap, add), nil, nil)
 	f.Fuzz(func(t *testing.T, args []byte) {
 		if len(args) > 1<<16 || !oneValue(args) {

@@ -82,9 +82,10 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		}
 	}()
 	c.rd.Reset(raw)
-	// Decode has a fast path for *int and the other integer pointers that
-	// skips the checked decoders (ints.go): those go through them here.
-	if isIntPointer(v) {
+	// Decode has a fast path for *int and the other integer pointers, and
+	// for *map[string]any, that skips the decoders registered in ints.go
+	// and maps.go: those go through them here.
+	if isIntPointer(v) || isMapPointer(v) {
 		err = c.dec.DecodeValue(reflect.ValueOf(v).Elem())
 	} else {
 		err = c.dec.Decode(v)
@@ -105,4 +106,11 @@ func isIntPointer(v any) bool {
 		return true
 	}
 	return false
+}
+
+// isMapPointer reports whether v points to a map msgpack's Decode would
+// fill without the decoders of maps.go.
+func isMapPointer(v any) bool {
+	_, ok := v.(*map[string]any)
+	return ok
 }

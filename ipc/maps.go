@@ -1,0 +1,64 @@
+package ipc
+
+import (
+	"reflect"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// msgpack reads an extension value where it expects a map as a wrapper
+// around the map (DecodeMapLen skips the extension's header), and makes a
+// map[string]any or map[any]any as large as the length it then reads, with
+// no bound. protocol.CheckPayload lets a timestamp through, whose 12 bytes
+// of data can read as a map32 header: 15 bytes of arguments made a
+// map[string]any of 832 million entries (2.4 GB; found by
+// FuzzPayloadBehindAChannel). These decoders do what msgpack's do, but
+// start the map small: it then grows only with entries that arrive, each
+// of which takes bytes that were sent.
+func init() {
+	msgpack.Register(map[string]any(nil), nil, decodeStringAnyMap)
+	msgpack.Register(map[any]any(nil), nil, decodeAnyAnyMap)
+}
+
+// mapHint is the most entries a map is made for before they arrive.
+const mapHint = 64
+
+func decodeStringAnyMap(d *msgpack.Decoder, v reflect.Value) error {
+	n, err := d.DecodeMapLen()
+	if err != nil || n == -1 {
+		v.Set(reflect.Zero(v.Type()))
+		return err
+	}
+	m := make(map[string]any, min(n, mapHint))
+	for range n {
+		k, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		if m[k], err = d.DecodeInterface(); err != nil {
+			return err
+		}
+	}
+	v.Set(reflect.ValueOf(m).Convert(v.Type()))
+	return nil
+}
+
+func decodeAnyAnyMap(d *msgpack.Decoder, v reflect.Value) error {
+	n, err := d.DecodeMapLen()
+	if err != nil || n == -1 {
+		v.Set(reflect.Zero(v.Type()))
+		return err
+	}
+	m := make(map[any]any, min(n, mapHint))
+	for range n {
+		k, err := d.DecodeInterface()
+		if err != nil {
+			return err
+		}
+		if m[k], err = d.DecodeInterface(); err != nil {
+			return err
+		}
+	}
+	v.Set(reflect.ValueOf(m).Convert(v.Type()))
+	return nil
+}
