@@ -24,34 +24,23 @@ func init() {
 const mapHint = 64
 
 func decodeStringAnyMap(d *msgpack.Decoder, v reflect.Value) error {
-	n, err := d.DecodeMapLen()
-	if err != nil || n == -1 {
-		v.Set(reflect.Zero(v.Type()))
-		return err
-	}
-	m := make(map[string]any, min(n, mapHint))
-	for range n {
-		k, err := d.DecodeString()
-		if err != nil {
-			return err
-		}
-		if m[k], err = d.DecodeInterface(); err != nil {
-			return err
-		}
-	}
-	v.Set(reflect.ValueOf(m).Convert(v.Type()))
-	return nil
+	return decodeMap(d, v, (*msgpack.Decoder).DecodeString)
 }
 
 func decodeAnyAnyMap(d *msgpack.Decoder, v reflect.Value) error {
+	return decodeMap(d, v, (*msgpack.Decoder).DecodeInterface)
+}
+
+// decodeMap decodes a map[K]any into v, its keys with key.
+func decodeMap[K comparable](d *msgpack.Decoder, v reflect.Value, key func(*msgpack.Decoder) (K, error)) error {
 	n, err := d.DecodeMapLen()
 	if err != nil || n == -1 {
 		v.Set(reflect.Zero(v.Type()))
 		return err
 	}
-	m := make(map[any]any, min(n, mapHint))
+	m := make(map[K]any, min(n, mapHint))
 	for range n {
-		k, err := d.DecodeInterface()
+		k, err := key(d)
 		if err != nil {
 			return err
 		}
@@ -59,6 +48,6 @@ func decodeAnyAnyMap(d *msgpack.Decoder, v reflect.Value) error {
 			return err
 		}
 	}
-	v.Set(reflect.ValueOf(m).Convert(v.Type()))
+	v.Set(reflect.ValueOf(m))
 	return nil
 }

@@ -1,41 +1,22 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/spawn"
 	"github.com/hashicorp/go-hclog"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A child's name is written once, in Child.Name, and its output reaches the
 // supervisor's logger without a logger in its spawn.Options (issue 13,
 // item 8). Before, the process was named after the binary and its output
 // went to a logger that discards everything.
 func TestChildTakesItsNameAndLoggerFromTheSupervisor(t *testing.T) {
-	var out lockedBuffer
+	var out proctest.Buffer
 	exited := make(chan struct{}, 1)
 	s := New(Spec{Name: "app", Logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info}),
 		Events: func(e Event) {
