@@ -40,22 +40,7 @@ func TestStreamAllocations(t *testing.T) {
 	}
 	parent, _ := pair(t, transports[0], testFuncs, nil, nil)
 	const items = 20000
-	read := func() {
-		s, err := count.Open(context.Background(), parent, items)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for _, err := range s.All() {
-			if err != nil {
-				t.Fatal(err)
-			}
-			got++
-		}
-		if got != items {
-			t.Fatalf("%d items, want %d", got, items)
-		}
-	}
+	read := func() { readCount(t, count, parent, items) }
 	read() // warm up
 	perItem := testing.AllocsPerRun(5, read) / items
 	if perItem > 1 {

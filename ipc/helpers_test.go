@@ -114,3 +114,23 @@ var (
 	within     = proctest.Within
 	eventually = proctest.Eventually
 )
+
+// readCount opens s with n on ch, reads it to its end, and fails the test
+// unless exactly n items came, each without an error.
+func readCount(t testing.TB, s *Stream[int, int], ch *Channel, n int) {
+	t.Helper()
+	r, err := s.Open(context.Background(), ch, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, err := range r.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("%d items, want %d", got, n)
+	}
+}

@@ -30,20 +30,7 @@ func TestImplementLater(t *testing.T) {
 	if v, err := double.Call(context.Background(), parent, 21); err != nil || v != 42 {
 		t.Fatalf("double(21) = %d, %v", v, err)
 	}
-	s, err := numbers.Open(context.Background(), parent, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for _, err := range s.All() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		got++
-	}
-	if got != 3 {
-		t.Fatalf("%d items, want 3", got)
-	}
+	readCount(t, numbers, parent, 3)
 	ctxFn := NewContext[int, int, int, int, int]("test.ctx", nil)
 	if impl := ctxFn.Implement(func(context.Context, int, *Session[int, int, int]) (int, error) { return 0, nil }); !impl.implemented() || impl.Name() != "test.ctx" {
 		t.Fatal("Context.Implement")
