@@ -22,87 +22,127 @@ import (
 	"github.com/arbor-go/arbor/spawn"
 )
 
+// config holds the command's flags.
+type config struct {
+	rounds, calls, items, outstanding, starts int
+}
+
 func main() {
 	spawn.Main(functions) // as an arbor actor, serve and never return
 	serveFloor()
 	servePlugin()
 
-	rounds := flag.Int("rounds", 5, "rounds of each measurement; each reports its median")
-	calls := flag.Int("calls", 20000, "calls per round of the round trip")
-	items := flag.Int("items", 1_000_000, "items per round of the stream")
-	outstanding := flag.Int("outstanding", 1000, "callers with one call outstanding each")
-	starts := flag.Int("starts", 20, "starts per round")
+	var c config
+	flag.IntVar(&c.rounds, "rounds", 5, "rounds of each measurement; each reports its median")
+	flag.IntVar(&c.calls, "calls", 20000, "calls per round of the round trip")
+	flag.IntVar(&c.items, "items", 1_000_000, "items per round of the stream")
+	flag.IntVar(&c.outstanding, "outstanding", 1000, "callers with one call outstanding each")
+	flag.IntVar(&c.starts, "starts", 20, "starts per round")
 	flag.Parse()
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
 
+// run measures every row of the table and prints it.
+func run(c config) error {
 	var t table
 	for _, s := range systems {
 		t.systems = append(t.systems, s.name)
 	}
-	must := func(err error) {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
+	if err := measureStarts(&t, c); err != nil {
+		return err
 	}
+	peers := make([]peer, 0, len(systems))
+	defer func() {
+		for _, p := range peers {
+			p.close()
+		}
+	}()
+	for _, s := range systems {
+		p, err := s.start()
+		if err != nil {
+			return err
+		}
+		peers = append(peers, p)
+	}
+	if err := measureRoundTrip(&t, c, peers); err != nil {
+		return err
+	}
+	if err := measureOutstanding(&t, c, peers); err != nil {
+		return err
+	}
+	if err := measureStream(&t, c, peers); err != nil {
+		return err
+	}
+	t.print(os.Stdout, c.rounds)
+	return nil
+}
 
-	// Start to first call, and the idle child's resident memory.
+// measureStarts times start to first call, and reads the idle child's
+// resident memory.
+func measureStarts(t *table, c config) error {
 	startRow := t.row("start to first call", "ms", false)
 	rssRow := t.row("idle child RSS", "MiB", false)
-	for range *rounds {
+	for range c.rounds {
 		for i, s := range systems {
 			var total time.Duration
-			for range *starts {
+			for range c.starts {
 				begin := time.Now()
 				p, err := s.start()
-				must(err)
+				if err != nil {
+					return err
+				}
 				_, err = p.inc(1)
-				must(err)
 				total += time.Since(begin)
-				if kib, err := rssKiB(p.pid()); err == nil {
+				if kib, rerr := rssKiB(p.pid()); rerr == nil {
 					rssRow.add(i, float64(kib)/1024)
 				}
-				must(ignoreExit(p.close()))
-			}
-			startRow.add(i, total.Seconds()*1e3/float64(*starts))
-		}
-	}
-
-	peers := make([]peer, len(systems))
-	for i, s := range systems {
-		p, err := s.start()
-		must(err)
-		peers[i] = p
-		defer p.close()
-	}
-
-	// One call at a time.
-	rtRow := t.row("call round trip", "µs", false)
-	for range *rounds {
-		for i, p := range peers {
-			begin := time.Now()
-			for n := range *calls {
-				v, err := p.inc(n)
-				must(err)
-				if v != n+1 {
-					must(fmt.Errorf("%s: inc(%d) = %d", systems[i].name, n, v))
+				if err := errors.Join(err, ignoreExit(p.close())); err != nil {
+					return err
 				}
 			}
-			rtRow.add(i, time.Since(begin).Seconds()*1e6/float64(*calls))
+			startRow.add(i, total.Seconds()*1e3/float64(c.starts))
 		}
 	}
+	return nil
+}
 
-	// Many calls outstanding on one connection.
-	ccRow := t.row(fmt.Sprintf("%d outstanding calls", *outstanding), "k calls/s", true)
-	for range *rounds {
+// measureRoundTrip times one call at a time.
+func measureRoundTrip(t *table, c config, peers []peer) error {
+	rtRow := t.row("call round trip", "µs", false)
+	for range c.rounds {
+		for i, p := range peers {
+			begin := time.Now()
+			for n := range c.calls {
+				v, err := p.inc(n)
+				if err != nil {
+					return err
+				}
+				if v != n+1 {
+					return fmt.Errorf("%s: inc(%d) = %d", systems[i].name, n, v)
+				}
+			}
+			rtRow.add(i, time.Since(begin).Seconds()*1e6/float64(c.calls))
+		}
+	}
+	return nil
+}
+
+// measureOutstanding times many calls outstanding on one connection.
+func measureOutstanding(t *table, c config, peers []peer) error {
+	ccRow := t.row(fmt.Sprintf("%d outstanding calls", c.outstanding), "k calls/s", true)
+	per := max(c.calls/c.outstanding, 1) * 5
+	for range c.rounds {
 		for i, p := range peers {
 			if !systems[i].concurrent {
 				continue
 			}
-			per := max(*calls / *outstanding, 1) * 5
 			begin := time.Now()
 			var wg sync.WaitGroup
-			errs := make(chan error, *outstanding)
-			for g := range *outstanding {
+			errs := make(chan error, c.outstanding)
+			for g := range c.outstanding {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -116,35 +156,42 @@ func main() {
 			}
 			wg.Wait()
 			close(errs)
-			for err := range errs {
-				must(err)
+			if err := <-errs; err != nil {
+				return err
 			}
-			ccRow.add(i, float64(per**outstanding)/time.Since(begin).Seconds()/1e3)
+			ccRow.add(i, float64(per*c.outstanding)/time.Since(begin).Seconds()/1e3)
 		}
 	}
+	return nil
+}
 
-	// A stream of small ints.
-	floor, err := startFloorStream(*items)
-	must(err)
+// measureStream times a stream of small ints; the floor's column is a
+// stream over raw pipes.
+func measureStream(t *table, c config, peers []peer) error {
+	floor, err := startFloorStream(c.items)
+	if err != nil {
+		return err
+	}
 	defer floor.close()
 	streamers := append([]peer{floor}, peers[1:]...)
 	stRow := t.row("stream of small ints", "M items/s", true)
-	for range *rounds {
+	for range c.rounds {
 		for i, p := range streamers {
 			begin := time.Now()
-			got, err := p.stream(*items)
+			got, err := p.stream(c.items)
 			if errors.Is(err, errUnsupported) {
 				continue
 			}
-			must(err)
-			if got != *items {
-				must(fmt.Errorf("%s: %d items of %d", systems[i].name, got, *items))
+			if err != nil {
+				return err
+			}
+			if got != c.items {
+				return fmt.Errorf("%s: %d items of %d", systems[i].name, got, c.items)
 			}
 			stRow.add(i, float64(got)/time.Since(begin).Seconds()/1e6)
 		}
 	}
-
-	t.print(os.Stdout, *rounds)
+	return nil
 }
 
 // ignoreExit ignores how a stopped child exited: only starting and calling
