@@ -1,0 +1,168 @@
+"""Running this process as an actor its parent started (PROTOCOL.md section 12)."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from . import channel as chan
+from .log import JSONLineHandler, LEVELS
+
+SPEC_ENV = "ARBOR_SPEC"
+LIFELINE_GRACE = 0.9  # seconds an actor whose parent has gone spends stopping
+TRANSPORTS = ("pipes", "socketpair", "stdio", "unix")
+
+
+class SpecError(Exception):
+    pass
+
+
+def read_spec(raw):
+    """Parses and checks an ARBOR_SPEC value."""
+    try:
+        spec = json.loads(raw)
+    except ValueError as e:
+        raise SpecError("%s is not valid JSON: %s" % (SPEC_ENV, e))
+    if not isinstance(spec, dict):
+        raise SpecError("%s is not a JSON object" % SPEC_ENV)
+    for key in ("actor", "parent"):
+        v = spec.get(key)
+        if not isinstance(v, dict) or not isinstance(v.get("name", ""), str) or not isinstance(v.get("uuid", ""), str):
+            raise SpecError("%s: %r must be {\"name\": ..., \"uuid\": ...}" % (SPEC_ENV, key))
+        spec[key] = {"name": v.get("name", ""), "uuid": v.get("uuid", "")}
+    transport = spec.get("transport")
+    if transport not in TRANSPORTS:
+        raise SpecError("%s: unknown transport %r" % (SPEC_ENV, transport))
+    if transport == "unix" and not (isinstance(spec.get("addr"), str) and isinstance(spec.get("secret"), str)):
+        raise SpecError("%s: the unix transport needs addr and secret" % SPEC_ENV)
+    if not isinstance(spec.get("log_level", ""), str):
+        raise SpecError("%s: log_level must be a string" % SPEC_ENV)
+    return spec
+
+
+def _inherit(fd):
+    os.set_inheritable(fd, False)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def connect(spec):
+    """The child's end of the transport: (reader, write, close)."""
+    t = spec["transport"]
+    if t == "pipes":
+        return _pipe_stream(_inherit(3), _inherit(4))
+    if t == "stdio":
+        rfd, wfd = os.dup(0), os.dup(1)
+        _inherit(rfd), _inherit(wfd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(2, 1)  # what the program prints goes to its log, not the channel
+        sys.stdout = sys.stderr
+        return _pipe_stream(rfd, wfd)
+    if t == "socketpair":
+        sock = socket.socket(fileno=_inherit(3))
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(spec["addr"])
+        sock.settimeout(None)
+        sock.sendall(spec["secret"].encode() + b"\n")
+    return _socket_stream(sock)
+
+
+def _pipe_stream(rfd, wfd):
+    closed = []
+
+    def close():
+        if not closed:
+            closed.append(True)
+            os.close(wfd)
+    return chan.fd_reader(rfd), chan._write_all(wfd), close
+
+
+def _socket_stream(sock):
+    def close():
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    return chan.BufferedReader(sock.recv, sock.close), sock.sendall, close
+
+
+def main(functions, on_stop=None):
+    """Runs this process as an actor if its parent started it as one, and
+    otherwise returns at once. As an actor it serves `functions` until its
+    parent stops it, it gets SIGTERM or SIGINT, or the parent goes; it then
+    cancels what it serves, waits for it, and exits with status 0. It never
+    returns then; if it cannot start, it prints why and exits with status 2.
+    Call it from the main thread."""
+    raw = os.environ.get(SPEC_ENV)
+    if raw is None:
+        return
+    del os.environ[SPEC_ENV]  # programs it runs are not actors unless it spawns them
+    try:
+        spec = read_spec(raw)
+        _serve(spec, functions, on_stop)
+    except (SpecError, OSError, chan.HandshakeError) as e:
+        print("arbor actor: %s" % e, file=sys.stderr, flush=True)
+        os._exit(2)
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def actor_logger(spec):
+    logger = logging.getLogger("arbor.actor")
+    logger.handlers[:] = [JSONLineHandler(sys.stderr)]
+    logger.propagate = False
+    logger.setLevel(LEVELS.get(spec.get("log_level") or "info", logging.INFO))
+    return logger
+
+
+def _serve(spec, functions, on_stop):
+    logger = actor_logger(spec)
+    stop = threading.Event()
+    why = {}
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            sys.stderr.flush()
+            os._exit(0)  # a second signal while stopping means now
+        why["signal"] = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def serve_stop(ctx, args):
+        why.setdefault("stopped", True)
+        stop.set()
+        return None
+    serve_stop._arbor_runtime = True
+
+    table = chan.Functions()
+    table.table = dict(functions.table if functions else {})
+    table.add("arbor.stop", "func", serve_stop)
+    reader, write, close = connect(spec)
+    ch = chan.Channel(reader, write, close, spec["actor"], initiator=False, functions=table, logger=logger,
+                      base={"logger": logger, "spec": spec})
+    ch.handshake()
+    watcher = threading.Thread(target=lambda: (ch.wait(), stop.set()), daemon=True)
+    watcher.start()
+    while not stop.wait(3600):
+        pass
+    if "signal" in why:
+        by, reason, grace = spec["actor"], "actor received %s" % why["signal"], None
+    elif why.get("stopped"):
+        by, reason, grace = ch.peer, "actor stopped by its parent", None
+    else:
+        by, reason, grace = ch.peer, "actor's parent went away", LIFELINE_GRACE
+    logger.debug("stopping", extra={"fields": {"reason": reason}})
+    if not ch.cancel_served(by, reason, grace):
+        return  # calls ignore their cancellation; with the parent gone nobody waits
+    if on_stop is not None:
+        on_stop()
+    ch.close(wait=False)  # the process exits next: the parent sees the end

@@ -1,0 +1,321 @@
+// Package interop runs arbor's Python package against Go actors built from
+// this repository: Go parents of Python workers, Python parents of Go
+// actors (the Python test suite, with this test binary as its Go actor).
+package interop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
+	"github.com/arbor-go/arbor/internal/pyenv"
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/nursery"
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/arbor-go/arbor/spawn"
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+)
+
+// What the Python worker (tests/worker.py) serves, declared for calling.
+var (
+	square     = ipc.NewFunc[int, int]("square", nil)
+	count      = ipc.NewStream[int, int]("count", nil)
+	boom       = ipc.NewFunc[string, any]("boom", nil)
+	waitCancel = ipc.NewFunc[any, any]("wait_cancel", nil)
+	echo       = ipc.NewContext[int, string, int, int, int]("echo", nil)
+	callParent = ipc.NewFunc[map[string]any, int]("call_parent", nil)
+	whoami     = ipc.NewFunc[any, map[string]any]("whoami", nil)
+)
+
+type pair struct {
+	A int `msgpack:"a"`
+	B int `msgpack:"b"`
+}
+
+// What this binary serves as a Go actor, to Python parents (and to the
+// Python workers that call back).
+var (
+	add     = ipc.NewFunc("add", func(ctx context.Context, p pair) (int, error) { return p.A + p.B, nil })
+	goCount = ipc.NewStream("count", func(ctx context.Context, n int, out *ipc.Yielder[int]) error {
+		for i := 0; n < 0 || i < n; i++ {
+			if err := out.Send(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	goEcho = ipc.NewContext("echo", func(ctx context.Context, factor int, s *ipc.Session[string, int, int]) (int, error) {
+		if err := s.Started("ready"); err != nil {
+			return 0, err
+		}
+		n := 0
+		for {
+			v, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			if err != nil {
+				return n, err
+			}
+			if err := s.Send(v * factor); err != nil {
+				return n, err
+			}
+			n++
+		}
+	})
+	fail = ipc.NewFunc("fail", func(ctx context.Context, msg string) (any, error) {
+		return nil, errors.New(msg)
+	})
+	block = ipc.NewFunc("block", func(ctx context.Context, _ any) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	// children starts n Go actors below this one, which stay until this
+	// actor stops, and returns their pids.
+	children = ipc.NewFunc("children", func(ctx context.Context, n int) ([]int, error) {
+		var pids []int
+		for i := range n {
+			a, err := spawn.Start(ctx, spawn.Options{Name: fmt.Sprint("grandchild-", i)})
+			if err != nil {
+				return pids, err
+			}
+			pids = append(pids, a.PID())
+		}
+		return pids, nil
+	})
+)
+
+func TestMain(m *testing.M) {
+	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children))
+	goleak.VerifyTestMain(m)
+}
+
+// startWorker starts tests/worker.py as an actor of n.
+func startWorker(t *testing.T, n *nursery.Nursery, name string, logger hclog.Logger) *spawn.Actor {
+	t.Helper()
+	a, err := n.StartActor(spawn.Options{
+		Name:      name,
+		Binary:    pyenv.Require(t),
+		Args:      []string{filepath.Join(pyenv.Dir(), "tests", "worker.py")},
+		Logger:    logger,
+		Functions: ipc.MustNewTable(add),
+	})
+	if err != nil {
+		t.Fatalf("starting the Python worker: %v", err)
+	}
+	return a
+}
+
+func open(t *testing.T, body func(ctx context.Context, n *nursery.Nursery) error) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := nursery.Open(ctx, body)
+	proctest.NoChildrenLeft(t)
+	return err
+}
+
+func TestGoCallsPython(t *testing.T) {
+	pyenv.Require(t)
+	var logs proctest.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		w := startWorker(t, n, "py", logger)
+		ch := w.Channel()
+
+		if got, err := square.Call(ctx, ch, 12); err != nil || got != 144 {
+			t.Errorf("square(12) = %d, %v; want 144", got, err)
+		}
+		// The worker calls back its parent on the same channel.
+		if got, err := callParent.Call(ctx, ch, map[string]any{"fn": "add", "args": map[string]any{"a": 2, "b": 40}}); err != nil || got != 42 {
+			t.Errorf("call_parent(add 2 40) = %d, %v; want 42", got, err)
+		}
+		me, err := whoami.Call(ctx, ch, nil)
+		if err != nil || me["name"] != "root.py" || fmt.Sprint(me["pid"]) != fmt.Sprint(w.PID()) {
+			t.Errorf("whoami = %v, %v; want root.py with pid %d", me, err, w.PID())
+		}
+
+		// A stream longer than a window: flow control both ways.
+		s, err := count.Open(ctx, ch, 5000)
+		if err != nil {
+			return err
+		}
+		want := 0
+		for v, err := range s.All() {
+			if err != nil {
+				return err
+			}
+			if v != want {
+				return fmt.Errorf("item %d is %d", want, v)
+			}
+			want++
+		}
+		if want != 5000 {
+			t.Errorf("the stream ended after %d items, want 5000", want)
+		}
+
+		cc, err := echo.Open(ctx, ch, 3)
+		if err != nil {
+			return err
+		}
+		if cc.Started() != "ready" {
+			t.Errorf("started value %q", cc.Started())
+		}
+		for i := range 2000 { // past the Python side's window
+			if err := cc.Send(i); err != nil {
+				return err
+			}
+			if v, err := cc.Recv(); err != nil || v != 3*i {
+				return fmt.Errorf("echo %d: %d, %v", i, v, err)
+			}
+		}
+		cc.CloseSend()
+		if got, err := cc.Result(); err != nil || got != 2000 {
+			t.Errorf("echo result %d, %v; want 2000", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "asked who I am") {
+		t.Errorf("the worker's log line did not reach the parent's logger:\n%s", logs.String())
+	}
+}
+
+func TestPythonExceptionArrivesAsRemoteError(t *testing.T) {
+	pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		ch := startWorker(t, n, "py", nil).Channel()
+		_, err := boom.Call(ctx, ch, "sensor offline")
+		var re *protocol.RemoteError
+		if !errors.As(err, &re) {
+			t.Fatalf("boom: %v (%T), want a RemoteError", err, err)
+		}
+		if re.Type != "ValueError" || re.Message != "sensor offline" || re.Source.Name != "root.py" {
+			t.Errorf("boom: type %q, message %q, source %q", re.Type, re.Message, re.Source.Name)
+		}
+		if !strings.Contains(re.Stack, "Traceback") || !strings.Contains(re.Stack, "worker.py") {
+			t.Errorf("boom: no Python traceback in the stack:\n%s", re.Stack)
+		}
+		// The failed call broke nothing else on the channel.
+		if got, err := square.Call(ctx, ch, 3); err != nil || got != 9 {
+			t.Errorf("square after a failure = %d, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGoCancelsPython(t *testing.T) {
+	pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		ch := startWorker(t, n, "py", nil).Channel()
+
+		// A func: cancelled while it blocks.
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { _, err := waitCancel.Call(cctx, ch, nil); done <- err }()
+		// The call is running once the worker has acknowledged it; there is
+		// no event for that here, so cancel at once: either way it must end.
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("a cancelled call returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a cancelled call to Python did not return")
+		}
+
+		// A stream without end, read a little and abandoned.
+		sctx, stop := context.WithCancel(ctx)
+		s, err := count.Open(sctx, ch, -1)
+		if err != nil {
+			stop()
+			return err
+		}
+		for range 10 {
+			if _, err := s.Recv(); err != nil {
+				stop()
+				return err
+			}
+		}
+		stop()
+		for {
+			if _, err := s.Recv(); err != nil {
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("the cancelled stream ended with %v", err)
+				}
+				break
+			}
+		}
+		// The channel still works.
+		if got, err := square.Call(ctx, ch, 5); err != nil || got != 25 {
+			t.Errorf("square after cancellations = %d, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPythonWorkerKilled(t *testing.T) {
+	pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		w := startWorker(t, n, "py", nil)
+		done := make(chan error, 1)
+		go func() { _, err := waitCancel.Call(ctx, w.Channel(), nil); done <- err }()
+		if err := syscall.Kill(w.PID(), syscall.SIGKILL); err != nil {
+			return err
+		}
+		select {
+		case err := <-done:
+			var gone *ipc.PeerGoneError
+			if !errors.As(err, &gone) {
+				t.Errorf("a call to a killed worker returned %v, want a PeerGoneError", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call to a killed worker did not return")
+		}
+		return nil
+	})
+	// The nursery reports the killed worker.
+	if err == nil || !strings.Contains(err.Error(), "root.py") {
+		t.Errorf("nursery: %v, want the killed worker's failure", err)
+	}
+}
+
+// TestPythonSuite runs the Python package's own tests, with this binary as
+// the Go actor they start.
+func TestPythonSuite(t *testing.T) {
+	py := pyenv.Require(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-m", "unittest", "discover", "-v", "-s", "tests", "-t", ".")
+	cmd.Dir = pyenv.Dir()
+	cmd.Env = append(os.Environ(), "ARBOR_GO_ACTOR="+self, "GORACE=atexit_sleep_ms=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python tests: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	if !strings.Contains(string(out), "OK") {
+		t.Fatalf("python tests did not report OK:\n%s", out)
+	}
+}
