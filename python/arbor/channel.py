@@ -6,6 +6,7 @@ call it serves; `close()` returns after all of them have ended. Calls this
 side makes block the calling thread.
 """
 
+import collections
 import itertools
 import os
 import threading
@@ -236,6 +237,8 @@ class Channel:
         self._threads = set()
         self._done = threading.Event()
         self._err = None
+        # The last errors the peer reported for the channel (cid 0).
+        self.peer_errors = collections.deque(maxlen=16)
         self._writer = _Writer(write, self._write_failed)
         self._read_thread = None
 
@@ -393,6 +396,7 @@ class Channel:
         elif kind == "start":
             self._start(m)
         elif kind == "error" and cid == 0:
+            self.peer_errors.append(m.get("err"))
             self._log("warn", "the peer reports an error: %s" % m.get("err"))
         elif self._own(cid):
             with self._lock:

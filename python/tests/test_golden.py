@@ -15,7 +15,8 @@ from arbor import wire  # noqa: E402
 
 
 def read_hex(path):
-    lines = [l for l in open(path) if not l.startswith("#")]
+    with open(path) as f:
+        lines = [l for l in f if not l.startswith("#")]
     return bytes.fromhex("".join("".join(lines).split()))
 
 
@@ -54,7 +55,8 @@ class GoldenVectors(unittest.TestCase):
         names = sorted(glob.glob(os.path.join(VECTORS, "*.json")))
         self.assertGreater(len(names), 20, "no golden vectors found in %s" % VECTORS)
         for path in names:
-            spec = json.load(open(path))
+            with open(path) as f:
+                spec = json.load(f)
             if "kind" not in spec:
                 continue  # not a message vector (the spec, the secret line)
             yield os.path.basename(path)[:-5], spec, read_hex(path[:-5] + ".hex")
