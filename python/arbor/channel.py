@@ -114,45 +114,68 @@ class Functions:
 
 
 class _Writer:
-    """Coalesces frames and writes them on a thread of its own, so that a
-    stream of small items costs few system calls."""
+    """Writes frames in order. A caller finding the stream idle writes its
+    frame itself (one thread hand-off fewer per message); frames that
+    arrive meanwhile are coalesced and written by the writer thread, so a
+    stream of small items costs few system calls. The reader thread never
+    writes itself (inline=False): it must keep reading while the peer is
+    slow to read what this side sends."""
 
     def __init__(self, write, on_error):
         self._write = write
         self._on_error = on_error
         self._cond = threading.Condition()
         self._buf = bytearray()
+        self._busy = False  # a thread is in write
         self._closed = False
         self._failed = None
         self._thread = threading.Thread(target=self._run, name="arbor-writer", daemon=True)
         self._thread.start()
 
-    def send(self, data):
+    def send(self, data, inline=True):
         with self._cond:
             while len(self._buf) > _WRITE_LIMIT and not self._closed and self._failed is None:
                 self._cond.wait()
             if self._closed or self._failed is not None:
                 raise PeerGone("the channel is closed")
-            self._buf += data
-            self._cond.notify_all()
+            if self._busy or self._buf or not inline:
+                self._buf += data
+                self._cond.notify_all()
+                return
+            self._busy = True
+        self._write_out(data)
+
+    def _write_out(self, data):
+        try:
+            self._write(data)
+        except OSError as e:
+            with self._cond:
+                self._failed = e
+                self._buf = bytearray()
+                self._busy = False
+                self._cond.notify_all()
+            self._on_error(e)
+            return False
+        with self._cond:
+            self._busy = False
+            if self._buf:
+                self._cond.notify_all()
+        return True
 
     def _run(self):
         while True:
             with self._cond:
-                while not self._buf and not self._closed:
+                while (not self._buf or self._busy) and not self._closed and self._failed is None:
                     self._cond.wait()
-                if not self._buf:
+                if self._failed is not None or (self._closed and not self._buf and not self._busy):
                     return
+                if self._busy or not self._buf:
+                    self._cond.wait()
+                    continue
                 data, self._buf = bytes(self._buf), bytearray()
+                self._busy = True
                 self._cond.notify_all()
-            try:
-                self._write(data)
-            except OSError as e:
-                with self._cond:
-                    self._failed = e
-                    self._buf = bytearray()
-                    self._cond.notify_all()
-                self._on_error(e)
+            if not self._write_out(data):
                 return
 
     def close(self):
@@ -161,6 +184,63 @@ class _Writer:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
+
+
+class _Pool:
+    """The threads that run served calls: an idle one takes the next call,
+    a new one starts when none is idle, and one idle for IDLE_EXIT seconds
+    ends. close() waits for all of them."""
+
+    IDLE_EXIT = 30.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle = []  # [event, job slot] of idle threads
+        self._threads = set()
+        self._closed = False
+
+    def submit(self, job):
+        with self._lock:
+            if self._closed:
+                return False
+            if self._idle:
+                slot = self._idle.pop()
+                slot[1] = job
+                slot[0].set()
+                return True
+            t = threading.Thread(target=self._run, args=(job,), name="arbor-call", daemon=True)
+            self._threads.add(t)
+        t.start()
+        return True
+
+    def _run(self, job):
+        slot = [threading.Event(), None]
+        while job is not None:
+            job()
+            with self._lock:
+                if self._closed:
+                    break
+                slot[0].clear()
+                slot[1] = None
+                self._idle.append(slot)
+            slot[0].wait(self.IDLE_EXIT)
+            with self._lock:
+                job = slot[1]
+                if job is None and slot in self._idle:
+                    self._idle.remove(slot)
+        with self._lock:
+            self._threads.discard(threading.current_thread())
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            for slot in self._idle:
+                slot[0].set()
+            self._idle = []
+            threads = list(self._threads)
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join()
 
 
 class BufferedReader:
@@ -234,7 +314,7 @@ class Channel:
         self._peer_highest = 0
         self._calls = {}   # our calls, by id
         self._served = {}  # calls we serve, by id
-        self._threads = set()
+        self._pool = _Pool()
         self._done = threading.Event()
         self._err = None
         # The last errors the peer reported for the channel (cid 0).
@@ -304,9 +384,7 @@ class Channel:
             return
         if self._read_thread is not None and self._read_thread is not threading.current_thread():
             self._read_thread.join()
-        for t in list(self._threads):
-            if t is not threading.current_thread():
-                t.join()
+        self._pool.close()
 
     def _end(self, err):
         with self._lock:
@@ -333,7 +411,7 @@ class Channel:
             getattr(self.logger, level)(msg, extra={"fields": fields} if fields else None)
 
     def send(self, msg):
-        self._writer.send(wire.frame(msg))
+        self._writer.send(wire.frame(msg), threading.current_thread() is not self._read_thread)
 
     def _send_quietly(self, msg):
         try:
@@ -450,9 +528,9 @@ class Channel:
                 self._served[cid] = task
         if overloaded:
             return self._refuse(cid, "overloaded", "already serving %d calls" % MAX_SERVED)
-        t = threading.Thread(target=task.run, name="arbor-call-%d" % cid, daemon=True)
-        self._threads.add(t)
-        t.start()
+        if not self._pool.submit(task.run):
+            with self._lock:
+                self._served.pop(cid, None)
 
     def _refuse(self, cid, code, why):
         self._send_quietly(Message("error", cid=cid, err=RemoteError(why, code, "arbor." + code, "", self.actor)))
@@ -460,7 +538,6 @@ class Channel:
     def _task_ended(self, task):
         with self._lock:
             self._served.pop(task.cid, None)
-            self._threads.discard(threading.current_thread())
 
     def _serve_cancel(self, ctx, args):
         if not isinstance(args, dict):
@@ -690,7 +767,9 @@ class _Task:
         try:
             for item in items:
                 self.take_credit()
-                self.ch.send(Message("yield", cid=self.cid, v=wire.pack(item)))
+                # Queued, not written inline: the writer thread coalesces a
+                # stream's items into few writes.
+                self.ch._writer.send(wire.yield_frame(self.cid, wire.pack(item)), False)
         finally:
             close = getattr(items, "close", None)
             if close is not None:

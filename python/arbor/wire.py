@@ -495,3 +495,14 @@ def encode_error(e):
     if e.children:
         add((_pack("children"), _array_head(len(e.children)) + b"".join(encode_error(c) for c in e.children)))
     return _map_head(len(parts)) + b"".join(k + v for k, v in parts)
+
+
+_YIELD_HEAD = b"\x83" + msgpack.packb("k") + msgpack.packb("yield") + msgpack.packb("cid")
+_V = msgpack.packb("v")
+
+
+def yield_frame(cid, payload):
+    """frame(Message("yield", cid=cid, v=payload)) for the hot path of a
+    stream, with payload already packed: the same bytes, fewer steps."""
+    body = b"".join((_YIELD_HEAD, msgpack.packb(cid), _V, payload))
+    return len(body).to_bytes(4, "big") + body

@@ -98,6 +98,11 @@ class GoldenVectors(unittest.TestCase):
                     wire.decode(frame[4:])
                 self.assertEqual(caught.exception.cid, want["cid"], str(caught.exception))
 
+    def test_yield_fast_path(self):
+        for cid, value in ((1, 0), (2 ** 40, "x" * 300), (7, None)):
+            slow = wire.frame(wire.Message("yield", cid=cid, v=wire.pack(value)))
+            self.assertEqual(wire.yield_frame(cid, wire.pack(value)), slow)
+
     def test_depth(self):
         deep = b"\x91" * 64 + b"\x01"  # 64 arrays holding an int: the int is level 65
         with self.assertRaises(wire.BadMessage):
