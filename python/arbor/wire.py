@@ -258,9 +258,34 @@ _OPTIONAL = {
 }
 
 
+def _quick_yield(b):
+    """Decodes a yield in the Go encoder's canonical form (k, cid, v) on the
+    hot path of a stream, or returns None for decode to do it in full."""
+    n = len(_YIELD_HEAD)
+    if not b.startswith(_YIELD_HEAD) or len(b) <= n:
+        return None
+    c = b[n]
+    if 0x01 <= c <= 0x7f:
+        cid, i = c, n + 1
+    elif 0xcc <= c <= 0xcf:
+        w = 1 << (c - 0xcc)
+        cid, i = int.from_bytes(b[n + 1:n + 1 + w], "big"), n + 1 + w
+    else:
+        return None
+    if b[i:i + 2] != _V or cid == 0:
+        return None
+    i += 2
+    if skip(b, i) != len(b):
+        return None
+    return Message("yield", cid=cid, v=Raw(b[i:]))
+
+
 def decode(body):
     """Decodes one frame's body into a Message, or raises BadMessage."""
     b = bytes(body)
+    quick = _quick_yield(b)
+    if quick is not None:
+        return quick
     end = skip(b, 0)
     if end != len(b):
         raise BadMessage("%d bytes after the message" % (len(b) - end))

@@ -102,6 +102,11 @@ class GoldenVectors(unittest.TestCase):
         for cid, value in ((1, 0), (2 ** 40, "x" * 300), (7, None)):
             slow = wire.frame(wire.Message("yield", cid=cid, v=wire.pack(value)))
             self.assertEqual(wire.yield_frame(cid, wire.pack(value)), slow)
+            # The quick decode of a canonical yield agrees with the general one.
+            self.assertEqual(wire.decode(slow[4:]).fields, {"cid": cid, "v": wire.pack(value)})
+        self.assertIsNone(wire._quick_yield(b"\x83\xa1k\xa5yield\xa3cid\x00\xa1v\x01"))  # cid 0
+        with self.assertRaises(wire.BadMessage):
+            wire.decode(b"\x83\xa1k\xa5yield\xa3cid\x00\xa1v\x01")
 
     def test_depth(self):
         deep = b"\x91" * 64 + b"\x01"  # 64 arrays holding an int: the int is level 65
