@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"os/exec"
 	"testing"
@@ -106,12 +107,12 @@ func BenchmarkCallPython(b *testing.B) {
 	b.ReportMetric(float64(per)/float64(floor), "x-floor")
 }
 
-// BenchmarkStreamFromPython measures a stream of small ints from a Python
-// actor against a Python process writing the same frames raw.
+// BenchmarkStreamFromPython measures a stream of b.N small ints from a
+// Python actor against a Python process writing the same frames raw.
 func BenchmarkStreamFromPython(b *testing.B) {
 	py := pyenv.Require(b)
-	const items = 200_000
-	cmd, in, out := floorProcess(b, py, "-c", produceFrames, "200000")
+	items := b.N
+	cmd, in, out := floorProcess(b, py, "-c", produceFrames, fmt.Sprint(items))
 	in.Close()
 	begin := time.Now()
 	var head [4]byte
@@ -130,21 +131,22 @@ func BenchmarkStreamFromPython(b *testing.B) {
 	var rate float64
 	err := nursery.Open(context.Background(), func(ctx context.Context, n *nursery.Nursery) error {
 		ch := startWorker(&testing.T{}, n, "py", nil).Channel()
-		for range b.N {
-			s, err := count.Open(ctx, ch, items)
+		s, err := count.Open(ctx, ch, items)
+		if err != nil {
+			return err
+		}
+		begin := time.Now()
+		got := 0
+		for _, err := range s.All() {
 			if err != nil {
 				return err
 			}
-			begin := time.Now()
-			got := 0
-			for _, err := range s.All() {
-				if err != nil {
-					return err
-				}
-				got++
-			}
-			rate = float64(got) / time.Since(begin).Seconds()
+			got++
 		}
+		if got != items {
+			return fmt.Errorf("%d items of %d", got, items)
+		}
+		rate = float64(got) / time.Since(begin).Seconds()
 		return nil
 	})
 	if err != nil {
