@@ -299,6 +299,11 @@ func TestPythonWorkerKilled(t *testing.T) {
 	}
 }
 
+// suiteTimeout bounds the Python suite (about 30 s on a loaded 2-core
+// machine), well inside go test's own 10 minutes, so that a hang in it fails
+// with the Python threads' tracebacks instead of a Go stack dump.
+const suiteTimeout = 4 * time.Minute
+
 // TestPythonSuite runs the Python package's own tests, with this binary as
 // the Go actor they start.
 func TestPythonSuite(t *testing.T) {
@@ -307,10 +312,19 @@ func TestPythonSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(py, "-m", "unittest", "discover", "-v", "-s", "tests", "-t", ".")
+	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
+	defer cancel()
+	// -X faulthandler: SIGABRT, sent when the suite runs out of time, makes
+	// Python print every thread's traceback before it dies.
+	cmd := exec.CommandContext(ctx, py, "-X", "faulthandler", "-m", "unittest", "discover", "-v", "-s", "tests", "-t", ".")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGABRT) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = pyenv.Dir()
 	cmd.Env = append(os.Environ(), "ARBOR_GO_ACTOR="+self, "GORACE=atexit_sleep_ms=0")
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("python tests did not finish in %v; their output, with the tracebacks of every thread:\n%s", suiteTimeout, out)
+	}
 	if err != nil {
 		t.Fatalf("python tests: %v\n%s", err, out)
 	}
@@ -318,4 +332,5 @@ func TestPythonSuite(t *testing.T) {
 	if !strings.Contains(string(out), "OK") {
 		t.Fatalf("python tests did not report OK:\n%s", out)
 	}
+	proctest.NoChildrenLeft(t)
 }

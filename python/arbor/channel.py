@@ -158,20 +158,22 @@ class _Writer:
             return False
         with self._cond:
             self._busy = False
-            if self._buf:
-                self._cond.notify_all()
+            # Always: the writer thread may be waiting for this write to
+            # end, to take what was queued meanwhile or to stop on close.
+            self._cond.notify_all()
         return True
 
     def _run(self):
         while True:
             with self._cond:
-                while (not self._buf or self._busy) and not self._closed and self._failed is None:
+                while True:
+                    if self._failed is not None:
+                        return
+                    if self._buf and not self._busy:
+                        break
+                    if self._closed and not self._busy:
+                        return  # nothing queued, nobody writing
                     self._cond.wait()
-                if self._failed is not None or (self._closed and not self._buf and not self._busy):
-                    return
-                if self._busy or not self._buf:
-                    self._cond.wait()
-                    continue
                 data, self._buf = bytes(self._buf), bytearray()
                 self._busy = True
                 self._cond.notify_all()
