@@ -187,7 +187,7 @@ func TestBadInputFromCaller(t *testing.T) {
 		}, 17, protocol.CodeProtocol, []string{"already used by a call that has ended"}, 19},
 		{"start with the other side's parity", func() {
 			p.send(&protocol.Start{CID: 20, Function: "test.add", FuncKind: protocol.FuncUnary})
-		}, 20, protocol.CodeProtocol, []string{"parity"}, 21},
+		}, 0, protocol.CodeProtocol, []string{"call id 20", "parity"}, 21}, // cid 0: the sender never used 20 (PROTOCOL.md §5, 1.2)
 		{"yield for a call never started", func() {
 			p.send(&protocol.Yield{CID: 99, Value: protocol.Raw{1}})
 		}, 0, protocol.CodeProtocol, []string{"yield for call id 99, which was never started"}, 23},
@@ -210,6 +210,18 @@ func TestBadInputFromCaller(t *testing.T) {
 			b, _ = protocol.AppendFrame(b, &protocol.Yield{CID: 37, Value: protocol.Raw{1}}, 0)
 			p.sendBytes(b)
 		}, 37, protocol.CodeProtocol, []string{"before started"}, 39},
+		{"start with a key twice after its cid", func() {
+			// {"k": "start", "cid": 41, "fn": "test.add", "fn": "test.add", ...}
+			body := []byte{0x86, 0xa1, 'k', 0xa5, 's', 't', 'a', 'r', 't', 0xa3, 'c', 'i', 'd', 41}
+			for range 2 {
+				body = append(body, 0xa2, 'f', 'n', 0xa8, 't', 'e', 's', 't', '.', 'a', 'd', 'd')
+			}
+			body = append(body, 0xa2, 'f', 'k', 0xa4, 'f', 'u', 'n', 'c', 0xa4, 'a', 'r', 'g', 's', 0xc0)
+			p.sendBody(body)
+		}, 41, protocol.CodeProtocol, []string{`field "fn" appears twice`}, 43},
+		{"malformed start of an id already used", func() {
+			p.sendBody([]byte{0x83, 0xa1, 'k', 0xa5, 's', 't', 'a', 'r', 't', 0xa3, 'c', 'i', 'd', 41, 0xa2, 'f', 'n', 0xc1})
+		}, 0, protocol.CodeProtocol, []string{"malformed"}, 45},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -388,6 +388,10 @@ func (ch *Channel) CancelServed(ctx context.Context, by protocol.ActorID, cause 
 		tasks = append(tasks, t)
 	}
 	ch.mu.Unlock()
+	if !by.IsZero() {
+		// Calls the tasks make pass the canceller on (cancellerOf).
+		cause = &cancelCause{by: by, reason: cause}
+	}
 	for _, t := range tasks {
 		if !by.IsZero() {
 			t.mu.Lock()
@@ -540,11 +544,21 @@ func (ch *Channel) undecodable(err error) {
 	}
 	perr.CID = me.CID
 	if me.Kind == protocol.KindStart {
-		if !ch.ownID(me.CID) {
-			ch.report(&protocol.Error{CID: me.CID, Err: &protocol.RemoteError{
-				Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Error(), Source: ch.self}})
+		// A start fails the call it would have begun, if that is a new
+		// call of the peer's (PROTOCOL.md §10); a start cannot belong to a
+		// call already running, so anything else is refused on cid 0.
+		ch.mu.Lock()
+		fresh := !ch.ownID(me.CID) && me.CID > ch.lastPeerID
+		if fresh {
+			ch.lastPeerID = me.CID
+		}
+		ch.mu.Unlock()
+		if !fresh {
+			ch.reject(perr)
 			return
 		}
+		ch.report(&protocol.Error{CID: me.CID, Err: runtimeError(protocol.CodeProtocol, perr.Error(), ch.self)})
+		return
 	}
 	ch.mu.Lock()
 	c := ch.calls[me.CID]
@@ -565,8 +579,13 @@ func (ch *Channel) undecodable(err error) {
 // the log.
 func (ch *Channel) reject(perr *ProtocolError) {
 	ch.log.Warn("rejected a message from the peer", "cid", perr.CID, "reason", perr.Reason)
-	ch.report(&protocol.Error{Err: &protocol.RemoteError{
-		Code: protocol.CodeProtocol, Type: "*ipc.ProtocolError", Message: perr.Reason, Source: ch.self}})
+	ch.report(&protocol.Error{Err: runtimeError(protocol.CodeProtocol, perr.Reason, ch.self)})
+}
+
+// runtimeError is an error the runtime makes itself, rather than boxes from
+// a function's own error, with its pinned type (PROTOCOL.md §4).
+func runtimeError(code protocol.ErrorCode, msg string, source protocol.ActorID) *protocol.RemoteError {
+	return &protocol.RemoteError{Code: code, Type: protocol.RuntimeType(code), Message: msg, Source: source}
 }
 
 // maxReportBacklog bounds the bytes queued for a peer before answers to its

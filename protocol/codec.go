@@ -370,22 +370,8 @@ func (f *fields) decode(r *reader) error {
 		return err
 	}
 	for i := 0; i < n; i++ {
-		keyStart := r.off
-		key, err := r.strBytes()
-		if err != nil {
-			return err
-		}
-		bit := keyBit(key)
-		if f.has&bit != 0 {
-			r.off = keyStart
-			return r.errorf("field %q appears twice", key)
-		}
-		f.has |= bit
-		if err := f.decodeField(r, bit); err != nil {
+		if err := f.decodeEntry(r); err != nil {
 			if me, ok := err.(*MalformedError); ok {
-				if me.Field == "" {
-					me.Field = string(key)
-				}
 				// What was decoded so far lets the receiver fail just the
 				// call the message belongs to.
 				me.Kind, me.CID = f.kind, f.cid
@@ -397,6 +383,26 @@ func (f *fields) decode(r *reader) error {
 		return &MalformedError{Field: keyKind, Reason: "message has no kind"}
 	}
 	return nil
+}
+
+// decodeEntry decodes one key and its value.
+func (f *fields) decodeEntry(r *reader) error {
+	keyStart := r.off
+	key, err := r.strBytes()
+	if err != nil {
+		return err
+	}
+	bit := keyBit(key)
+	if f.has&bit != 0 {
+		r.off = keyStart
+		return r.errorf("field %q appears twice", key)
+	}
+	f.has |= bit
+	err = f.decodeField(r, bit)
+	if me, ok := err.(*MalformedError); ok && me.Field == "" {
+		me.Field = string(key)
+	}
+	return err
 }
 
 func (f *fields) decodeField(r *reader, bit uint32) error {
