@@ -43,11 +43,21 @@ type task struct {
 	ended       bool
 }
 
-// cancelCause is the cause a served call's ctx is cancelled with when the
-// peer asked for it.
-type cancelCause struct{ by protocol.ActorID }
+// cancelCause is the cause a served call's ctx is cancelled with on behalf
+// of another actor: the peer, when it asked with arbor.cancel, or the actor
+// CancelServed names. reason, if set, is the cause as given to CancelServed.
+type cancelCause struct {
+	by     protocol.ActorID
+	reason error
+}
 
-func (c *cancelCause) Error() string { return "cancelled by actor " + c.by.String() }
+func (c *cancelCause) Error() string {
+	if c.reason != nil {
+		return c.reason.Error()
+	}
+	return "cancelled by actor " + c.by.String()
+}
+func (c *cancelCause) Unwrap() error { return c.reason }
 func (c *cancelCause) Is(target error) bool {
 	return target == context.Canceled
 }
@@ -56,11 +66,12 @@ func (c *cancelCause) Is(target error) bool {
 // goroutine of its own, owned by the channel.
 func (ch *Channel) accept(s *protocol.Start) {
 	refuse := func(code protocol.ErrorCode, format string, args ...any) {
-		ch.report(&protocol.Error{CID: s.CID, Err: &protocol.RemoteError{
-			Code: code, Message: fmt.Sprintf(format, args...), Source: ch.self}})
+		ch.report(&protocol.Error{CID: s.CID, Err: runtimeError(code, fmt.Sprintf(format, args...), ch.self)})
 	}
 	if ch.ownID(s.CID) {
-		refuse(protocol.CodeProtocol, "start with call id %d, which has the parity of this side's own calls", s.CID)
+		// Answered on cid 0: the id is one the sender never used, so an
+		// error for it would be a message for a call it does not have.
+		ch.reject(&ProtocolError{CID: s.CID, Reason: fmt.Sprintf("start with call id %d, which has the parity of this side's own calls", s.CID)})
 		return
 	}
 	h, ok := ch.funcs.lookup(s.Function)
@@ -451,6 +462,7 @@ func (t *task) boxAt(err error, depth int) *protocol.RemoteError {
 	switch {
 	case errors.As(err, &pe):
 		e.Code, e.Type, e.Message, e.Stack = protocol.CodePanic, "panic", pe.Value, pe.Stack
+		return e
 	case errors.As(err, &pr):
 		e.Code = protocol.CodeProtocol
 	case errors.As(err, &de) && de.What == "argument" && de.Function == t.fn:
@@ -465,6 +477,9 @@ func (t *task) boxAt(err error, depth int) *protocol.RemoteError {
 		if e.Canceller.IsZero() {
 			e.Canceller = self // the function cancelled itself
 		}
+	default:
+		return e
 	}
+	e.Type = protocol.RuntimeType(e.Code)
 	return e
 }

@@ -102,6 +102,12 @@ const (
 	CodeOverloaded      ErrorCode = "overloaded"
 )
 
+// RuntimeType is the pinned type of an error the runtime makes itself
+// (PROTOCOL.md §4): "arbor." and the code, such as "arbor.cancelled", the
+// same in every language, where an application error carries its own
+// language's type name.
+func RuntimeType(code ErrorCode) string { return "arbor." + string(code) }
+
 // Sentinels that a RemoteError with the matching code satisfies under
 // errors.Is, in addition to context.Canceled and context.DeadlineExceeded.
 var (
