@@ -84,7 +84,7 @@ func (ch *Channel) startCall(ctx context.Context, c *call, fn string, kind proto
 		return nil, fmt.Errorf("calling %s: %w", fn, err)
 	}
 	if kind != protocol.FuncUnary {
-		stop := context.AfterFunc(ctx, c.cancelRemote)
+		stop := context.AfterFunc(ctx, func() { c.cancelRemote(cancellerOf(ctx)) })
 		c.mu.Lock()
 		c.unwatch = stop
 		c.mu.Unlock()
@@ -169,7 +169,7 @@ func (c *call) finish(result protocol.Raw, err error) {
 func (c *call) violation(reason string) {
 	perr := &ProtocolError{CID: c.cid, Reason: reason}
 	c.ch.reject(perr)
-	c.cancelRemote()
+	c.cancelRemote(protocol.ActorID{})
 	c.finish(nil, perr)
 }
 
@@ -181,10 +181,12 @@ func (c *call) violation(reason string) {
 // here all the same).
 const maxUnansweredCancels = 1024
 
-// cancelRemote asks the peer to cancel the remote task, once. The request is
-// itself a call (of arbor.cancel) whose answer nobody waits for: it arrives
-// for an id this end issued and no longer tracks, and is counted off.
-func (c *call) cancelRemote() {
+// cancelRemote asks the peer to cancel the remote task, once, on behalf of
+// actor by when the cancellation came from further up the tree (zero: this
+// one). The request is itself a call (of arbor.cancel) whose answer nobody
+// waits for: it arrives for an id this end issued and no longer tracks, and
+// is counted off.
+func (c *call) cancelRemote(by protocol.ActorID) {
 	c.mu.Lock()
 	ended := false
 	select {
@@ -199,7 +201,7 @@ func (c *call) cancelRemote() {
 	c.cancelSent = true
 	c.mu.Unlock()
 	ch := c.ch
-	encodePayload(cancelArgs{CID: c.cid}, func(raw protocol.Raw) error {
+	encodePayload(cancelArgs{CID: c.cid, By: by}, func(raw protocol.Raw) error {
 		ch.mu.Lock()
 		n := len(ch.cancels)
 		ch.mu.Unlock()
@@ -213,11 +215,12 @@ func (c *call) cancelRemote() {
 	})
 }
 
-// abandon is what a caller does when its ctx ended: ask the peer to cancel,
-// wait a bounded time for the remote task to end, then stop tracking the
-// call. It reports whether the call ended successfully meanwhile.
-func (c *call) abandon(cause error) bool {
-	c.cancelRemote()
+// abandon is what a caller does when its ctx ended: ask the peer to cancel
+// (on behalf of by), wait a bounded time for the remote task to end, then
+// stop tracking the call. It reports whether the call ended successfully
+// meanwhile.
+func (c *call) abandon(cause error, by protocol.ActorID) bool {
+	c.cancelRemote(by)
 	timer := time.NewTimer(c.ch.cwait)
 	defer timer.Stop()
 	select {
@@ -236,11 +239,46 @@ func (c *call) abandon(cause error) bool {
 // time, for the remote task to end (abandon), so that when the call
 // returns the remote work has stopped and its own error, if it had one,
 // is returned with the cancellation.
-func (c *call) giveUp(cause error) bool {
+func (c *call) giveUp(ctx context.Context) bool {
+	cause, by := ctx.Err(), cancellerOf(ctx)
 	if errors.Is(cause, context.DeadlineExceeded) {
-		return c.let(cause)
+		return c.let(cause, by)
 	}
-	return c.abandon(cause)
+	return c.abandon(cause, by)
+}
+
+// cancellerOf is Canceller for a ctx that has ended.
+func cancellerOf(ctx context.Context) protocol.ActorID {
+	var cc *cancelCause
+	if errors.As(context.Cause(ctx), &cc) {
+		return cc.by
+	}
+	return protocol.ActorID{}
+}
+
+// Canceller reports the actor on whose behalf ctx was cancelled: for the ctx
+// of a served call (or one derived from it) cancelled by its caller, the
+// actor that asked for the cancellation, which may be further up the tree
+// than the caller; for a ctx given to WithCanceller, the actor given. It is
+// zero when nothing names one (this process cancelled ctx itself).
+//
+// Calls made with a cancelled ctx pass its canceller on with arbor.cancel
+// (PROTOCOL.md §9), so that an actor further down names the one that asked.
+func Canceller(ctx context.Context) protocol.ActorID {
+	if by, ok := ctx.Value(cancellerKey{}).(protocol.ActorID); ok {
+		return by
+	}
+	return cancellerOf(ctx)
+}
+
+type cancellerKey struct{}
+
+// WithCanceller returns a copy of ctx that names by as its canceller, for
+// work done on behalf of a cancellation that ctx itself does not carry: a
+// nursery stopping its actors, with a ctx that must outlive its own, because
+// by cancelled it.
+func WithCanceller(ctx context.Context, by protocol.ActorID) context.Context {
+	return context.WithValue(ctx, cancellerKey{}, by)
 }
 
 // let is what a caller does when its ctx's deadline passed: ask the peer to cancel and
@@ -248,8 +286,8 @@ func (c *call) giveUp(cause error) bool {
 // remote task's end (at most CancelWait) and logs a real error that then
 // arrives: the ctx bounds the call, not the peer. It reports whether the
 // call had already ended successfully.
-func (c *call) let(cause error) bool {
-	c.cancelRemote()
+func (c *call) let(cause error, by protocol.ActorID) bool {
+	c.cancelRemote(by)
 	c.mu.Lock()
 	select {
 	case <-c.done:
@@ -287,7 +325,7 @@ func (c *call) wait(ctx context.Context) (protocol.Raw, error) {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		if !c.giveUp(ctx.Err()) {
+		if !c.giveUp(ctx) {
 			return nil, c.abandonedErr(ctx.Err())
 		}
 	}

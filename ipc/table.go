@@ -129,8 +129,12 @@ const (
 	fnPing   = ReservedPrefix + "ping"
 )
 
+// cancelArgs are arbor.cancel's arguments: the call to cancel and, when the
+// caller passes on a cancellation from further up the tree, the actor it is
+// for (1.2; empty otherwise, and left off the wire).
 type cancelArgs struct {
-	CID uint64 `msgpack:"cid"`
+	CID uint64           `msgpack:"cid"`
+	By  protocol.ActorID `msgpack:"by,omitempty"`
 }
 
 // runtimeFuncs is read-only after package initialisation.
@@ -141,7 +145,11 @@ var runtimeFuncs = map[string]Handler{
 		t := ch.tasks[a.CID]
 		ch.mu.Unlock()
 		if t != nil { // a task that has already ended needs nothing
-			t.cancelBy(ch.peer)
+			by := a.By
+			if by.IsZero() {
+				by = ch.peer
+			}
+			t.cancelBy(by)
 		}
 		return nil, nil
 	}),

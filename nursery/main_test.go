@@ -104,13 +104,42 @@ var (
 			return ctx.Err()
 		}, WithDefaults(spawn.Options{GracePeriod: d, KillDelay: d}))
 	})
-	// noteCancel waits for its cancellation and writes its cause to a file.
+	// noteCancel marks file+".up" once it runs, waits for its cancellation
+	// and writes its cause to file.
 	noteCancel = ipc.NewFunc("test.noteCancel", func(ctx context.Context, file string) (int, error) {
+		if err := os.WriteFile(file+".up", nil, 0o600); err != nil {
+			return 0, err
+		}
 		<-ctx.Done()
 		if err := os.WriteFile(file, []byte(context.Cause(ctx).Error()), 0o600); err != nil {
 			return 0, err
 		}
 		return 0, ctx.Err()
+	})
+	// noteCanceller marks file+".up" once it runs, waits for its
+	// cancellation and writes the name of its canceller to file.
+	noteCanceller = ipc.NewFunc("test.noteCanceller", func(ctx context.Context, file string) (int, error) {
+		if err := os.WriteFile(file+".up", nil, 0o600); err != nil {
+			return 0, err
+		}
+		<-ctx.Done()
+		if err := os.WriteFile(file, []byte(ipc.Canceller(ctx).Name), 0o600); err != nil {
+			return 0, err
+		}
+		return 0, ctx.Err()
+	})
+	// relayCancel calls noteCanceller in an actor of its own, so that a
+	// cancellation of relayCancel reaches a grandchild of its caller.
+	relayCancel = ipc.NewFunc("test.relayCancel", func(ctx context.Context, file string) (int, error) {
+		err := Open(ctx, func(ctx context.Context, n *Nursery) error {
+			a, err := n.StartActor(spawn.Options{Name: "leaf"})
+			if err != nil {
+				return err
+			}
+			_, err = noteCanceller.Call(ctx, a.Channel(), file)
+			return err
+		})
+		return 0, err
 	})
 	// noteCancelCtx is a context function that notes its cancellation.
 	noteCancelCtx = ipc.NewContext("test.noteCancelCtx", func(ctx context.Context, file string, s *ipc.Session[string, int, int]) (int, error) {
@@ -288,7 +317,7 @@ var functions *ipc.Table
 func init() {
 	protocol.RegisterError[*DiskFullError]("nursery_test.DiskFull")
 	tree = ipc.NewFunc("test.tree", runTree)
-	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, childArgs, slowForever, nap, stubborn, failOnceUp, brokenStream, failTogether, pairFails, sentinel)
+	functions = ipc.MustNewTable(square, fail, endless, watch, wedged, holdWedged, tree, pingpong, selfCancel, numbers, merge, exitNow, noteCancel, noteCancelCtx, noteCanceller, relayCancel, childArgs, slowForever, nap, stubborn, failOnceUp, brokenStream, failTogether, pairFails, sentinel)
 }
 
 func runTree(ctx context.Context, a treeArgs) (int, error) {

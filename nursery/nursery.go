@@ -268,6 +268,18 @@ func stoppedByArbor(err error) bool {
 	return errors.As(err, &exit) && exit.Stopped && exit.Panic == "" && (exit.Signal != 0 || exit.Code == 0)
 }
 
+// stopContext is the ctx the nursery stops an actor with: it outlives the
+// nursery's own, and names whoever cancelled the nursery (ipc.Canceller), so
+// that the calls the actor serves report that actor as their canceller, not
+// this one (PROTOCOL.md §9).
+func (n *Nursery) stopContext() context.Context {
+	ctx := context.WithoutCancel(n.ctx)
+	if by := ipc.Canceller(n.ctx); !by.IsZero() {
+		ctx = ipc.WithCanceller(ctx, by)
+	}
+	return ctx
+}
+
 // stopAll stops every actor the nursery holds, each in a goroutine of its
 // own, so that they stop at once and in parallel.
 func (n *Nursery) stopAll() {
@@ -279,7 +291,7 @@ func (n *Nursery) stopAll() {
 	for _, a := range actors {
 		go func() {
 			defer n.watchers.Done()
-			a.Stop(context.WithoutCancel(n.ctx))
+			a.Stop(n.stopContext())
 		}()
 	}
 }
@@ -290,7 +302,7 @@ func (n *Nursery) adopt(a *spawn.Actor) bool {
 	n.mu.Lock()
 	if n.cancelling || n.draining {
 		n.mu.Unlock()
-		a.Stop(context.WithoutCancel(n.ctx))
+		a.Stop(n.stopContext())
 		return false
 	}
 	n.actors = append(n.actors, a)
@@ -441,7 +453,7 @@ func RunInActor[A, R any](n *Nursery, f *ipc.Func[A, R], args A, opts spawn.Opti
 		if r.err != nil {
 			n.failure(a.ID(), r.err)
 		}
-		a.Stop(context.WithoutCancel(n.ctx))
+		a.Stop(n.stopContext())
 		if err := a.Wait(); err != nil {
 			n.failure(a.ID(), err) // unless the stop explains it
 		}
@@ -477,7 +489,7 @@ func OpenStreamInActor[A, Y any](n *Nursery, s *ipc.Stream[A, Y], args A, opts s
 				n.failure(a.ID(), err)
 			}
 		}
-		a.Stop(context.WithoutCancel(n.ctx))
+		a.Stop(n.stopContext())
 		if err := a.Wait(); err != nil {
 			n.failure(a.ID(), err) // unless the stop explains it
 		}

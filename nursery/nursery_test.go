@@ -403,6 +403,59 @@ func TestCancelOneRemoteCall(t *testing.T) {
 	})
 }
 
+// TestCancellerCrossesTheTree: the root cancels a call to a middle actor,
+// whose nursery cancels its own call to a leaf. The leaf names the root as
+// its canceller, not the middle actor that passed the cancellation on
+// (arbor.cancel's "by", PROTOCOL.md §9).
+func TestCancellerCrossesTheTree(t *testing.T) {
+	note := filepath.Join(t.TempDir(), "note")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := Open(ctx, func(ctx context.Context, n *Nursery) error {
+		a, err := n.StartActor(spawn.Options{Name: "middle"})
+		if err != nil {
+			return err
+		}
+		callCtx, cancelCall := context.WithCancel(ctx)
+		defer cancelCall()
+		done := make(chan error, 1)
+		go func() { _, err := relayCancel.Call(callCtx, a.Channel(), note); done <- err }()
+		waitForFile(t, note+".up")
+		cancelCall()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("the cancelled call returned %s", describe(err))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(note)
+	if err != nil {
+		t.Fatalf("the leaf noted nothing: %v", err)
+	}
+	if got := string(b); got != "root" {
+		t.Errorf("the leaf's canceller is %q, want the root", got)
+	}
+	noChildrenLeft(t)
+}
+
+// waitForFile waits, a bounded time, for a test function in another
+// process to create path.
+func waitForFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", path)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func TestRemoteSelfCancel(t *testing.T) {
 	err := Open(context.Background(), func(ctx context.Context, n *Nursery) error {
 		_, err := RunInActor(n, selfCancel, struct{}{}, spawn.Options{Name: "quitter"})

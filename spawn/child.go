@@ -12,20 +12,28 @@ import (
 	"time"
 
 	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
 )
 
 // stopFunc is the runtime function a parent calls to stop its child
 // gracefully. The child answers at once and then stops.
-var stopFunc = ipc.NewFunc("arbor.stop", func(ctx context.Context, _ any) (any, error) {
-	if stop, ok := ctx.Value(stopKey{}).(chan<- struct{}); ok {
+var stopFunc = ipc.NewFunc("arbor.stop", func(ctx context.Context, a stopArgs) (any, error) {
+	if stop, ok := ctx.Value(stopKey{}).(chan<- protocol.ActorID); ok {
 		select {
-		case stop <- struct{}{}:
+		case stop <- a.By:
 		default: // already stopping
 		}
 	}
 	return nil, nil
 })
+
+// stopArgs are arbor.stop's arguments (PROTOCOL.md §9): by, when the parent
+// stops the child on behalf of an actor further up, names it as the
+// canceller of the calls the child serves. A 1.1 parent sends nil.
+type stopArgs struct {
+	By protocol.ActorID `msgpack:"by,omitempty"`
+}
 
 type stopKey struct{}
 type loggerKey struct{}
@@ -133,7 +141,7 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	if err != nil {
 		return fmt.Errorf("connecting to the parent over %s: %w", sp.Transport, err)
 	}
-	stop := make(chan struct{}, 1)
+	stop := make(chan protocol.ActorID, 1)
 	table, err := functions.WithRuntime(stopFunc)
 	if err != nil {
 		conn.Close()
@@ -141,7 +149,7 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	}
 	started := &registry{actors: map[*Actor]struct{}{}}
 	base := context.WithValue(context.Background(), loggerKey{}, logger)
-	base = context.WithValue(base, stopKey{}, (chan<- struct{})(stop))
+	base = context.WithValue(base, stopKey{}, (chan<- protocol.ActorID)(stop))
 	base = context.WithValue(base, registryKey{}, started)
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
 	ch, err := ipc.Open(ctx, conn, ipc.Options{
@@ -158,8 +166,11 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	by := ch.Peer()
 	grace := time.Duration(0) // no bound: a stop request is answered by stopping in good order
 	select {
-	case <-stop:
+	case onBehalf := <-stop:
 		reason = fmt.Errorf("actor stopped by its parent: %w", context.Canceled)
+		if !onBehalf.IsZero() {
+			by = onBehalf
+		}
 	case sig := <-signals:
 		reason = fmt.Errorf("actor received %v: %w", sig, context.Canceled)
 		by = sp.Actor

@@ -294,7 +294,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		})
 	}
 	if err == nil && a.ch.Peer().UUID != a.id.UUID {
-		err = fmt.Errorf("the child introduced itself as %s, not as the actor %s started", a.ch.Peer(), a.id)
+		err = &identityError{got: a.ch.Peer(), want: a.id}
 		a.ch.Close()
 		a.ch = nil
 	}
@@ -486,15 +486,21 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 	head, _, _ := a.logs.report()
 	se := a.startError("the handshake failed", err)
 	se.Output = head
-	var he *ipc.HandshakeError
+	var (
+		he *ipc.HandshakeError
+		ie *identityError
+	)
 	switch {
+	case errors.As(err, &ie):
+		// The child exits once refused: that is not the story.
+		se.Reason, se.Exit = "the child introduced itself as another actor", nil
 	case ctx.Err() != nil:
 		// Cancelled: the child's exit, if any, is the consequence.
 		se.Reason, se.Err, se.Exit = "cancelled during the handshake", ctx.Err(), nil
 	case exitedAlready && a.exit.Panic != "":
 		se.Reason, se.Exit = "the actor crashed before the handshake", a.exit
 	case exitedAlready:
-		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor, or it did not call spawn.Main", a.exit
+		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor (a Go program calls spawn.Main; another follows PROTOCOL.md §12)", a.exit
 	case hctx.Err() != nil:
 		// The exit report carries the child's last stderr lines.
 		se.Reason, se.Err, se.Exit = "no handshake within the timeout", hctx.Err(), a.exit
@@ -609,6 +615,15 @@ func (a *Actor) signal(sig syscall.Signal) {
 	}
 }
 
+// identityError is a child whose hello names another actor than the one it
+// was started as.
+type identityError struct{ got, want protocol.ActorID }
+
+func (e *identityError) Error() string {
+	return fmt.Sprintf("its hello names actor %q (uuid %q), but it was started as %q (uuid %q); a child introduces itself as the actor ARBOR_SPEC names (PROTOCOL.md §12)",
+		e.got.Name, e.got.UUID, e.want.Name, e.want.UUID)
+}
+
 // ID returns the actor's id: its full name and a UUID of its own.
 func (a *Actor) ID() protocol.ActorID { return a.id }
 
@@ -646,12 +661,16 @@ func (a *Actor) Wait() error {
 // ends first, Stop skips to SIGKILL, waits for the reap and returns
 // ctx.Err(). It is safe to call more than once, concurrently, and after the
 // actor has exited; an actor that has already exited is not signalled.
+//
+// The stop request names ipc.Canceller(ctx), if any, as the actor on whose
+// behalf the actor's calls are cancelled; otherwise the calls name this
+// process.
 func (a *Actor) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
 		a.mu.Lock()
 		a.stopping = true
 		a.mu.Unlock()
-		go a.escalate()
+		go a.escalate(ipc.Canceller(ctx))
 	})
 	select {
 	case <-a.done:
@@ -665,9 +684,10 @@ func (a *Actor) Stop(ctx context.Context) error {
 	}
 }
 
-// escalate runs Stop's steps until the actor is gone. Its lifetime is
-// bounded by the actor's: it returns when done closes.
-func (a *Actor) escalate() {
+// escalate runs Stop's steps until the actor is gone, asking it to stop on
+// behalf of by. Its lifetime is bounded by the actor's: it returns when done
+// closes.
+func (a *Actor) escalate(by protocol.ActorID) {
 	defer close(a.escalated)
 	select {
 	case <-a.done:
@@ -707,7 +727,7 @@ func (a *Actor) escalate() {
 			ctx, cancel = context.WithTimeout(ctx, a.grace)
 			defer cancel()
 		}
-		stopFunc.Call(ctx, a.ch, nil) // the actor's own exit is the answer that counts
+		stopFunc.Call(ctx, a.ch, stopArgs{By: by}) // the actor's own exit is the answer that counts
 	}()
 	defer func() { <-asked }()
 	if waited(a.grace) {

@@ -43,6 +43,12 @@ def read_spec(raw):
     return spec
 
 
+def secret_line(spec):
+    """What a child writes on connecting to the unix transport, before its
+    hello (PROTOCOL.md section 12.2)."""
+    return spec["secret"].encode("ascii") + b"\n"
+
+
 def _inherit(fd):
     os.set_inheritable(fd, False)
     os.set_blocking(fd, True)
@@ -70,7 +76,7 @@ def connect(spec):
         sock.settimeout(10)
         sock.connect(spec["addr"])
         sock.settimeout(None)
-        sock.sendall(spec["secret"].encode() + b"\n")
+        sock.sendall(secret_line(spec))
     return _socket_stream(sock)
 
 
@@ -138,7 +144,10 @@ def _serve(spec, functions, on_stop):
     signal.signal(signal.SIGINT, on_signal)
 
     def serve_stop(ctx, args):
-        why.setdefault("stopped", True)
+        # (1.2) {"by": actor}: the parent stops this actor on behalf of
+        # an actor further up, whom the cancelled calls name.
+        by = args.get("by") if isinstance(args, dict) else None
+        why.setdefault("stopped", by if isinstance(by, dict) and by.get("uuid") else True)
         stop.set()
         return None
     serve_stop._arbor_runtime = True
@@ -157,7 +166,8 @@ def _serve(spec, functions, on_stop):
     if "signal" in why:
         by, reason, grace = spec["actor"], "actor received %s" % why["signal"], None
     elif why.get("stopped"):
-        by, reason, grace = ch.peer, "actor stopped by its parent", None
+        by = why["stopped"] if isinstance(why["stopped"], dict) else ch.peer
+        reason, grace = "actor stopped by its parent", None
     else:
         by, reason, grace = ch.peer, "actor's parent went away", LIFELINE_GRACE
     logger.debug("stopping", extra={"fields": {"reason": reason}})

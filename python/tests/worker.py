@@ -37,6 +37,20 @@ def wait_cancel(ctx, args):
         ctx.sleep(10)
 
 
+@functions.func("note_canceller")
+def note_canceller(ctx, path):
+    """Marks path + ".up", blocks until cancelled, then writes the name of
+    the actor that asked to path."""
+    open(path + ".up", "w").close()
+    try:
+        while True:
+            ctx.sleep(10)
+    except arbor.Cancelled as e:
+        with open(path, "w") as f:
+            f.write((e.canceller or {}).get("name", ""))
+        raise
+
+
 @functions.context("echo")
 def echo(ctx, factor):
     ctx.start("ready")
