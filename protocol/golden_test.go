@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,10 @@ var goldenVectors = []struct {
 			Args: Raw{0x81, 0xa4, 'r', 'o', 'o', 'm', 0xa3, 'o', 'p', 's'}, Credit: 128}},
 	{"start-cancel", "cancel call 3: a unary call of arbor.cancel with args {\"cid\": 3}",
 		&Start{CID: 5, Function: "arbor.cancel", FuncKind: FuncUnary, Args: Raw{0x81, 0xa3, 'c', 'i', 'd', 0x03}}},
+	{"start-cancel-by", "(1.2) cancel call 3 on behalf of root, who cancelled the caller's own call: args {\"cid\": 3, \"by\": {\"name\": \"root\", \"uuid\": ...}}",
+		&Start{CID: 9, Function: "arbor.cancel", FuncKind: FuncUnary, Args: cancelByArgs}},
+	{"start-deepest", "args at the nesting limit (§2): 63 arrays around an empty one are 64 levels, accepted",
+		&Start{CID: 11, Function: "math.sum", FuncKind: FuncUnary, Args: Raw(append(bytes.Repeat([]byte{0x91}, 63), 0x90))}},
 	{"start-schema", "ask for the peer's function schemas; args is nil",
 		&Start{CID: 7, Function: "arbor.schema", FuncKind: FuncUnary}},
 	{"startack-func", "the callee accepted unary call 1",
@@ -77,13 +82,15 @@ var goldenVectors = []struct {
 		&Return{CID: 1, Value: Raw{0x03}}},
 	{"return-nil", "the answer to arbor.cancel (call 5): nil",
 		&Return{CID: 5}},
+	{"return-schema", "the answer to arbor.schema (call 7): files.walk, a stream of strings taking a string, and math.add, a func taking [2]int and returning int",
+		&Return{CID: 7, Value: schemaValue}},
 	{"credit", "the consumer of stream 3 grants 64 more yields",
 		&Credit{CID: 3, Items: 64}},
 	{"error-application", "an error returned by the function: code is the empty string",
 		&Error{CID: 1, Err: &RemoteError{Type: "*fs.PathError", Message: "open /etc/shadow: permission denied",
 			Source: workerActor}}},
 	{"error-cancelled", "call 3 cancelled by root, raised in worker-1 and relayed through root.pool",
-		&Error{CID: 3, Err: &RemoteError{Code: CodeCancelled, Type: "*errors.errorString", Message: "context canceled",
+		&Error{CID: 3, Err: &RemoteError{Code: CodeCancelled, Type: "arbor.cancelled", Message: "context canceled",
 			Stack:  "goroutine 21 [running]:\nmain.walk({0xc0000a2000, 0x4})\n\t/src/walk.go:31 +0x1c5",
 			Source: workerActor, Relay: []ActorID{poolActor}, Canceller: rootActor}}},
 	{"error-panic", "the function panicked; stack is the panicking goroutine's",
@@ -92,7 +99,7 @@ var goldenVectors = []struct {
 			Stack:   "goroutine 8 [running]:\nmain.pick(...)\n\t/src/pick.go:12",
 			Source:  workerActor}}},
 	{"error-unknown-function", "answer to a Start of a function the callee does not serve",
-		&Error{CID: 11, Err: &RemoteError{Code: CodeUnknownFunction, Message: `unknown function "math.sub"`,
+		&Error{CID: 11, Err: &RemoteError{Code: CodeUnknownFunction, Type: "arbor.unknown_function", Message: `actor root.pool.worker-1 serves no function "math.sub"`,
 			Source: workerActor}}},
 	{"error-registered", "an error of a type both sides registered as \"disk.Full\": data holds its fields, the map {\"Disk\": \"sda1\"}",
 		&Error{CID: 13, Err: &RemoteError{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor,
@@ -109,8 +116,73 @@ var goldenVectors = []struct {
 				{Type: "*errors.errorString", Message: "no route to host", Source: ActorID{Name: "root.pool.worker-2", UUID: "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"}, Relay: []ActorID{poolActor}},
 			}}}},
 	{"error-channel", "a problem with the channel itself, not with one call: no cid (call id 0)",
-		&Error{Err: &RemoteError{Code: CodeProtocol, Message: "yield for unknown call 9", Source: rootActor}}},
+		&Error{Err: &RemoteError{Code: CodeProtocol, Type: "arbor.protocol", Message: "yield for call id 9, which was never started", Source: rootActor}}},
 }
+
+// cancelByArgs is {"cid": 3, "by": rootActor}.
+var cancelByArgs = mpMap("cid", Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
+
+// schemaValue is what Go's arbor.schema answers for math.add, a func
+// taking [2]int and returning int, and files.walk, a stream of strings
+// taking a string: one Schema each, sorted by name (PROTOCOL.md §9).
+// ipc's TestSchemaVector checks that the runtime sends exactly this.
+var schemaValue = mpArray(
+	mpMap("name", mpStr("files.walk"), "kind", mpStr("stream"),
+		"args", mpMap("type", mpStr("string"), "go_type", mpStr("string")),
+		"yield", mpMap("type", mpStr("string"), "go_type", mpStr("string"))),
+	mpMap("name", mpStr("math.add"), "kind", mpStr("func"),
+		"args", mpMap("type", mpStr("array"), "go_type", mpStr("[2]int"),
+			"items", mpMap("type", mpStr("integer"), "go_type", mpStr("int"))),
+		"result", mpMap("type", mpStr("integer"), "go_type", mpStr("int"))),
+)
+
+// refusedVectors are frames a receiver must refuse (PROTOCOL.md §10, §11),
+// with the call id its error answers: the start's own when the cid was read
+// before the problem and is a new one of the sender's, 0 otherwise.
+var refusedVectors = []struct {
+	name, note string
+	body       []byte
+	cid        uint64
+}{
+	{"refused-too-deep", "a start whose args are 64 nested arrays holding an int: the int is level 65 (§2), past the limit of 64",
+		mpMap("k", mpStr("start"), "cid", Raw{0x05}, "fn", mpStr("math.add"), "fk", mpStr("func"),
+			"args", Raw(append(bytes.Repeat([]byte{0x91}, 64), 0x01))), 5},
+	{"refused-duplicate-key", "a start with \"fn\" twice, after its cid: call 5 fails",
+		mpMap("k", mpStr("start"), "cid", Raw{0x05}, "fn", mpStr("math.add"), "fn", mpStr("math.sub"), "fk", mpStr("func"), "args", Raw{0xc0}), 5},
+	{"refused-duplicate-key-before-cid", "\"k\" twice before any cid: nothing names a call, so the channel is answered",
+		mpMap("k", mpStr("start"), "k", mpStr("start"), "cid", Raw{0x05}, "fn", mpStr("math.add"), "fk", mpStr("func"), "args", Raw{0xc0}), 0},
+	{"refused-cid-zero", "a yield for call id 0, which is reserved for the channel",
+		mpMap("k", mpStr("yield"), "cid", Raw{0x00}, "v", Raw{0x01}), 0},
+	{"refused-bad-length", "a start whose fn announces a 255-byte string and holds 8 bytes: call 5 fails",
+		mpMap("k", mpStr("start"), "cid", Raw{0x05}, "fn", Raw(append([]byte{0xd9, 0xff}, "math.add"...))), 5},
+	{"refused-not-a-map", "a body that is an array, not a map",
+		mpArray(mpStr("start"), Raw{0x05}), 0},
+	{"refused-unknown-kind", "a message of a kind this version does not know",
+		mpMap("k", mpStr("launch"), "cid", Raw{0x05}), 0},
+	{"refused-trailing-bytes", "a return for call 1 followed by a byte that is not part of it",
+		append(mpMap("k", mpStr("return"), "cid", Raw{0x01}, "v", Raw{0x03}), 0xc0), 0},
+}
+
+// mpMap is a msgpack map of string keys and encoded values, in the order
+// given (duplicates kept, for the refused vectors).
+func mpMap(kv ...any) Raw {
+	b := appendMapLen(nil, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		b = appendStr(b, kv[i].(string))
+		b = append(b, kv[i+1].(Raw)...)
+	}
+	return b
+}
+
+func mpArray(elems ...Raw) Raw {
+	b := []byte{0x90 | byte(len(elems))}
+	for _, e := range elems {
+		b = append(b, e...)
+	}
+	return b
+}
+
+func mpStr(s string) Raw { return appendStr(nil, s) }
 
 // goldenFile is the JSON side of a vector.
 type goldenFile struct {
@@ -176,15 +248,31 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, j := range jsonFiles {
+		if otherVectors[filepath.Base(j)] {
+			continue
+		}
 		if _, err := os.Stat(strings.TrimSuffix(j, ".json") + ".hex"); err != nil {
 			t.Errorf("%s has no .hex beside it", j)
 		}
 	}
 	covered := map[Kind]bool{}
+	refused := 0
 	for _, h := range hexFiles {
-		name := strings.TrimSuffix(filepath.Base(h), ".hex")
-		t.Run(name, func(t *testing.T) {
-			checkGolden(t, strings.TrimSuffix(h, ".hex"), func(k Kind) { covered[k] = true })
+		if otherVectors[filepath.Base(h)] {
+			continue
+		}
+		base := strings.TrimSuffix(h, ".hex")
+		t.Run(filepath.Base(base), func(t *testing.T) {
+			data, err := os.ReadFile(base + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(data, []byte(`"kind": null`)) {
+				refused++
+				checkRefused(t, base, data)
+				return
+			}
+			checkGolden(t, base, data, func(k Kind) { covered[k] = true })
 		})
 	}
 	for k := KindHello; k <= KindCredit; k++ {
@@ -192,11 +280,14 @@ func TestGolden(t *testing.T) {
 			t.Errorf("no golden vector for message kind %q", k)
 		}
 	}
+	if refused < len(refusedVectors) {
+		t.Errorf("%d refused vectors in %s, want %d", refused, goldenDir, len(refusedVectors))
+	}
 }
 
 // checkGolden checks one vector, reporting its kind to cover as soon as the
 // frame decodes, so that a broken vector is not also reported as missing.
-func checkGolden(t *testing.T, base string, cover func(Kind)) {
+func checkGolden(t *testing.T, base string, data []byte, cover func(Kind)) {
 	frame := readHexFile(t, base+".hex")
 
 	fr := NewFrameReader(bytes.NewReader(frame), 0)
@@ -214,10 +305,6 @@ func checkGolden(t *testing.T, base string, cover func(Kind)) {
 	cover(got.Kind())
 
 	var g goldenFile
-	data, err := os.ReadFile(base + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&g); err != nil {
@@ -529,7 +616,12 @@ func msgpackMapKeys(b []byte) ([]string, map[string][]byte, error) {
 	return keys, values, nil
 }
 
-// writeGolden replaces the vectors in goldenDir with goldenVectors.
+// otherVectors are files in goldenDir that are not frames of this package:
+// package spawn's tests write and check them.
+var otherVectors = map[string]bool{"spec.json": true, "unix-secret.hex": true}
+
+// writeGolden replaces the vectors in goldenDir with goldenVectors and
+// refusedVectors.
 func writeGolden(t *testing.T) {
 	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -537,6 +629,9 @@ func writeGolden(t *testing.T) {
 	for _, pattern := range []string{"*.hex", "*.json"} {
 		old, _ := filepath.Glob(filepath.Join(goldenDir, pattern))
 		for _, f := range old {
+			if otherVectors[filepath.Base(f)] {
+				continue
+			}
 			if err := os.Remove(f); err != nil {
 				t.Fatal(err)
 			}
@@ -547,27 +642,76 @@ func writeGolden(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", v.name, err)
 		}
-		var h strings.Builder
-		fmt.Fprintf(&h, "# %s: %s\n", v.name, v.note)
-		fmt.Fprintf(&h, "# %d-byte frame: 4-byte big-endian body length (%d), then the msgpack body\n",
-			len(frame), len(frame)-frameHeader)
-		fmt.Fprintf(&h, "%x\n", frame[:frameHeader])
-		for body := frame[frameHeader:]; len(body) > 0; {
-			line := body[:min(32, len(body))]
-			body = body[len(line):]
-			fmt.Fprintf(&h, "%x\n", line)
-		}
-		base := filepath.Join(goldenDir, v.name)
-		if err := os.WriteFile(base+".hex", []byte(h.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		data, err := json.MarshalIndent(goldenFor(v.msg, v.note), "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeVector(t, v.name, v.note, frame, goldenFor(v.msg, v.note))
+	}
+	for _, v := range refusedVectors {
+		frame := binary.BigEndian.AppendUint32(nil, uint32(len(v.body)))
+		writeVector(t, v.name, v.note, append(frame, v.body...), refusedFile{Note: v.note, Refused: refusal{CID: v.cid, Code: string(CodeProtocol)}})
+	}
+}
+
+// writeVector writes NAME.hex, the frame with comments, and NAME.json.
+func writeVector(t *testing.T, name, note string, frame []byte, doc any) {
+	var h strings.Builder
+	fmt.Fprintf(&h, "# %s: %s\n", name, note)
+	fmt.Fprintf(&h, "# %d-byte frame: 4-byte big-endian body length (%d), then the msgpack body\n",
+		len(frame), len(frame)-frameHeader)
+	fmt.Fprintf(&h, "%x\n", frame[:frameHeader])
+	for body := frame[frameHeader:]; len(body) > 0; {
+		line := body[:min(32, len(body))]
+		body = body[len(line):]
+		fmt.Fprintf(&h, "%x\n", line)
+	}
+	base := filepath.Join(goldenDir, name)
+	if err := os.WriteFile(base+".hex", []byte(h.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedFile is the JSON side of a refused vector: "kind" is null.
+type refusedFile struct {
+	Kind    *string `json:"kind"`
+	Note    string  `json:"note,omitempty"`
+	Refused refusal `json:"refused"`
+}
+
+type refusal struct {
+	CID  uint64 `json:"cid"`
+	Code string `json:"code"`
+}
+
+// checkRefused checks a refused vector: the body does not decode, and the
+// call id the receiver answers (see ipc's undecodable) is the vector's.
+func checkRefused(t *testing.T, base string, data []byte) {
+	var r refusedFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("%s.json: %v", base, err)
+	}
+	frame := readHexFile(t, base+".hex")
+	body, err := NewFrameReader(bytes.NewReader(frame), 0).Next()
+	if err != nil {
+		t.Fatalf("reading the frame: %v", err)
+	}
+	m, err := DecodeMessage(body)
+	if err == nil {
+		t.Fatalf("decodes to %#v; a refused vector must not", m)
+	}
+	var cid uint64
+	var me *MalformedError
+	if errors.As(err, &me) && me.Kind == KindStart {
+		cid = me.CID
+	}
+	if cid != r.Refused.CID || r.Refused.Code != string(CodeProtocol) {
+		t.Fatalf("refused (%v) with an error for call %d; the vector says call %d, code %q", err, cid, r.Refused.CID, r.Refused.Code)
 	}
 }
 

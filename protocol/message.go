@@ -133,7 +133,7 @@ type Version struct {
 }
 
 // Current is the protocol version this package speaks.
-var Current = Version{Major: 1, Minor: 1}
+var Current = Version{Major: 1, Minor: 2}
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 

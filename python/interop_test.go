@@ -35,6 +35,7 @@ var (
 	echo       = ipc.NewContext[int, string, int, int, int]("echo", nil)
 	callParent = ipc.NewFunc[map[string]any, int]("call_parent", nil)
 	whoami     = ipc.NewFunc[any, map[string]any]("whoami", nil)
+	noteCanc   = ipc.NewFunc[string, any]("note_canceller", nil)
 )
 
 type pair struct {
@@ -80,6 +81,20 @@ var (
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
+	// relay runs the Python worker in an actor below this one and calls its
+	// note_canceller, so that a cancellation of relay reaches Python two
+	// levels down.
+	relay = ipc.NewFunc("relay", func(ctx context.Context, file string) (any, error) {
+		err := nursery.Open(ctx, func(ctx context.Context, n *nursery.Nursery) error {
+			a, err := n.StartActor(spawn.Options{Name: "py", Binary: os.Getenv(pythonEnv), Args: []string{filepath.Join(pyenv.Dir(), "tests", "worker.py")}})
+			if err != nil {
+				return err
+			}
+			_, err = noteCanc.Call(ctx, a.Channel(), file)
+			return err
+		})
+		return nil, err
+	})
 	// children starts n Go actors below this one, which stay until this
 	// actor stops, and returns their pids.
 	children = ipc.NewFunc("children", func(ctx context.Context, n int) ([]int, error) {
@@ -96,7 +111,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children))
+	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay))
 	goleak.VerifyTestMain(m)
 }
 
@@ -271,6 +286,72 @@ func TestGoCancelsPython(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pythonEnv passes the Python interpreter to the Go actor that runs relay.
+const pythonEnv = "ARBOR_TEST_PYTHON"
+
+// TestCancellerReachesPython: the root cancels a call to a Go actor, whose
+// nursery cancels its call to a Python worker below it. The Python function
+// names the root as its canceller: arbor.cancel and arbor.stop carry "by"
+// across the middle actor (PROTOCOL.md §9).
+func TestCancellerReachesPython(t *testing.T) {
+	py := pyenv.Require(t)
+	note := filepath.Join(t.TempDir(), "note")
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		mid, err := n.StartActor(spawn.Options{Name: "middle", Env: append(os.Environ(), pythonEnv+"="+py)})
+		if err != nil {
+			return err
+		}
+		callCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { _, err := relay.Call(callCtx, mid.Channel(), note); done <- err }()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, err := os.Stat(note + ".up"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the Python function did not start")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("the cancelled call returned %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(note)
+	if err != nil {
+		t.Fatalf("the Python function noted nothing: %v", err)
+	}
+	if string(b) != "root" {
+		t.Errorf("the Python function's canceller is %q, want the root", b)
+	}
+}
+
+// TestImpostorRefused: a child whose hello names another actor than the
+// one it was started as is refused, and the error says both.
+func TestImpostorRefused(t *testing.T) {
+	py := pyenv.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := spawn.Start(ctx, spawn.Options{Name: "impostor", Binary: py, Args: []string{filepath.Join(pyenv.Dir(), "tests", "impostor.py")}})
+	if err == nil {
+		a.Stop(ctx)
+		t.Fatal("a child with another uuid was accepted")
+	}
+	for _, want := range []string{`"00000000-0000-4000-8000-000000000000"`, `started as "root.impostor"`, "introduced itself as another actor"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %s", err, want)
+		}
+	}
+	proctest.NoChildrenLeft(t)
 }
 
 func TestPythonWorkerKilled(t *testing.T) {

@@ -286,21 +286,24 @@ def decode(body):
     quick = _quick_yield(b)
     if quick is not None:
         return quick
-    end = skip(b, 0)
-    if end != len(b):
-        raise BadMessage("%d bytes after the message" % (len(b) - end))
     head = _map_header(b, 0)
     if head is None:
+        skip(b, 0)  # a malformed value is reported as such
         raise BadMessage("the body is not a map")
     n, i = head
     seen = {}
     cid, kind = 0, None
     for _ in range(n):
+        # Each entry is checked as it comes, so that a problem after the
+        # cid fails just that call (PROTOCOL.md section 10).
         ki = i
-        i = skip(b, i)
-        key = _value(b, ki, i)
-        vi = i
-        i = skip(b, i)
+        try:
+            i = skip(b, i)
+            key = _value(b, ki, i)
+            vi = i
+            i = skip(b, i)
+        except BadMessage as e:
+            raise BadMessage(str(e), cid, kind)
         try:
             if not isinstance(key, str):
                 raise ValueError("a key that is not a string: %r" % (key,))
@@ -324,6 +327,8 @@ def decode(body):
         except ValueError as e:
             raise BadMessage(str(e), cid, kind)
         seen[key] = value
+    if i != len(b):
+        raise BadMessage("%d bytes after the message" % (len(b) - i))
     if kind is None:
         raise BadMessage("no message kind (\"k\")", cid)
     for key in _REQUIRED[kind]:

@@ -98,6 +98,18 @@ class GoldenVectors(unittest.TestCase):
                     wire.decode(frame[4:])
                 self.assertEqual(caught.exception.cid, want["cid"], str(caught.exception))
 
+    def test_spec_vectors(self):
+        """spec.json reads as an actor's spec; unix-secret.hex is what this
+        package writes on connecting to the unix transport."""
+        from arbor import actor
+
+        with open(os.path.join(VECTORS, "spec.json")) as f:
+            spec = actor.read_spec(f.read())
+        self.assertEqual(spec["actor"], {"name": "root.pool.worker-1", "uuid": "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f"})
+        self.assertEqual(spec["parent"]["name"], "root.pool")
+        self.assertEqual((spec["transport"], spec["log_level"]), ("unix", "debug"))
+        self.assertEqual(actor.secret_line(spec), read_hex(os.path.join(VECTORS, "unix-secret.hex")))
+
     def test_yield_fast_path(self):
         for cid, value in ((1, 0), (2 ** 40, "x" * 300), (7, None)):
             slow = wire.frame(wire.Message("yield", cid=cid, v=wire.pack(value)))
