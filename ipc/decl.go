@@ -196,13 +196,13 @@ func (r *StreamReader[Y]) RecvContext(ctx context.Context) (Y, error) {
 func (r *StreamReader[Y]) recv(wait <-chan struct{}) (Y, error) {
 	var y Y
 	if err := r.ctx.Err(); err != nil {
-		r.c.giveUp(err)
+		r.c.giveUp(r.ctx)
 		return y, r.c.abandonedErr(err)
 	}
 	raw, err := r.c.in.pop(r.ctx, wait)
 	if err != nil {
 		if err != errWaitOver && r.ctx.Err() != nil && err != io.EOF {
-			r.c.giveUp(r.ctx.Err())
+			r.c.giveUp(r.ctx)
 			return y, r.c.abandonedErr(r.ctx.Err())
 		}
 		return y, err
@@ -261,7 +261,7 @@ func (r *StreamReader[Y]) Close() error {
 	select {
 	case <-r.c.done:
 	default:
-		r.c.abandon(ErrCallEnded)
+		r.c.abandon(ErrCallEnded, protocol.ActorID{})
 	}
 	return nil
 }
@@ -355,14 +355,14 @@ func (d *Context[A, S, I, O, R]) Open(ctx context.Context, ch *Channel, args A) 
 		}
 		return nil, err
 	case <-ctx.Done():
-		c.giveUp(ctx.Err())
+		c.giveUp(ctx)
 		return nil, c.abandonedErr(ctx.Err())
 	}
 	c.mu.Lock()
 	raw := c.startedValue
 	c.mu.Unlock()
 	if err := decodePayload(d.fname, "started value", raw, &cc.started); err != nil {
-		c.abandon(err)
+		c.abandon(err, protocol.ActorID{})
 		return nil, err
 	}
 	return cc, nil
@@ -430,7 +430,7 @@ func (cc *ContextCall[S, I, O, R]) Close() error {
 	select {
 	case <-cc.c.done:
 	default:
-		cc.c.abandon(ErrCallEnded)
+		cc.c.abandon(ErrCallEnded, protocol.ActorID{})
 	}
 	return nil
 }
