@@ -77,11 +77,13 @@ class PythonParentOfGo(unittest.TestCase):
         with self.assertRaises(arbor.RemoteError) as caught:
             self.ch.call("nope")
         self.assertEqual(caught.exception.code, "unknown_function")
+        self.assertEqual(caught.exception.type, "arbor.unknown_function")  # pinned (1.2)
 
     def test_bad_argument(self):
         with self.assertRaises(arbor.RemoteError) as caught:
             self.ch.call("add", "not a pair")
         self.assertEqual(caught.exception.code, "bad_argument")
+        self.assertEqual(caught.exception.type, "arbor.bad_argument")
 
     def test_cancel(self):
         call = self.ch.start_call("block")
@@ -90,6 +92,7 @@ class PythonParentOfGo(unittest.TestCase):
             call.result(timeout=10)
         e = caught.exception
         self.assertEqual(e.code, "cancelled")
+        self.assertEqual(e.type, "arbor.cancelled")
         self.assertEqual(e.canceller["uuid"], self.ch.actor["uuid"])
 
     def test_stream_abandoned(self):
