@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -17,12 +18,12 @@ import (
 type rawPeer struct {
 	t    *testing.T
 	conn net.Conn
-	fr   *protocol.FrameReader
+	fr   *envelope.FrameReader
 }
 
-func (p *rawPeer) send(m protocol.Message) {
+func (p *rawPeer) send(m envelope.Message) {
 	p.t.Helper()
-	b, err := protocol.AppendFrame(nil, m, 0)
+	b, err := envelope.AppendFrame(nil, m, 0)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func (p *rawPeer) sendBody(b []byte) {
 	p.sendBytes(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
 }
 
-func (p *rawPeer) recv() protocol.Message {
+func (p *rawPeer) recv() envelope.Message {
 	p.t.Helper()
 	p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	m, err := p.fr.ReadMessage()
@@ -57,7 +58,7 @@ func (p *rawPeer) expectError(cid uint64, code protocol.ErrorCode, words ...stri
 	p.t.Helper()
 	for {
 		m := p.recv()
-		e, ok := m.(*protocol.Error)
+		e, ok := m.(*envelope.Error)
 		if !ok {
 			continue // a StartAck or a grant on the way
 		}
@@ -78,18 +79,18 @@ func (p *rawPeer) expectReturn(cid uint64) protocol.Raw {
 	p.t.Helper()
 	for {
 		switch m := p.recv().(type) {
-		case *protocol.Return:
+		case *envelope.Return:
 			if m.CID == cid {
 				return m.Value
 			}
-		case *protocol.Error:
+		case *envelope.Error:
 			p.t.Fatalf("got error %v while waiting for the return of %d", m.Err, cid)
 		}
 	}
 }
 
 func rawPair(t *testing.T, chInitiator bool, funcs *Table) (*rawPeer, *Channel) {
-	return rawPairVersion(t, chInitiator, funcs, protocol.Current)
+	return rawPairVersion(t, chInitiator, funcs, protocol.Current())
 }
 
 // rawPairVersion is rawPair with a raw peer that says it speaks version v.
@@ -100,7 +101,7 @@ func rawPairVersion(t *testing.T, chInitiator bool, funcs *Table, v protocol.Ver
 // rawPairWith is rawPairVersion with options for the channel under test.
 func rawPairWith(t *testing.T, chInitiator bool, funcs *Table, v protocol.Version, opts Options) (*rawPeer, *Channel) {
 	a, b := socketPair(t)
-	p := &rawPeer{t: t, conn: a.(net.Conn), fr: protocol.NewFrameReader(a, 0)}
+	p := &rawPeer{t: t, conn: a.(net.Conn), fr: envelope.NewFrameReader(a, 0)}
 	opened := make(chan *Channel, 1)
 	go func() {
 		opts.Actor, opts.Initiator, opts.Functions = protocol.ActorID{Name: "under-test"}, chInitiator, funcs
@@ -110,8 +111,8 @@ func rawPairWith(t *testing.T, chInitiator bool, funcs *Table, v protocol.Versio
 		}
 		opened <- ch
 	}()
-	p.send(&protocol.Hello{Version: v, Actor: protocol.ActorID{Name: "raw", UUID: "r"}, PID: 1, Initiator: !chInitiator})
-	if _, ok := p.recv().(*protocol.Hello); !ok {
+	p.send(&envelope.Hello{Version: v, Actor: protocol.ActorID{Name: "raw", UUID: "r"}, PID: 1, Initiator: !chInitiator})
+	if _, ok := p.recv().(*envelope.Hello); !ok {
 		t.Fatal("no hello")
 	}
 	ch := <-opened
@@ -154,7 +155,7 @@ func TestBadInputFromCaller(t *testing.T) {
 	p, ch := rawPair(t, false, MustNewTable(add, wait, echo, count, gated))
 	addCall := func(cid uint64) {
 		t.Helper()
-		p.send(&protocol.Start{CID: cid, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{40, 2})})
+		p.send(&envelope.Start{CID: cid, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{40, 2})})
 		if v := p.expectReturn(cid); string(v) != string(encode(t, 42)) {
 			t.Fatalf("add returned %x", v)
 		}
@@ -170,44 +171,44 @@ func TestBadInputFromCaller(t *testing.T) {
 		nextID uint64
 	}{
 		{"unknown function", func() {
-			p.send(&protocol.Start{CID: 3, Function: "nope", FuncKind: protocol.FuncUnary})
+			p.send(&envelope.Start{CID: 3, Function: "nope", FuncKind: protocol.FuncUnary})
 		}, 3, protocol.CodeUnknownFunction, []string{`"nope"`}, 5},
 		{"wrong kind", func() {
-			p.send(&protocol.Start{CID: 7, Function: "test.add", FuncKind: protocol.FuncStream, Credit: 8})
+			p.send(&envelope.Start{CID: 7, Function: "test.add", FuncKind: protocol.FuncStream, Credit: 8})
 		}, 7, protocol.CodeWrongKind, []string{"test.add is a func, called as a stream"}, 9},
 		{"wrong argument type", func() {
-			p.send(&protocol.Start{CID: 11, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, []string{"x"})})
+			p.send(&envelope.Start{CID: 11, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, []string{"x"})})
 		}, 11, protocol.CodeBadArgument, []string{"want Go type ipc.addArgs, got msgpack array"}, 13},
 		{"start reusing a live call id", func() {
-			p.send(&protocol.Start{CID: 15, Function: "test.wait", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
-			p.send(&protocol.Start{CID: 15, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
+			p.send(&envelope.Start{CID: 15, Function: "test.wait", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
+			p.send(&envelope.Start{CID: 15, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
 		}, 15, protocol.CodeProtocol, []string{"already in use"}, 17},
 		{"start reusing an ended call id", func() {
-			p.send(&protocol.Start{CID: 17, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
+			p.send(&envelope.Start{CID: 17, Function: "test.add", FuncKind: protocol.FuncUnary, Args: encode(t, addArgs{})})
 		}, 17, protocol.CodeProtocol, []string{"already used by a call that has ended"}, 19},
 		{"start with the other side's parity", func() {
-			p.send(&protocol.Start{CID: 20, Function: "test.add", FuncKind: protocol.FuncUnary})
+			p.send(&envelope.Start{CID: 20, Function: "test.add", FuncKind: protocol.FuncUnary})
 		}, 0, protocol.CodeProtocol, []string{"call id 20", "parity"}, 21}, // cid 0: the sender never used 20 (PROTOCOL.md §5, 1.2)
 		{"yield for a call never started", func() {
-			p.send(&protocol.Yield{CID: 99, Value: protocol.Raw{1}})
+			p.send(&envelope.Yield{CID: 99, Value: protocol.Raw{1}})
 		}, 0, protocol.CodeProtocol, []string{"yield for call id 99, which was never started"}, 23},
 		{"return for a call never made", func() {
-			p.send(&protocol.Return{CID: 100, Value: protocol.Raw{1}})
+			p.send(&envelope.Return{CID: 100, Value: protocol.Raw{1}})
 		}, 0, protocol.CodeProtocol, []string{"call id 100, which this side never used"}, 25},
 		{"malformed message", func() { p.sendBody([]byte{0x81, 0xa1, 'k', 0xc1}) }, 0, protocol.CodeProtocol, []string{"malformed"}, 27},
 		{"unknown message kind", func() {
 			p.sendBody([]byte{0x81, 0xa1, 'k', 0xa6, 'l', 'a', 'u', 'n', 'c', 'h'})
 		}, 0, protocol.CodeProtocol, []string{`unknown message kind "launch"`}, 29},
 		{"hello again", func() {
-			p.send(&protocol.Hello{Version: protocol.Current, Actor: protocol.ActorID{Name: "raw"}, Initiator: true})
+			p.send(&envelope.Hello{Version: protocol.Current(), Actor: protocol.ActorID{Name: "raw"}, Initiator: true})
 		}, 0, protocol.CodeProtocol, []string{"hello after the handshake"}, 31},
 		{"yield on a stream from its caller", func() {
-			p.send(&protocol.Start{CID: 33, Function: "test.count", FuncKind: protocol.FuncStream, Args: encode(t, 1<<30), Credit: 1})
-			p.send(&protocol.Yield{CID: 33, Value: protocol.Raw{1}})
+			p.send(&envelope.Start{CID: 33, Function: "test.count", FuncKind: protocol.FuncStream, Args: encode(t, 1<<30), Credit: 1})
+			p.send(&envelope.Yield{CID: 33, Value: protocol.Raw{1}})
 		}, 33, protocol.CodeProtocol, []string{"yield from the caller of a stream"}, 35},
 		{"yield before started", func() {
-			b, _ := protocol.AppendFrame(nil, &protocol.Start{CID: 37, Function: "test.gated", FuncKind: protocol.FuncContext, Args: encode(t, "hi"), Credit: 4}, 0)
-			b, _ = protocol.AppendFrame(b, &protocol.Yield{CID: 37, Value: protocol.Raw{1}}, 0)
+			b, _ := envelope.AppendFrame(nil, &envelope.Start{CID: 37, Function: "test.gated", FuncKind: protocol.FuncContext, Args: encode(t, "hi"), Credit: 4}, 0)
+			b, _ = envelope.AppendFrame(b, &envelope.Yield{CID: 37, Value: protocol.Raw{1}}, 0)
 			p.sendBytes(b)
 		}, 37, protocol.CodeProtocol, []string{"before started"}, 39},
 		{"start with a key twice after its cid", func() {
@@ -241,7 +242,7 @@ func TestBadInputFromCallee(t *testing.T) {
 	tests := []struct {
 		name   string
 		call   func(ch *Channel) error
-		answer func(p *rawPeer, s *protocol.Start)
+		answer func(p *rawPeer, s *envelope.Start)
 		words  string
 	}{
 		{"started twice", func(ch *Channel) error {
@@ -251,17 +252,17 @@ func TestBadInputFromCallee(t *testing.T) {
 			}
 			_, err = cc.Result()
 			return err
-		}, func(p *rawPeer, s *protocol.Start) {
-			p.send(&protocol.StartAck{CID: s.CID, FuncKind: s.FuncKind})
-			p.send(&protocol.Started{CID: s.CID, Value: encode(p.t, "a"), Credit: 1})
-			p.send(&protocol.Started{CID: s.CID, Value: encode(p.t, "b"), Credit: 1})
+		}, func(p *rawPeer, s *envelope.Start) {
+			p.send(&envelope.StartAck{CID: s.CID, FuncKind: s.FuncKind})
+			p.send(&envelope.Started{CID: s.CID, Value: encode(p.t, "a"), Credit: 1})
+			p.send(&envelope.Started{CID: s.CID, Value: encode(p.t, "b"), Credit: 1})
 		}, "started twice"},
 		{"yield before started", func(ch *Channel) error {
 			_, err := echo.Open(context.Background(), ch, "x")
 			return err
-		}, func(p *rawPeer, s *protocol.Start) {
-			p.send(&protocol.StartAck{CID: s.CID, FuncKind: s.FuncKind})
-			p.send(&protocol.Yield{CID: s.CID, Value: encode(p.t, 1)})
+		}, func(p *rawPeer, s *envelope.Start) {
+			p.send(&envelope.StartAck{CID: s.CID, FuncKind: s.FuncKind})
+			p.send(&envelope.Yield{CID: s.CID, Value: encode(p.t, 1)})
 		}, "yield before started"},
 		{"yield beyond credit", func(ch *Channel) error {
 			s, err := count.Open(context.Background(), ch, 1)
@@ -270,9 +271,9 @@ func TestBadInputFromCallee(t *testing.T) {
 			}
 			<-s.c.done // nobody reads, so nothing grants more credit
 			return s.c.err
-		}, func(p *rawPeer, s *protocol.Start) {
+		}, func(p *rawPeer, s *envelope.Start) {
 			for range s.Credit + 1 {
-				p.send(&protocol.Yield{CID: s.CID, Value: encode(p.t, 1)})
+				p.send(&envelope.Yield{CID: s.CID, Value: encode(p.t, 1)})
 			}
 		}, "beyond the credit granted"},
 		{"return on a stream", func(ch *Channel) error {
@@ -282,14 +283,14 @@ func TestBadInputFromCallee(t *testing.T) {
 			}
 			_, err = s.Recv()
 			return err
-		}, func(p *rawPeer, s *protocol.Start) {
-			p.send(&protocol.Return{CID: s.CID})
+		}, func(p *rawPeer, s *envelope.Start) {
+			p.send(&envelope.Return{CID: s.CID})
 		}, "return on a stream"},
 		{"startack of the wrong kind", func(ch *Channel) error {
 			_, err := add.Call(context.Background(), ch, addArgs{})
 			return err
-		}, func(p *rawPeer, s *protocol.Start) {
-			p.send(&protocol.StartAck{CID: s.CID, FuncKind: protocol.FuncStream})
+		}, func(p *rawPeer, s *envelope.Start) {
+			p.send(&envelope.StartAck{CID: s.CID, FuncKind: protocol.FuncStream})
 		}, "startack for a stream"},
 	}
 	for _, tt := range tests {
@@ -297,7 +298,7 @@ func TestBadInputFromCallee(t *testing.T) {
 			p, ch := rawPair(t, true, nil)
 			errc := make(chan error, 1)
 			go func() { errc <- tt.call(ch) }()
-			s, ok := p.recv().(*protocol.Start)
+			s, ok := p.recv().(*envelope.Start)
 			if !ok {
 				t.Fatal("expected a start")
 			}
@@ -311,7 +312,7 @@ func TestBadInputFromCallee(t *testing.T) {
 			// The peer is told, and asked to cancel its task.
 			sawCancel := false
 			for !sawCancel {
-				if c, ok := p.recv().(*protocol.Start); ok && c.Function == "arbor.cancel" {
+				if c, ok := p.recv().(*envelope.Start); ok && c.Function == "arbor.cancel" {
 					sawCancel = true
 				}
 			}
@@ -325,8 +326,8 @@ func TestBrokenFramingEndsTheChannel(t *testing.T) {
 		bytes []byte
 		want  any
 	}{
-		{"length over the limit", []byte{0x7f, 0xff, 0xff, 0xff}, new(*protocol.FrameTooLargeError)},
-		{"truncated frame", []byte{0, 0, 0, 9, 0x82}, new(*protocol.TruncatedFrameError)},
+		{"length over the limit", []byte{0x7f, 0xff, 0xff, 0xff}, new(*envelope.FrameTooLargeError)},
+		{"truncated frame", []byte{0, 0, 0, 9, 0x82}, new(*envelope.TruncatedFrameError)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,15 +351,15 @@ func TestHandshakeFailures(t *testing.T) {
 		check func(t *testing.T, err error)
 	}{
 		{"major version mismatch", func(p *rawPeer) {
-			p.send(&protocol.Hello{Version: protocol.Version{Major: 2, Minor: 1}, Actor: protocol.ActorID{Name: "future"}})
+			p.send(&envelope.Hello{Version: protocol.Version{Major: 2, Minor: 1}, Actor: protocol.ActorID{Name: "future"}})
 		}, 0, func(t *testing.T, err error) {
 			var ve *protocol.VersionError
-			if !errors.As(err, &ve) || ve.Remote.Major != 2 || !strings.Contains(err.Error(), "2.1") || !strings.Contains(err.Error(), protocol.Current.String()) {
+			if !errors.As(err, &ve) || ve.Remote.Major != 2 || !strings.Contains(err.Error(), "2.1") || !strings.Contains(err.Error(), protocol.Current().String()) {
 				t.Fatalf("got %v", err)
 			}
 		}},
 		{"both initiators", func(p *rawPeer) {
-			p.send(&protocol.Hello{Version: protocol.Current, Initiator: true})
+			p.send(&envelope.Hello{Version: protocol.Current(), Initiator: true})
 		}, 0, func(t *testing.T, err error) {
 			if !strings.Contains(err.Error(), "both ends claim to be the initiator") {
 				t.Fatalf("got %v", err)
@@ -373,7 +374,7 @@ func TestHandshakeFailures(t *testing.T) {
 			}
 		}},
 		{"first message not hello", func(p *rawPeer) {
-			p.send(&protocol.Stop{CID: 1})
+			p.send(&envelope.Stop{CID: 1})
 		}, 0, func(t *testing.T, err error) {
 			if !strings.Contains(err.Error(), "first message is stop, not hello") {
 				t.Fatalf("got %v", err)
@@ -390,7 +391,7 @@ func TestHandshakeFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a, b := socketPair(t)
 			defer a.Close()
-			p := &rawPeer{t: t, conn: a.(net.Conn), fr: protocol.NewFrameReader(a, 0)}
+			p := &rawPeer{t: t, conn: a.(net.Conn), fr: envelope.NewFrameReader(a, 0)}
 			go io.Copy(io.Discard, a)
 			tt.peer(p)
 			ctx := context.Background()
@@ -418,12 +419,12 @@ func TestMinorVersionOlderPeer(t *testing.T) {
 		return 0, errors.Join(errors.New("first"), errors.New("second"))
 	})
 	p, _ := rawPairVersion(t, false, MustNewTable(both), protocol.Version{Major: 1, Minor: 0})
-	p.send(&protocol.Start{CID: 1, Function: "test.both", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
+	p.send(&envelope.Start{CID: 1, Function: "test.both", FuncKind: protocol.FuncUnary, Args: encode(t, struct{}{})})
 	for {
 		switch m := p.recv().(type) {
-		case *protocol.StartAck:
+		case *envelope.StartAck:
 			continue
-		case *protocol.Error:
+		case *envelope.Error:
 			if m.Err.Message != "first\nsecond" || len(m.Err.Children) != 2 || m.Err.Children[1].Message != "second" {
 				t.Fatalf("got %+v", m.Err)
 			}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -17,7 +18,7 @@ type call struct {
 	cid     uint64
 	fn      string
 	kind    protocol.FuncKind
-	start   protocol.Start // what startCall sends, kept here to save an allocation
+	start   envelope.Start // what startCall sends, kept here to save an allocation
 	in      *inbox         // the callee's Yields (streams, contexts)
 	out     *outbox        // credit for Yields to the callee (contexts)
 	started chan struct{}  // closed at Started (contexts)
@@ -50,7 +51,7 @@ func (ch *Channel) startCall(ctx context.Context, c *call, fn string, kind proto
 	}
 	c.ch, c.fn, c.kind, c.done = ch, fn, kind, make(chan struct{})
 	start := &c.start
-	*start = protocol.Start{Function: fn, FuncKind: kind}
+	*start = envelope.Start{Function: fn, FuncKind: kind}
 	if kind != protocol.FuncUnary {
 		c.in = newInbox(ch.window, c.grant)
 		start.Credit = uint32(ch.window)
@@ -122,7 +123,7 @@ func (c *call) grant(items uint32) {
 	select {
 	case <-c.done:
 	default:
-		c.ch.send(&protocol.Credit{CID: c.cid, Items: items}, flushAsync)
+		c.ch.send(&envelope.Credit{CID: c.cid, Items: items}, flushAsync)
 	}
 }
 
@@ -210,7 +211,7 @@ func (c *call) cancelRemote(by protocol.ActorID) {
 		}
 		// Never held by a full queue: the reader sends this after a
 		// callee's violation.
-		return ch.sendStart(context.Background(), &protocol.Start{Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushReader,
+		return ch.sendStart(context.Background(), &envelope.Start{Function: fnCancel, FuncKind: protocol.FuncUnary, Args: raw}, flushReader,
 			func(cid uint64) { ch.cancels[cid] = true })
 	})
 }
@@ -336,9 +337,9 @@ func (c *call) wait(ctx context.Context) (protocol.Raw, error) {
 
 // receive handles a message from the callee; it runs on the reader
 // goroutine and never blocks.
-func (c *call) receive(m protocol.Message) {
+func (c *call) receive(m envelope.Message) {
 	switch m := m.(type) {
-	case *protocol.StartAck:
+	case *envelope.StartAck:
 		c.mu.Lock()
 		dup := c.acked
 		c.acked = true
@@ -348,7 +349,7 @@ func (c *call) receive(m protocol.Message) {
 		} else if m.FuncKind != c.kind {
 			c.violation(fmt.Sprintf("startack for a %s, but %s was called as a %s", m.FuncKind, c.fn, c.kind))
 		}
-	case *protocol.Started:
+	case *envelope.Started:
 		if c.kind != protocol.FuncContext {
 			c.violation(fmt.Sprintf("started on a %s call", c.kind))
 			return
@@ -365,7 +366,7 @@ func (c *call) receive(m protocol.Message) {
 		}
 		c.out.add(m.Credit)
 		close(c.started)
-	case *protocol.Yield:
+	case *envelope.Yield:
 		if c.kind == protocol.FuncUnary {
 			c.violation("yield on a func call")
 			return
@@ -382,7 +383,7 @@ func (c *call) receive(m protocol.Message) {
 		if !c.in.push(m.Value) {
 			c.violation("yield beyond the credit granted, or after stop")
 		}
-	case *protocol.Stop:
+	case *envelope.Stop:
 		switch c.kind {
 		case protocol.FuncStream:
 			c.finish(nil, nil)
@@ -391,18 +392,18 @@ func (c *call) receive(m protocol.Message) {
 		default:
 			c.violation("stop on a func call")
 		}
-	case *protocol.Return:
+	case *envelope.Return:
 		if c.kind == protocol.FuncStream {
 			c.violation("return on a stream call; a stream ends with stop")
 			return
 		}
 		c.finish(m.Value, nil)
-	case *protocol.Error:
+	case *envelope.Error:
 		if m.Err == nil {
 			m.Err = &protocol.RemoteError{Code: protocol.CodeProtocol, Message: "error without details"}
 		}
 		c.finish(nil, m.Err)
-	case *protocol.Credit:
+	case *envelope.Credit:
 		if c.kind != protocol.FuncContext {
 			c.violation(fmt.Sprintf("credit on a %s call", c.kind))
 			return
@@ -438,5 +439,5 @@ func (c *call) closeSend() error {
 	if already {
 		return nil
 	}
-	return c.ch.send(&protocol.Stop{CID: c.cid}, flushAsync)
+	return c.ch.send(&envelope.Stop{CID: c.cid}, flushAsync)
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
 )
@@ -27,7 +28,7 @@ type Options struct {
 	// runtime functions (arbor.cancel, arbor.schema, arbor.ping).
 	Functions *Table
 	// MaxFrame is the largest frame body sent or accepted, in bytes; zero
-	// means protocol.DefaultMaxFrame (16 MiB).
+	// means envelope.DefaultMaxFrame (16 MiB).
 	MaxFrame int
 	// Window is the credit, in items, that a stream consumer grants; it
 	// bounds the memory a stream takes at Window items. Zero means
@@ -87,7 +88,7 @@ const (
 // that no answer is lost.
 type Channel struct {
 	conn     io.ReadWriteCloser
-	frames   *protocol.FrameReader
+	frames   *envelope.FrameReader
 	self     protocol.ActorID
 	peer     protocol.ActorID
 	peerPID  int64
@@ -179,7 +180,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		ch.log = hclog.NewNullLogger()
 	}
 	if ch.maxFrame <= 0 {
-		ch.maxFrame = protocol.DefaultMaxFrame
+		ch.maxFrame = envelope.DefaultMaxFrame
 	}
 	if ch.window <= 0 {
 		ch.window = DefaultWindow
@@ -202,7 +203,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		ch.nextID = 1
 	}
 	first := &firstBytes{r: conn}
-	ch.frames = protocol.NewFrameReader(first, opts.MaxFrame)
+	ch.frames = envelope.NewFrameReader(first, opts.MaxFrame)
 	err := ch.handshake(ctx, opts.Initiator, first)
 	first.stop()
 	if err != nil {
@@ -267,8 +268,8 @@ func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBy
 		}
 		return &HandshakeError{Reason: reason, Received: received, Err: err}
 	}
-	hello := &protocol.Hello{Version: protocol.Current, Actor: ch.self, PID: int64(os.Getpid()), Initiator: initiator}
-	frame, err := protocol.AppendFrame(nil, hello, ch.maxFrame)
+	hello := &envelope.Hello{Version: protocol.Current(), Actor: ch.self, PID: int64(os.Getpid()), Initiator: initiator}
+	frame, err := envelope.AppendFrame(nil, hello, ch.maxFrame)
 	if err != nil {
 		return fail("encoding hello", nil, err)
 	}
@@ -295,17 +296,17 @@ func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBy
 func (ch *Channel) readHello(initiator bool, first *firstBytes, fail func(string, []byte, error) error) error {
 	body, err := ch.frames.Next()
 	if err != nil {
-		var tooLarge *protocol.FrameTooLargeError
+		var tooLarge *envelope.FrameTooLargeError
 		if errors.As(err, &tooLarge) {
 			return fail("the peer is not an arbor actor: its first bytes are not an arbor frame", first.bytes(), err)
 		}
 		return fail("reading the peer's hello", first.bytes(), err)
 	}
-	m, err := protocol.DecodeMessage(body)
+	m, err := envelope.DecodeMessage(body)
 	if err != nil {
 		return fail("the peer is not an arbor actor: its first frame is not a message", first.bytes(), err)
 	}
-	peer, ok := m.(*protocol.Hello)
+	peer, ok := m.(*envelope.Hello)
 	if !ok {
 		return fail(fmt.Sprintf("the peer's first message is %s, not hello", m.Kind()), nil, nil)
 	}
@@ -483,16 +484,16 @@ func (ch *Channel) lost(cause error) {
 
 // send queues one message. It fails only this message when the frame is too
 // large, and returns the channel's error once it has ended.
-func (ch *Channel) send(m protocol.Message, mode flushMode) error {
-	return ch.w.queue(context.Background(), mode, func() (protocol.Message, error) { return m, nil })
+func (ch *Channel) send(m envelope.Message, mode flushMode) error {
+	return ch.w.queue(context.Background(), mode, func() (envelope.Message, error) { return m, nil })
 }
 
 // sendStart takes the next call id and queues the Start that uses it in
 // one step, so that Starts leave in the order of their ids (PROTOCOL.md
 // §5: a peer refuses an id below one it has seen). register, if set, runs
 // with mu held and the new id.
-func (ch *Channel) sendStart(ctx context.Context, start *protocol.Start, mode flushMode, register func(cid uint64)) error {
-	return ch.w.queue(ctx, mode, func() (protocol.Message, error) {
+func (ch *Channel) sendStart(ctx context.Context, start *envelope.Start, mode flushMode, register func(cid uint64)) error {
+	return ch.w.queue(ctx, mode, func() (envelope.Message, error) {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
 		if ch.err != nil {
@@ -513,7 +514,7 @@ func (ch *Channel) readLoop() {
 	defer ch.wg.Done()
 	// Each message is routed before the next is decoded, and nothing keeps
 	// a message (only its fields): the decoder's own messages serve.
-	var dec protocol.Decoder
+	var dec envelope.Decoder
 	for {
 		body, err := ch.frames.Next()
 		if err != nil {
@@ -537,13 +538,13 @@ func (ch *Channel) readLoop() {
 // an answer that will not come.
 func (ch *Channel) undecodable(err error) {
 	perr := &ProtocolError{Reason: err.Error()}
-	var me *protocol.MalformedError
+	var me *envelope.MalformedError
 	if !errors.As(err, &me) || me.CID == 0 {
 		ch.reject(perr)
 		return
 	}
 	perr.CID = me.CID
-	if me.Kind == protocol.KindStart {
+	if me.Kind == envelope.KindStart {
 		// A start fails the call it would have begun, if that is a new
 		// call of the peer's (PROTOCOL.md §10); a start cannot belong to a
 		// call already running, so anything else is refused on cid 0.
@@ -557,7 +558,7 @@ func (ch *Channel) undecodable(err error) {
 			ch.reject(perr)
 			return
 		}
-		ch.report(&protocol.Error{CID: me.CID, Err: runtimeError(protocol.CodeProtocol, perr.Error(), ch.self)})
+		ch.report(&envelope.Error{CID: me.CID, Err: runtimeError(protocol.CodeProtocol, perr.Error(), ch.self)})
 		return
 	}
 	ch.mu.Lock()
@@ -579,7 +580,7 @@ func (ch *Channel) undecodable(err error) {
 // the log.
 func (ch *Channel) reject(perr *ProtocolError) {
 	ch.log.Warn("rejected a message from the peer", "cid", perr.CID, "reason", perr.Reason)
-	ch.report(&protocol.Error{Err: runtimeError(protocol.CodeProtocol, perr.Reason, ch.self)})
+	ch.report(&envelope.Error{Err: runtimeError(protocol.CodeProtocol, perr.Reason, ch.self)})
 }
 
 // runtimeError is an error the runtime makes itself, rather than boxes from
@@ -595,12 +596,12 @@ const maxReportBacklog = 1 << 20
 
 // report queues an answer the reader owes the peer, unless the peer is so
 // far behind in reading that the answer would only pile up.
-func (ch *Channel) report(m protocol.Message) {
+func (ch *Channel) report(m envelope.Message) {
 	backlog := ch.w.backlog()
 	// An answer to a start is never dropped: its caller waits for it, and
 	// each costs the peer a start of its own. Answers about the channel
 	// (cid 0, to garbage) are.
-	if backlog > maxReportBacklog && protocol.CallID(m) == 0 {
+	if backlog > maxReportBacklog && envelope.CallID(m) == 0 {
 		ch.log.Warn("dropped an answer to the peer: it is not reading", "queued_bytes", backlog, "kind", m.Kind())
 		return
 	}
@@ -610,17 +611,17 @@ func (ch *Channel) report(m protocol.Message) {
 // ownID reports whether cid numbers a call made by this end.
 func (ch *Channel) ownID(cid uint64) bool { return cid%2 == ch.nextID%2 }
 
-func (ch *Channel) route(m protocol.Message) {
-	if start, ok := m.(*protocol.Start); ok {
+func (ch *Channel) route(m envelope.Message) {
+	if start, ok := m.(*envelope.Start); ok {
 		ch.accept(start)
 		return
 	}
-	cid := protocol.CallID(m)
+	cid := envelope.CallID(m)
 	if cid == 0 {
 		switch m := m.(type) {
-		case *protocol.Error:
+		case *envelope.Error:
 			ch.log.Warn("the peer reported a protocol error", "error", m.Err)
-		case *protocol.Hello:
+		case *envelope.Hello:
 			ch.reject(&ProtocolError{Reason: "hello after the handshake"})
 		}
 		return
@@ -653,7 +654,7 @@ func (ch *Channel) route(m protocol.Message) {
 			// after a cancellation, say) is a late one: dropping it is
 			// correct, but a real error it carries leaves a trace. The
 			// answer to a cancellation is counted off.
-			if _, final := m.(*protocol.StartAck); !final {
+			if _, final := m.(*envelope.StartAck); !final {
 				ch.mu.Lock()
 				answered := ch.cancels[cid]
 				delete(ch.cancels, cid)
@@ -662,7 +663,7 @@ func (ch *Channel) route(m protocol.Message) {
 					return
 				}
 			}
-			if e, ok := m.(*protocol.Error); ok && e.Err != nil && e.Err.Code != protocol.CodeCancelled && e.Err.Code != protocol.CodeDeadline {
+			if e, ok := m.(*envelope.Error); ok && e.Err != nil && e.Err.Code != protocol.CodeCancelled && e.Err.Code != protocol.CodeDeadline {
 				ch.log.Warn("a remote error arrived after its call was abandoned", "cid", cid, "error", e.Err)
 			}
 		}

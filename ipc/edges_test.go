@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -96,7 +97,7 @@ func TestHandshakeOverUnbufferedPipe(t *testing.T) {
 // never reads.
 func stuckPeer(t *testing.T, conn io2, peer io2) *Channel {
 	t.Helper()
-	frame, _ := protocol.AppendFrame(nil, &protocol.Hello{Version: protocol.Current, Actor: protocol.ActorID{Name: "stuck"}, PID: 1}, 0)
+	frame, _ := envelope.AppendFrame(nil, &envelope.Hello{Version: protocol.Current(), Actor: protocol.ActorID{Name: "stuck"}, PID: 1}, 0)
 	go peer.Write(frame)
 	ch, err := Open(context.Background(), conn, Options{Initiator: true, CancelWait: 100 * time.Millisecond})
 	if err != nil {

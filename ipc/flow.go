@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -201,10 +202,10 @@ func (ch *Channel) sendItem(ctx context.Context, out *outbox, cid uint64, v any)
 		return err
 	}
 	err := encodePayload(v, func(raw protocol.Raw) error {
-		return ch.w.queue(ctx, flushAsync, func() (protocol.Message, error) {
+		return ch.w.queue(ctx, flushAsync, func() (envelope.Message, error) {
 			// queue holds the writer's mu while it encodes: one Yield
 			// serves the channel.
-			ch.w.yield = protocol.Yield{CID: cid, Value: raw}
+			ch.w.yield = envelope.Yield{CID: cid, Value: raw}
 			return &ch.w.yield, nil
 		})
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -24,7 +25,7 @@ func TestHostilePayloadIsRefused(t *testing.T) {
 	p, _ := rawPair(t, false, MustNewTable(takesMap))
 	before := heapInUse()
 	args := protocol.Raw{0xc7, 0x0c, 0x30, 0xdf, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30}
-	p.send(&protocol.Start{CID: 1, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: args})
+	p.send(&envelope.Start{CID: 1, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: args})
 	within(t, 2*time.Second, "the refusal", func() { p.expectError(1, protocol.CodeBadArgument, "extension type 48") })
 	if grew := int64(heapInUse()) - int64(before); grew > 1<<20 {
 		t.Fatalf("the heap grew by %d KiB for 15 bytes", grew>>10)
@@ -36,9 +37,9 @@ func TestHostilePayloadIsRefused(t *testing.T) {
 		{0x81, 0xa1, 'k', 0xc7, 0x03, 0x01, 0xdf, 0xff, 0xff},               // inside a map
 	} {
 		bad, good := uint64(3+4*i), uint64(5+4*i)
-		p.send(&protocol.Start{CID: bad, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: badArgs})
+		p.send(&envelope.Start{CID: bad, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: badArgs})
 		p.expectError(bad, protocol.CodeBadArgument)
-		p.send(&protocol.Start{CID: good, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa1, 'k', 0x01}})
+		p.send(&envelope.Start{CID: good, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa1, 'k', 0x01}})
 		if v := p.expectReturn(good); len(v) != 1 || v[0] != 1 {
 			t.Fatalf("a good call after a bad one: %x", v)
 		}
@@ -53,12 +54,12 @@ func TestTimestampReadAsAMapHeader(t *testing.T) {
 	p, _ := rawPair(t, false, MustNewTable(takesMap))
 	before := heapInUse()
 	args := protocol.Raw{0xc7, 0x0c, 0xff, 0xdf, 0x31, 0x9a, 0xd8, 0x07, 0x6a, 0xee, 0x79, 0x06, 0xe8, 0x30, 0x30}
-	p.send(&protocol.Start{CID: 1, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: args})
+	p.send(&envelope.Start{CID: 1, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: args})
 	within(t, 2*time.Second, "the refusal", func() { p.expectError(1, protocol.CodeBadArgument) })
 	if grew := int64(heapInUse()) - int64(before); grew > 1<<20 {
 		t.Fatalf("the heap grew by %d KiB for 15 bytes", grew>>10)
 	}
-	p.send(&protocol.Start{CID: 3, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa1, 'k', 0x01}})
+	p.send(&envelope.Start{CID: 3, Function: "test.takesMap", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa1, 'k', 0x01}})
 	if v := p.expectReturn(3); len(v) != 1 || v[0] != 1 {
 		t.Fatalf("a good call after a bad one: %x", v)
 	}
@@ -117,9 +118,9 @@ func TestPeerThatNeverReads(t *testing.T) {
 			}
 		}
 	})
-	p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current, Options{StallTimeout: 300 * time.Millisecond})
+	p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current(), Options{StallTimeout: 300 * time.Millisecond})
 	before := heapInUse()
-	p.send(&protocol.Start{CID: 1, Function: "test.flood", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
+	p.send(&envelope.Start{CID: 1, Function: "test.flood", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
 	var peak int64
 	within(t, 10*time.Second, "the channel to end", func() {
 		for {
@@ -148,14 +149,14 @@ func TestMaxServed(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	p, ch := rawPairWith(t, false, MustNewTable(block), protocol.Current, Options{MaxServed: 50})
+	p, ch := rawPairWith(t, false, MustNewTable(block), protocol.Current(), Options{MaxServed: 50})
 	for i := range 60 {
-		p.send(&protocol.Start{CID: uint64(1 + 2*i), Function: "test.block", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x80}})
+		p.send(&envelope.Start{CID: uint64(1 + 2*i), Function: "test.block", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x80}})
 	}
 	refused := 0
 	within(t, 10*time.Second, "ten refusals", func() {
 		for refused < 10 {
-			if e, ok := p.recv().(*protocol.Error); ok {
+			if e, ok := p.recv().(*envelope.Error); ok {
 				if e.Err.Code != protocol.CodeOverloaded || !strings.Contains(e.Err.Message, "already serves 50 calls") {
 					t.Fatalf("got %+v", e.Err)
 				}
@@ -257,8 +258,8 @@ func TestReviewEdges(t *testing.T) {
 			}
 		})
 		// This side floods a peer that never reads, then calls it.
-		p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current, Options{StallTimeout: 20 * time.Second})
-		p.send(&protocol.Start{CID: 1, Function: "test.flood2", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
+		p, ch := rawPairWith(t, false, MustNewTable(flood), protocol.Current(), Options{StallTimeout: 20 * time.Second})
+		p.send(&envelope.Start{CID: 1, Function: "test.flood2", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x80}, Credit: 1<<32 - 1})
 		eventually(t, 10*time.Second, "the queue full", func() bool { return ch.w.stalled.Load() })
 		within(t, 5*time.Second, "a call with a 100 ms deadline", func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -9,7 +9,7 @@ import (
 // msgpack reads an extension value where it expects a map as a wrapper
 // around the map (DecodeMapLen skips the extension's header), and makes a
 // map[string]any or map[any]any as large as the length it then reads, with
-// no bound. protocol.CheckPayload lets a timestamp through, whose 12 bytes
+// no bound. wire.CheckPayload lets a timestamp through, whose 12 bytes
 // of data can read as a map32 header: 15 bytes of arguments made a
 // map[string]any of 832 million entries (2.4 GB; found by
 // FuzzPayloadBehindAChannel). These decoders do what msgpack's do, but

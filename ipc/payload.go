@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/arbor-go/arbor/internal/wire"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -35,9 +36,9 @@ func encodePayload(v any, use func(protocol.Raw) error) error {
 	c.buf.Reset()
 	switch n := v.(type) {
 	case *int:
-		c.buf.Write(protocol.AppendInt(c.buf.AvailableBuffer(), int64(*n)))
+		c.buf.Write(wire.AppendInt(c.buf.AvailableBuffer(), int64(*n)))
 	case int:
-		c.buf.Write(protocol.AppendInt(c.buf.AvailableBuffer(), int64(n)))
+		c.buf.Write(wire.AppendInt(c.buf.AvailableBuffer(), int64(n)))
 	default:
 		if err := c.enc.Encode(v); err != nil {
 			return err
@@ -59,7 +60,7 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		raw = protocol.Raw{0xc0}
 	}
 	if p, ok := any(v).(*int); ok {
-		if n, ok := protocol.ParseInt(raw); ok && int64(int(n)) == n {
+		if n, ok := wire.ParseInt(raw); ok && int64(int(n)) == n {
 			*p = int(n)
 			return nil
 		}
@@ -67,9 +68,9 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 	// A general msgpack decoder trusts the lengths it reads: 15 bytes
 	// announcing a map of 800 million entries inside an extension value
 	// made it allocate gigabytes. Check first what it will meet.
-	if err := protocol.CheckPayload(raw); err != nil {
+	if err := wire.CheckPayload(raw); err != nil {
 		return &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
-			Got: protocol.MsgpackTypeName(raw[0]), Err: err}
+			Got: wire.TypeName(raw[0]), Err: err}
 	}
 	c := codecs.Get().(*codec)
 	defer func() {
@@ -78,7 +79,7 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 		if p := recover(); p != nil {
 			c = nil // its state is unknown: do not return it to the pool
 			err = &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
-				Got: protocol.MsgpackTypeName(raw[0]), Err: fmt.Errorf("decoder panicked: %v", p)}
+				Got: wire.TypeName(raw[0]), Err: fmt.Errorf("decoder panicked: %v", p)}
 		}
 	}()
 	c.rd.Reset(raw)
@@ -94,7 +95,7 @@ func decodePayload[T any](fn, what string, raw protocol.Raw, v *T) (err error) {
 	codecs.Put(c)
 	if err != nil {
 		return &DecodeError{Function: fn, What: what, Want: reflect.TypeFor[T]().String(),
-			Got: protocol.MsgpackTypeName(raw[0]), Err: err}
+			Got: wire.TypeName(raw[0]), Err: err}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -103,7 +104,7 @@ func TestCancelServedWaitsForAResultStillBeingSent(t *testing.T) {
 	})
 	p, ch := rawPair(t, false, MustNewTable(fill))
 	for i := range 3 {
-		p.send(&protocol.Start{CID: uint64(1 + 2*i), Function: "test.fill", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x80}})
+		p.send(&envelope.Start{CID: uint64(1 + 2*i), Function: "test.fill", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x80}})
 	}
 	for range 3 {
 		<-running
@@ -132,12 +133,12 @@ func TestCancelServedWaitsForAResultStillBeingSent(t *testing.T) {
 	got := map[uint64]bool{}
 	for len(got) < 3 {
 		switch m := p.recv().(type) {
-		case *protocol.Return:
+		case *envelope.Return:
 			if len(m.Value) < MaxQueue {
 				t.Fatalf("result of %d: %d bytes", m.CID, len(m.Value))
 			}
 			got[m.CID] = true
-		case *protocol.Error:
+		case *envelope.Error:
 			t.Fatalf("call %d failed: %v", m.CID, m.Err)
 		}
 	}

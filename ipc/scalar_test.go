@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/arbor-go/arbor/internal/wire"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -27,31 +28,31 @@ func TestScalarFastPathMatchesMsgpack(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := enc.Bytes()
-		if got := protocol.AppendInt(nil, n); !bytes.Equal(got, want) {
-			t.Errorf("protocol.AppendInt(%d) = %x, msgpack %x", n, got, want)
+		if got := wire.AppendInt(nil, n); !bytes.Equal(got, want) {
+			t.Errorf("wire.AppendInt(%d) = %x, msgpack %x", n, got, want)
 		}
-		if got, ok := protocol.ParseInt(want); !ok || got != n {
-			t.Errorf("protocol.ParseInt(%x) = %d, %v; want %d", want, got, ok, n)
+		if got, ok := wire.ParseInt(want); !ok || got != n {
+			t.Errorf("wire.ParseInt(%x) = %d, %v; want %d", want, got, ok, n)
 		}
 		// The non-compact forms decode too.
 		enc.Reset()
 		msgpack.NewEncoder(&enc).EncodeInt(n)
-		if got, ok := protocol.ParseInt(enc.Bytes()); !ok || got != n {
-			t.Errorf("protocol.ParseInt(%x) = %d, %v; want %d", enc.Bytes(), got, ok, n)
+		if got, ok := wire.ParseInt(enc.Bytes()); !ok || got != n {
+			t.Errorf("wire.ParseInt(%x) = %d, %v; want %d", enc.Bytes(), got, ok, n)
 		}
 	}
 	for _, raw := range [][]byte{
 		{}, {0xc0}, {0xca, 0, 0, 0, 0}, {0xa1, 'x'}, {0x01, 0x02}, {0xcd, 0x01},
 		{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // past int64: the general path explains
 	} {
-		if n, ok := protocol.ParseInt(raw); ok {
-			t.Errorf("protocol.ParseInt(%x) took it as %d", raw, n)
+		if n, ok := wire.ParseInt(raw); ok {
+			t.Errorf("wire.ParseInt(%x) took it as %d", raw, n)
 		}
 	}
 	// Through decodePayload, ints take the fast path and the rest the
 	// general one, with the same results.
 	var n int
-	if err := decodePayload("f", "result", protocol.AppendInt(nil, -70000), &n); err != nil || n != -70000 {
+	if err := decodePayload("f", "result", wire.AppendInt(nil, -70000), &n); err != nil || n != -70000 {
 		t.Fatalf("decodePayload: %d, %v", n, err)
 	}
 	var de *DecodeError
@@ -59,7 +60,7 @@ func TestScalarFastPathMatchesMsgpack(t *testing.T) {
 		t.Fatalf("a float into an int: %d, %v", n, err)
 	}
 	var out []byte
-	if err := encodePayload(12345, func(raw protocol.Raw) error { out = append(out, raw...); return nil }); err != nil || !bytes.Equal(out, protocol.AppendInt(nil, 12345)) {
+	if err := encodePayload(12345, func(raw protocol.Raw) error { out = append(out, raw...); return nil }); err != nil || !bytes.Equal(out, wire.AppendInt(nil, 12345)) {
 		t.Fatalf("encodePayload(12345) = %x, %v", out, err)
 	}
 }

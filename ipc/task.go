@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/envelope"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -31,8 +32,8 @@ type task struct {
 	// state is the handler's own, allocated with the task (newTask).
 	state any
 	// The messages the task sends, kept here to save an allocation each.
-	ackMsg protocol.StartAck
-	retMsg protocol.Return
+	ackMsg envelope.StartAck
+	retMsg envelope.Return
 
 	mu          sync.Mutex
 	cancelledBy protocol.ActorID // who asked for the cancellation, if anyone did
@@ -64,9 +65,9 @@ func (c *cancelCause) Is(target error) bool {
 
 // accept handles a Start from the peer: it checks the call and runs it in a
 // goroutine of its own, owned by the channel.
-func (ch *Channel) accept(s *protocol.Start) {
+func (ch *Channel) accept(s *envelope.Start) {
 	refuse := func(code protocol.ErrorCode, format string, args ...any) {
-		ch.report(&protocol.Error{CID: s.CID, Err: runtimeError(code, fmt.Sprintf(format, args...), ch.self)})
+		ch.report(&envelope.Error{CID: s.CID, Err: runtimeError(code, fmt.Sprintf(format, args...), ch.self)})
 	}
 	if ch.ownID(s.CID) {
 		// Answered on cid 0: the id is one the sender never used, so an
@@ -231,7 +232,7 @@ func (t *task) ack() {
 	t.mu.Lock()
 	t.acked = true
 	t.mu.Unlock()
-	t.ackMsg = protocol.StartAck{CID: t.cid, FuncKind: t.kind}
+	t.ackMsg = envelope.StartAck{CID: t.cid, FuncKind: t.kind}
 	t.ch.send(&t.ackMsg, flushLazy)
 }
 
@@ -240,7 +241,7 @@ func (t *task) grant(items uint32) {
 	ended := t.ended
 	t.mu.Unlock()
 	if !ended {
-		t.ch.send(&protocol.Credit{CID: t.cid, Items: items}, flushNow)
+		t.ch.send(&envelope.Credit{CID: t.cid, Items: items}, flushNow)
 	}
 }
 
@@ -254,7 +255,7 @@ func (t *task) sendStarted(v any) error {
 	t.startedSent = true
 	t.mu.Unlock()
 	return encodePayload(v, func(raw protocol.Raw) error {
-		return t.ch.send(&protocol.Started{CID: t.cid, Value: raw, Credit: uint32(t.ch.window)}, flushNow)
+		return t.ch.send(&envelope.Started{CID: t.cid, Value: raw, Credit: uint32(t.ch.window)}, flushNow)
 	})
 }
 
@@ -282,14 +283,14 @@ func (t *task) closeSend() error {
 	if already {
 		return nil
 	}
-	return t.ch.send(&protocol.Stop{CID: t.cid}, flushNow)
+	return t.ch.send(&envelope.Stop{CID: t.cid}, flushNow)
 }
 
 // receive handles a message from the caller; it runs on the reader
 // goroutine and never blocks.
-func (t *task) receive(m protocol.Message) {
+func (t *task) receive(m envelope.Message) {
 	switch m := m.(type) {
-	case *protocol.Yield:
+	case *envelope.Yield:
 		t.mu.Lock()
 		started := t.startedSent
 		t.mu.Unlock()
@@ -301,13 +302,13 @@ func (t *task) receive(m protocol.Message) {
 		case !t.in.push(m.Value):
 			t.violation("yield beyond the credit granted, or after stop")
 		}
-	case *protocol.Stop:
+	case *envelope.Stop:
 		if t.kind != protocol.FuncContext {
 			t.violation(fmt.Sprintf("stop from the caller of a %s; cancel with %s", t.kind, fnCancel))
 			return
 		}
 		t.in.finish(io.EOF)
-	case *protocol.Credit:
+	case *envelope.Credit:
 		if t.out == nil {
 			t.violation("credit for a func call")
 			return
@@ -387,7 +388,7 @@ func (t *task) end(result any, err error) {
 	}
 	if err == nil && t.kind != protocol.FuncStream {
 		err = encodePayload(result, func(raw protocol.Raw) error {
-			t.retMsg = protocol.Return{CID: t.cid, Value: raw}
+			t.retMsg = envelope.Return{CID: t.cid, Value: raw}
 			err := ch.send(&t.retMsg, flushNow)
 			t.retMsg.Value = nil // encoded: do not keep the encoder's buffer
 			return err
@@ -400,7 +401,7 @@ func (t *task) end(result any, err error) {
 	if err == nil {
 		return
 	}
-	sendErr := ch.send(&protocol.Error{CID: t.cid, Err: t.box(err)}, flushNow)
+	sendErr := ch.send(&envelope.Error{CID: t.cid, Err: t.box(err)}, flushNow)
 	if sendErr == nil {
 		select {
 		case <-ch.done: // queued on a channel that has ended: it goes nowhere
@@ -440,7 +441,7 @@ func (t *task) boxAt(err error, depth int) *protocol.RemoteError {
 				e, plain = errs[0], false
 				continue
 			}
-			if len(errs) > 1 && depth < protocol.MaxErrorDepth {
+			if len(errs) > 1 && depth < envelope.MaxErrorDepth {
 				group := &protocol.RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error(), Source: self}
 				group.Name, group.Data = protocol.RegisteredName(err)
 				for _, c := range errs {

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/arbor-go/arbor/protocol"
+	"github.com/arbor-go/arbor/internal/envelope"
 )
 
 // A writer owns the write side of a channel's connection. Its rules:
@@ -51,7 +51,7 @@ type writer struct {
 	roomWanted bool           // a sender waits on room
 	buf        []byte         // frames waiting to be written
 	spare      []byte         // the last batch written, for buf to reuse
-	yield      protocol.Yield // the Yield being queued (sendItem), under mu
+	yield      envelope.Yield // the Yield being queued (sendItem), under mu
 	writing    bool           // a goroutine is writing; it empties buf before it stops
 	err        error
 	lazy       *time.Timer // wakes the writer goroutine for frames queued with flushLazy
@@ -105,7 +105,7 @@ const lazyDelay = time.Millisecond
 // queue appends the message next gives (called with w.mu held: nothing is
 // queued between) and flushes it as mode says. Locks: w.mu, then the
 // channel's mu (sendStart).
-func (w *writer) queue(ctx context.Context, mode flushMode, next func() (protocol.Message, error)) error {
+func (w *writer) queue(ctx context.Context, mode flushMode, next func() (envelope.Message, error)) error {
 	w.mu.Lock()
 	// A full queue holds the sender until the writer has taken it: what
 	// a peer that does not read makes this side hold is bounded. The wait
@@ -142,7 +142,7 @@ func (w *writer) queue(ctx context.Context, mode flushMode, next func() (protoco
 		w.mu.Unlock()
 		return err
 	}
-	w.buf, err = protocol.AppendFrame(w.buf, m, w.maxFrame)
+	w.buf, err = envelope.AppendFrame(w.buf, m, w.maxFrame)
 	switch {
 	case err != nil || w.writing:
 		w.mu.Unlock()

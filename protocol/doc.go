@@ -1,14 +1,12 @@
-// Package protocol defines arbor's wire protocol, version 1: the messages
-// two actors exchange, their msgpack encoding, the frames that carry them,
-// the handshake's version rule, boxed remote errors and function schemas.
+// Package protocol holds what an arbor user meets of the wire protocol,
+// version 1.2: the identity of an actor (ActorID), boxed remote errors
+// (RemoteError, the codes and their sentinels, and the registry that lets
+// an error type or sentinel cross between processes), function schemas
+// (Schema, SchemaOf) and the version rule of the handshake.
 //
-// The package does no I/O beyond an io.Reader it is handed and starts no
-// goroutines; package ipc builds channels and calls on top of it.
-// PROTOCOL.md in this directory is the language-neutral specification, and
-// testdata/protocol holds golden vectors of every message kind.
-//
-// Decoding never panics and never sizes an allocation from a length it has
-// not checked against the bytes present: any input yields a message or a
-// typed error (*MalformedError, *UnknownKindError, *FrameTooLargeError,
-// *TruncatedFrameError).
+// The messages themselves, their msgpack encoding and the frames that carry
+// them are internal (internal/envelope): package ipc speaks them, and
+// nothing else needs to. PROTOCOL.md in this directory is the
+// language-neutral specification, and testdata/protocol holds golden
+// vectors of every message kind.
 package protocol

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/arbor-go/arbor/internal/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -126,7 +127,7 @@ func (e *RemoteError) restore() error {
 	if !ok {
 		return sentinel
 	}
-	if len(e.Data) > 0 && CheckPayload(e.Data) != nil {
+	if len(e.Data) > 0 && wire.CheckPayload(e.Data) != nil {
 		return nil // what a general decoder must not meet
 	}
 	var v reflect.Value

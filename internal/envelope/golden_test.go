@@ -1,4 +1,4 @@
-package protocol
+package envelope
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arbor-go/arbor/internal/wire"
+	"github.com/arbor-go/arbor/protocol"
 )
 
 // The golden vectors pin the bytes of every message kind so that a peer in
@@ -28,16 +31,16 @@ import (
 // encoder, so a change to the encoder cannot silently rewrite what the
 // vectors promise. Regenerate after a deliberate change with
 //
-//	go test ./protocol -run TestGolden -update
+//	go test ./internal/envelope -run TestGolden -update
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in "+goldenDir)
 
-const goldenDir = "../testdata/protocol"
+const goldenDir = "../../testdata/protocol"
 
 var (
-	rootActor   = ActorID{Name: "root", UUID: "0f8e6a52-3c1d-4b7a-9e21-5d4c3b2a1908"}
-	poolActor   = ActorID{Name: "root.pool", UUID: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}
-	workerActor = ActorID{Name: "root.pool.worker-1", UUID: "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f"}
+	rootActor   = protocol.ActorID{Name: "root", UUID: "0f8e6a52-3c1d-4b7a-9e21-5d4c3b2a1908"}
+	poolActor   = protocol.ActorID{Name: "root.pool", UUID: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}
+	workerActor = protocol.ActorID{Name: "root.pool.worker-1", UUID: "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f"}
 )
 
 // goldenVectors is what -update writes. Payloads are spelled out as msgpack
@@ -47,39 +50,39 @@ var goldenVectors = []struct {
 	msg        Message
 }{
 	{"hello-initiator", "the side that spawned or dialed: it numbers its calls 1, 3, 5, ...",
-		&Hello{Version: Version{1, 0}, Actor: rootActor, PID: 4242, Initiator: true}},
+		&Hello{Version: protocol.Version{Major: 1, Minor: 0}, Actor: rootActor, PID: 4242, Initiator: true}},
 	{"hello-responder", "the spawned or dialed side: it numbers its calls 2, 4, 6, ...",
-		&Hello{Version: Version{1, 0}, Actor: workerActor, PID: 70000, Initiator: false}},
+		&Hello{Version: protocol.Version{Major: 1, Minor: 0}, Actor: workerActor, PID: 70000, Initiator: false}},
 	{"start-func", "unary call; args is the msgpack array [1, 2]",
-		&Start{CID: 1, Function: "math.add", FuncKind: FuncUnary, Args: Raw{0x92, 0x01, 0x02}}},
+		&Start{CID: 1, Function: "math.add", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x92, 0x01, 0x02}}},
 	{"start-stream", "stream call with initial credit 128 and 1.5 s left before the deadline; args is the string \"/tmp\"",
-		&Start{CID: 3, Function: "files.walk", FuncKind: FuncStream, Args: Raw{0xa4, '/', 't', 'm', 'p'},
+		&Start{CID: 3, Function: "files.walk", FuncKind: protocol.FuncStream, Args: protocol.Raw{0xa4, '/', 't', 'm', 'p'},
 			Credit: 128, Timeout: 1500 * time.Millisecond}},
 	{"start-context", "context call made by the responder (even call id); args is the map {\"room\": \"ops\"}",
-		&Start{CID: 2, Function: "chat.session", FuncKind: FuncContext,
-			Args: Raw{0x81, 0xa4, 'r', 'o', 'o', 'm', 0xa3, 'o', 'p', 's'}, Credit: 128}},
+		&Start{CID: 2, Function: "chat.session", FuncKind: protocol.FuncContext,
+			Args: protocol.Raw{0x81, 0xa4, 'r', 'o', 'o', 'm', 0xa3, 'o', 'p', 's'}, Credit: 128}},
 	{"start-cancel", "cancel call 3: a unary call of arbor.cancel with args {\"cid\": 3}",
-		&Start{CID: 5, Function: "arbor.cancel", FuncKind: FuncUnary, Args: Raw{0x81, 0xa3, 'c', 'i', 'd', 0x03}}},
+		&Start{CID: 5, Function: "arbor.cancel", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x81, 0xa3, 'c', 'i', 'd', 0x03}}},
 	{"start-cancel-by", "(1.2) cancel call 3 on behalf of root, who cancelled the caller's own call: args {\"cid\": 3, \"by\": {\"name\": \"root\", \"uuid\": ...}}",
-		&Start{CID: 9, Function: "arbor.cancel", FuncKind: FuncUnary, Args: cancelByArgs}},
+		&Start{CID: 9, Function: "arbor.cancel", FuncKind: protocol.FuncUnary, Args: cancelByArgs}},
 	{"start-deepest", "args at the nesting limit (§2): 63 arrays around an empty one are 64 levels, accepted",
-		&Start{CID: 11, Function: "math.sum", FuncKind: FuncUnary, Args: Raw(append(bytes.Repeat([]byte{0x91}, 63), 0x90))}},
+		&Start{CID: 11, Function: "math.sum", FuncKind: protocol.FuncUnary, Args: protocol.Raw(append(bytes.Repeat([]byte{0x91}, 63), 0x90))}},
 	{"start-schema", "ask for the peer's function schemas; args is nil",
-		&Start{CID: 7, Function: "arbor.schema", FuncKind: FuncUnary}},
+		&Start{CID: 7, Function: "arbor.schema", FuncKind: protocol.FuncUnary}},
 	{"startack-func", "the callee accepted unary call 1",
-		&StartAck{CID: 1, FuncKind: FuncUnary}},
+		&StartAck{CID: 1, FuncKind: protocol.FuncUnary}},
 	{"startack-context", "the callee accepted context call 2",
-		&StartAck{CID: 2, FuncKind: FuncContext}},
+		&StartAck{CID: 2, FuncKind: protocol.FuncContext}},
 	{"started", "first value of context call 2 (the string \"welcome\") and the callee's initial credit 128 for the caller's yields",
-		&Started{CID: 2, Value: Raw{0xa7, 'w', 'e', 'l', 'c', 'o', 'm', 'e'}, Credit: 128}},
+		&Started{CID: 2, Value: protocol.Raw{0xa7, 'w', 'e', 'l', 'c', 'o', 'm', 'e'}, Credit: 128}},
 	{"yield", "one item of stream 3: the string \"/tmp/a.txt\"",
-		&Yield{CID: 3, Value: Raw{0xaa, '/', 't', 'm', 'p', '/', 'a', '.', 't', 'x', 't'}}},
+		&Yield{CID: 3, Value: protocol.Raw{0xaa, '/', 't', 'm', 'p', '/', 'a', '.', 't', 'x', 't'}}},
 	{"yield-large-cid", "a call id above 2^32 takes the 8-byte unsigned form; the value is 42",
-		&Yield{CID: 1<<33 + 1, Value: Raw{0x2a}}},
+		&Yield{CID: 1<<33 + 1, Value: protocol.Raw{0x2a}}},
 	{"stop", "the sender ends its direction of stream 3",
 		&Stop{CID: 3}},
 	{"return", "unary call 1 returns 3",
-		&Return{CID: 1, Value: Raw{0x03}}},
+		&Return{CID: 1, Value: protocol.Raw{0x03}}},
 	{"return-nil", "the answer to arbor.cancel (call 5): nil",
 		&Return{CID: 5}},
 	{"return-schema", "the answer to arbor.schema (call 7): files.walk, a stream of strings taking a string, and math.add, a func taking [2]int and returning int",
@@ -87,40 +90,40 @@ var goldenVectors = []struct {
 	{"credit", "the consumer of stream 3 grants 64 more yields",
 		&Credit{CID: 3, Items: 64}},
 	{"error-application", "an error returned by the function: code is the empty string",
-		&Error{CID: 1, Err: &RemoteError{Type: "*fs.PathError", Message: "open /etc/shadow: permission denied",
+		&Error{CID: 1, Err: &protocol.RemoteError{Type: "*fs.PathError", Message: "open /etc/shadow: permission denied",
 			Source: workerActor}}},
 	{"error-cancelled", "call 3 cancelled by root, raised in worker-1 and relayed through root.pool",
-		&Error{CID: 3, Err: &RemoteError{Code: CodeCancelled, Type: "arbor.cancelled", Message: "context canceled",
+		&Error{CID: 3, Err: &protocol.RemoteError{Code: protocol.CodeCancelled, Type: "arbor.cancelled", Message: "context canceled",
 			Stack:  "goroutine 21 [running]:\nmain.walk({0xc0000a2000, 0x4})\n\t/src/walk.go:31 +0x1c5",
-			Source: workerActor, Relay: []ActorID{poolActor}, Canceller: rootActor}}},
+			Source: workerActor, Relay: []protocol.ActorID{poolActor}, Canceller: rootActor}}},
 	{"error-panic", "the function panicked; stack is the panicking goroutine's",
-		&Error{CID: 9, Err: &RemoteError{Code: CodePanic, Type: "panic",
+		&Error{CID: 9, Err: &protocol.RemoteError{Code: protocol.CodePanic, Type: "panic",
 			Message: "runtime error: index out of range [3] with length 3",
 			Stack:   "goroutine 8 [running]:\nmain.pick(...)\n\t/src/pick.go:12",
 			Source:  workerActor}}},
 	{"error-unknown-function", "answer to a Start of a function the callee does not serve",
-		&Error{CID: 11, Err: &RemoteError{Code: CodeUnknownFunction, Type: "arbor.unknown_function", Message: `actor root.pool.worker-1 serves no function "math.sub"`,
+		&Error{CID: 11, Err: &protocol.RemoteError{Code: protocol.CodeUnknownFunction, Type: "arbor.unknown_function", Message: `actor root.pool.worker-1 serves no function "math.sub"`,
 			Source: workerActor}}},
 	{"error-registered", "an error of a type both sides registered as \"disk.Full\": data holds its fields, the map {\"Disk\": \"sda1\"}",
-		&Error{CID: 13, Err: &RemoteError{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor,
-			Name: "disk.Full", Data: Raw{0x81, 0xa4, 'D', 'i', 's', 'k', 0xa4, 's', 'd', 'a', '1'}}}},
+		&Error{CID: 13, Err: &protocol.RemoteError{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor,
+			Name: "disk.Full", Data: protocol.Raw{0x81, 0xa4, 'D', 'i', 's', 'k', 0xa4, 's', 'd', 'a', '1'}}}},
 	{"error-sentinel", "an error wrapping a registered sentinel (io.EOF): a name and no data",
-		&Error{CID: 15, Err: &RemoteError{Type: "*fmt.wrapError", Message: "reading the header: EOF", Source: workerActor,
+		&Error{CID: 15, Err: &protocol.RemoteError{Type: "*fmt.wrapError", Message: "reading the header: EOF", Source: workerActor,
 			Name: "io.EOF"}}},
 	{"error-group", "a nursery in root.pool failed twice: the group keeps each child's source and relay path",
-		&Error{CID: 17, Err: &RemoteError{Type: "*nursery.Error",
+		&Error{CID: 17, Err: &protocol.RemoteError{Type: "*nursery.Error",
 			Message: "nursery: 2 failures:\n\tactor root.pool.worker-1: disk sda1 is full\n\tactor root.pool.worker-2: *errors.errorString: no route to host",
 			Source:  poolActor,
-			Children: []*RemoteError{
-				{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor, Relay: []ActorID{poolActor}},
-				{Type: "*errors.errorString", Message: "no route to host", Source: ActorID{Name: "root.pool.worker-2", UUID: "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"}, Relay: []ActorID{poolActor}},
+			Children: []*protocol.RemoteError{
+				{Type: "*disk.FullError", Message: "disk sda1 is full", Source: workerActor, Relay: []protocol.ActorID{poolActor}},
+				{Type: "*errors.errorString", Message: "no route to host", Source: protocol.ActorID{Name: "root.pool.worker-2", UUID: "6f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"}, Relay: []protocol.ActorID{poolActor}},
 			}}}},
 	{"error-channel", "a problem with the channel itself, not with one call: no cid (call id 0)",
-		&Error{Err: &RemoteError{Code: CodeProtocol, Type: "arbor.protocol", Message: "yield for call id 9, which was never started", Source: rootActor}}},
+		&Error{Err: &protocol.RemoteError{Code: protocol.CodeProtocol, Type: "arbor.protocol", Message: "yield for call id 9, which was never started", Source: rootActor}}},
 }
 
 // cancelByArgs is {"cid": 3, "by": rootActor}.
-var cancelByArgs = mpMap("cid", Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
+var cancelByArgs = mpMap("cid", protocol.Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
 
 // schemaValue is what Go's arbor.schema answers for math.add, a func
 // taking [2]int and returning int, and files.walk, a stream of strings
@@ -145,36 +148,36 @@ var refusedVectors = []struct {
 	cid        uint64
 }{
 	{"refused-too-deep", "a start whose args are 64 nested arrays holding an int: the int is level 65 (§2), past the limit of 64",
-		mpMap("k", mpStr("start"), "cid", Raw{0x05}, "fn", mpStr("math.add"), "fk", mpStr("func"),
-			"args", Raw(append(bytes.Repeat([]byte{0x91}, 64), 0x01))), 5},
+		mpMap("k", mpStr("start"), "cid", protocol.Raw{0x05}, "fn", mpStr("math.add"), "fk", mpStr("func"),
+			"args", protocol.Raw(append(bytes.Repeat([]byte{0x91}, 64), 0x01))), 5},
 	{"refused-duplicate-key", "a start with \"fn\" twice, after its cid: call 5 fails",
-		mpMap("k", mpStr("start"), "cid", Raw{0x05}, "fn", mpStr("math.add"), "fn", mpStr("math.sub"), "fk", mpStr("func"), "args", Raw{0xc0}), 5},
+		mpMap("k", mpStr("start"), "cid", protocol.Raw{0x05}, "fn", mpStr("math.add"), "fn", mpStr("math.sub"), "fk", mpStr("func"), "args", protocol.Raw{0xc0}), 5},
 	{"refused-duplicate-key-before-cid", "\"k\" twice before any cid: nothing names a call, so the channel is answered",
-		mpMap("k", mpStr("start"), "k", mpStr("start"), "cid", Raw{0x05}, "fn", mpStr("math.add"), "fk", mpStr("func"), "args", Raw{0xc0}), 0},
+		mpMap("k", mpStr("start"), "k", mpStr("start"), "cid", protocol.Raw{0x05}, "fn", mpStr("math.add"), "fk", mpStr("func"), "args", protocol.Raw{0xc0}), 0},
 	{"refused-cid-zero", "a yield for call id 0, which is reserved for the channel",
-		mpMap("k", mpStr("yield"), "cid", Raw{0x00}, "v", Raw{0x01}), 0},
+		mpMap("k", mpStr("yield"), "cid", protocol.Raw{0x00}, "v", protocol.Raw{0x01}), 0},
 	{"refused-bad-length", "a start whose fn announces a 255-byte string and holds 8 bytes: call 5 fails",
-		mpMap("k", mpStr("start"), "cid", Raw{0x05}, "fn", Raw(append([]byte{0xd9, 0xff}, "math.add"...))), 5},
+		mpMap("k", mpStr("start"), "cid", protocol.Raw{0x05}, "fn", protocol.Raw(append([]byte{0xd9, 0xff}, "math.add"...))), 5},
 	{"refused-not-a-map", "a body that is an array, not a map",
-		mpArray(mpStr("start"), Raw{0x05}), 0},
+		mpArray(mpStr("start"), protocol.Raw{0x05}), 0},
 	{"refused-unknown-kind", "a message of a kind this version does not know",
-		mpMap("k", mpStr("launch"), "cid", Raw{0x05}), 0},
+		mpMap("k", mpStr("launch"), "cid", protocol.Raw{0x05}), 0},
 	{"refused-trailing-bytes", "a return for call 1 followed by a byte that is not part of it",
-		append(mpMap("k", mpStr("return"), "cid", Raw{0x01}, "v", Raw{0x03}), 0xc0), 0},
+		append(mpMap("k", mpStr("return"), "cid", protocol.Raw{0x01}, "v", protocol.Raw{0x03}), 0xc0), 0},
 }
 
 // mpMap is a msgpack map of string keys and encoded values, in the order
 // given (duplicates kept, for the refused vectors).
-func mpMap(kv ...any) Raw {
-	b := appendMapLen(nil, len(kv)/2)
+func mpMap(kv ...any) protocol.Raw {
+	b := wire.AppendMapLen(nil, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
-		b = appendStr(b, kv[i].(string))
-		b = append(b, kv[i+1].(Raw)...)
+		b = wire.AppendStr(b, kv[i].(string))
+		b = append(b, kv[i+1].(protocol.Raw)...)
 	}
 	return b
 }
 
-func mpArray(elems ...Raw) Raw {
+func mpArray(elems ...protocol.Raw) protocol.Raw {
 	b := []byte{0x90 | byte(len(elems))}
 	for _, e := range elems {
 		b = append(b, e...)
@@ -182,7 +185,7 @@ func mpArray(elems ...Raw) Raw {
 	return b
 }
 
-func mpStr(s string) Raw { return appendStr(nil, s) }
+func mpStr(s string) protocol.Raw { return wire.AppendStr(nil, s) }
 
 // goldenFile is the JSON side of a vector.
 type goldenFile struct {
@@ -194,32 +197,32 @@ type goldenFile struct {
 // goldenFields has one member per wire field, in the order the encoder
 // writes them. Pointers tell a field that is absent from one that is zero.
 type goldenFields struct {
-	CID     *uint64      `json:"cid,omitempty"`
-	Version *[2]uint16   `json:"ver,omitempty"`
-	Actor   *ActorID     `json:"actor,omitempty"`
-	PID     *int64       `json:"pid,omitempty"`
-	Init    *bool        `json:"init,omitempty"`
-	Fn      *string      `json:"fn,omitempty"`
-	Fk      *string      `json:"fk,omitempty"`
-	Args    *string      `json:"args,omitempty"` // msgpack, as hex
-	Value   *string      `json:"v,omitempty"`    // msgpack, as hex
-	Credit  *uint32      `json:"credit,omitempty"`
-	Timeout *int64       `json:"timeout,omitempty"` // nanoseconds
-	Err     *goldenError `json:"err,omitempty"`
-	Items   *uint32      `json:"n,omitempty"`
+	CID     *uint64           `json:"cid,omitempty"`
+	Version *[2]uint16        `json:"ver,omitempty"`
+	Actor   *protocol.ActorID `json:"actor,omitempty"`
+	PID     *int64            `json:"pid,omitempty"`
+	Init    *bool             `json:"init,omitempty"`
+	Fn      *string           `json:"fn,omitempty"`
+	Fk      *string           `json:"fk,omitempty"`
+	Args    *string           `json:"args,omitempty"` // msgpack, as hex
+	Value   *string           `json:"v,omitempty"`    // msgpack, as hex
+	Credit  *uint32           `json:"credit,omitempty"`
+	Timeout *int64            `json:"timeout,omitempty"` // nanoseconds
+	Err     *goldenError      `json:"err,omitempty"`
+	Items   *uint32           `json:"n,omitempty"`
 }
 
 type goldenError struct {
-	Code      *string        `json:"code"`
-	Type      *string        `json:"type"`
-	Msg       *string        `json:"msg"`
-	Stack     *string        `json:"stack,omitempty"`
-	Src       *ActorID       `json:"src"`
-	Relay     []ActorID      `json:"relay,omitempty"`
-	Canceller *ActorID       `json:"canceller,omitempty"`
-	Name      *string        `json:"name,omitempty"`
-	Data      *string        `json:"data,omitempty"` // msgpack, as hex
-	Children  []*goldenError `json:"children,omitempty"`
+	Code      *string            `json:"code"`
+	Type      *string            `json:"type"`
+	Msg       *string            `json:"msg"`
+	Stack     *string            `json:"stack,omitempty"`
+	Src       *protocol.ActorID  `json:"src"`
+	Relay     []protocol.ActorID `json:"relay,omitempty"`
+	Canceller *protocol.ActorID  `json:"canceller,omitempty"`
+	Name      *string            `json:"name,omitempty"`
+	Data      *string            `json:"data,omitempty"` // msgpack, as hex
+	Children  []*goldenError     `json:"children,omitempty"`
 }
 
 // kindFields lists the wire fields each kind may carry.
@@ -390,7 +393,7 @@ func (g *goldenFile) message() (Message, error) {
 		need("pid", f.PID != nil)
 		need("init", f.Init != nil)
 		if missing == nil {
-			m = &Hello{Version: Version{f.Version[0], f.Version[1]}, Actor: *f.Actor, PID: *f.PID, Initiator: *f.Init}
+			m = &Hello{Version: protocol.Version{Major: f.Version[0], Minor: f.Version[1]}, Actor: *f.Actor, PID: *f.PID, Initiator: *f.Init}
 		}
 	case KindStart:
 		need("cid", f.CID != nil)
@@ -493,11 +496,11 @@ func (f *goldenFields) present(allowed []string) []string {
 	return extra
 }
 
-func (e *goldenError) remoteError() (*RemoteError, error) {
+func (e *goldenError) remoteError() (*protocol.RemoteError, error) {
 	if e.Code == nil || e.Type == nil || e.Msg == nil || e.Src == nil {
 		return nil, errors.New(`an error must show "code", "type", "msg" and "src"`)
 	}
-	r := &RemoteError{Code: ErrorCode(*e.Code), Type: *e.Type, Message: *e.Msg, Source: *e.Src, Relay: e.Relay}
+	r := &protocol.RemoteError{Code: protocol.ErrorCode(*e.Code), Type: *e.Type, Message: *e.Msg, Source: *e.Src, Relay: e.Relay}
 	if e.Stack != nil {
 		r.Stack = *e.Stack
 	}
@@ -525,20 +528,20 @@ func (e *goldenError) remoteError() (*RemoteError, error) {
 }
 
 // parseGoldenFuncKind accepts only the three wire names, independently of
-// ParseFuncKind.
-func parseGoldenFuncKind(s string) (FuncKind, error) {
+// protocol.ParseFuncKind.
+func parseGoldenFuncKind(s string) (protocol.FuncKind, error) {
 	switch s {
 	case "func":
-		return FuncUnary, nil
+		return protocol.FuncUnary, nil
 	case "stream":
-		return FuncStream, nil
+		return protocol.FuncStream, nil
 	case "context":
-		return FuncContext, nil
+		return protocol.FuncContext, nil
 	}
 	return 0, fmt.Errorf("unknown function kind %q", s)
 }
 
-func hexRaw(s string) (Raw, error) {
+func hexRaw(s string) (protocol.Raw, error) {
 	b, err := hex.DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("payload %q: %w", s, err)
@@ -594,19 +597,19 @@ func compareKeys(t *testing.T, where string, wire []string, doc map[string]json.
 
 // msgpackMapKeys returns the keys of the msgpack map b and their raw values.
 func msgpackMapKeys(b []byte) ([]string, map[string][]byte, error) {
-	r := &reader{buf: b}
-	n, err := r.mapLen()
+	r := &wire.Reader{Buf: b}
+	n, err := r.MapLen()
 	if err != nil {
 		return nil, nil, err
 	}
 	keys := make([]string, 0, n)
 	values := make(map[string][]byte, n)
 	for i := 0; i < n; i++ {
-		k, err := r.str()
+		k, err := r.Str()
 		if err != nil {
 			return nil, nil, err
 		}
-		v, err := r.raw()
+		v, err := r.Raw()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -646,7 +649,7 @@ func writeGolden(t *testing.T) {
 	}
 	for _, v := range refusedVectors {
 		frame := binary.BigEndian.AppendUint32(nil, uint32(len(v.body)))
-		writeVector(t, v.name, v.note, append(frame, v.body...), refusedFile{Note: v.note, Refused: refusal{CID: v.cid, Code: string(CodeProtocol)}})
+		writeVector(t, v.name, v.note, append(frame, v.body...), refusedFile{Note: v.note, Refused: refusal{CID: v.cid, Code: string(protocol.CodeProtocol)}})
 	}
 }
 
@@ -710,7 +713,7 @@ func checkRefused(t *testing.T, base string, data []byte) {
 	if errors.As(err, &me) && me.Kind == KindStart {
 		cid = me.CID
 	}
-	if cid != r.Refused.CID || r.Refused.Code != string(CodeProtocol) {
+	if cid != r.Refused.CID || r.Refused.Code != string(protocol.CodeProtocol) {
 		t.Fatalf("refused (%v) with an error for call %d; the vector says call %d, code %q", err, cid, r.Refused.CID, r.Refused.Code)
 	}
 }
@@ -720,9 +723,9 @@ func checkRefused(t *testing.T, base string, data []byte) {
 func goldenFor(m Message, note string) goldenFile {
 	g := goldenFile{Kind: m.Kind().String(), Note: note}
 	f := &g.Fields
-	raw := func(r Raw) *string {
+	raw := func(r protocol.Raw) *string {
 		if len(r) == 0 {
-			r = Raw{0xc0}
+			r = protocol.Raw{0xc0}
 		}
 		s := hex.EncodeToString(r)
 		return &s
@@ -762,7 +765,7 @@ func goldenFor(m Message, note string) goldenFile {
 	return g
 }
 
-func goldenErrorFor(e *RemoteError) *goldenError {
+func goldenErrorFor(e *protocol.RemoteError) *goldenError {
 	code := string(e.Code)
 	g := &goldenError{Code: &code, Type: &e.Type, Msg: &e.Message, Src: &e.Source, Relay: e.Relay}
 	if e.Stack != "" {

@@ -1,8 +1,11 @@
-package protocol
+package envelope
 
 import (
 	"bytes"
 	"time"
+
+	"github.com/arbor-go/arbor/internal/wire"
+	"github.com/arbor-go/arbor/protocol"
 )
 
 // Field names on the wire. Every message is a msgpack map whose "k" entry is
@@ -28,29 +31,29 @@ const (
 func AppendMessage(b []byte, m Message) []byte { return m.appendFields(b) }
 
 func appendHead(b []byte, fields int, k Kind) []byte {
-	b = appendMapLen(b, fields)
-	b = appendStr(b, keyKind)
-	return appendStr(b, kindNames[k])
+	b = wire.AppendMapLen(b, fields)
+	b = wire.AppendStr(b, keyKind)
+	return wire.AppendStr(b, kindNames[k])
 }
 
 func appendCID(b []byte, cid uint64) []byte {
-	return appendUint(appendStr(b, keyCID), cid)
+	return wire.AppendUint(wire.AppendStr(b, keyCID), cid)
 }
 
-func appendActor(b []byte, a ActorID) []byte {
-	b = appendMapLen(b, 2)
-	b = appendStr(appendStr(b, "name"), a.Name)
-	return appendStr(appendStr(b, "uuid"), a.UUID)
+func appendActor(b []byte, a protocol.ActorID) []byte {
+	b = wire.AppendMapLen(b, 2)
+	b = wire.AppendStr(wire.AppendStr(b, "name"), a.Name)
+	return wire.AppendStr(wire.AppendStr(b, "uuid"), a.UUID)
 }
 
 func (m *Hello) appendFields(b []byte) []byte {
 	b = appendHead(b, 5, KindHello)
-	b = appendStr(b, keyVersion)
-	b = appendArrayLen(b, 2)
-	b = appendUint(appendUint(b, uint64(m.Version.Major)), uint64(m.Version.Minor))
-	b = appendActor(appendStr(b, keyActor), m.Actor)
-	b = appendInt(appendStr(b, keyPID), m.PID)
-	return appendBool(appendStr(b, keyInitiator), m.Initiator)
+	b = wire.AppendStr(b, keyVersion)
+	b = wire.AppendArrayLen(b, 2)
+	b = wire.AppendUint(wire.AppendUint(b, uint64(m.Version.Major)), uint64(m.Version.Minor))
+	b = appendActor(wire.AppendStr(b, keyActor), m.Actor)
+	b = wire.AppendInt(wire.AppendStr(b, keyPID), m.PID)
+	return wire.AppendBool(wire.AppendStr(b, keyInitiator), m.Initiator)
 }
 
 func (m *Start) appendFields(b []byte) []byte {
@@ -62,32 +65,32 @@ func (m *Start) appendFields(b []byte) []byte {
 		n++
 	}
 	b = appendCID(appendHead(b, n, KindStart), m.CID)
-	b = appendStr(appendStr(b, keyFunction), m.Function)
-	b = appendStr(appendStr(b, keyFuncKind), m.FuncKind.String())
-	b = appendRaw(appendStr(b, keyArgs), m.Args)
+	b = wire.AppendStr(wire.AppendStr(b, keyFunction), m.Function)
+	b = wire.AppendStr(wire.AppendStr(b, keyFuncKind), m.FuncKind.String())
+	b = wire.AppendRaw(wire.AppendStr(b, keyArgs), m.Args)
 	if m.Credit != 0 {
-		b = appendUint(appendStr(b, keyCredit), uint64(m.Credit))
+		b = wire.AppendUint(wire.AppendStr(b, keyCredit), uint64(m.Credit))
 	}
 	if m.Timeout != 0 {
-		b = appendInt(appendStr(b, keyTimeout), int64(m.Timeout))
+		b = wire.AppendInt(wire.AppendStr(b, keyTimeout), int64(m.Timeout))
 	}
 	return b
 }
 
 func (m *StartAck) appendFields(b []byte) []byte {
 	b = appendCID(appendHead(b, 3, KindStartAck), m.CID)
-	return appendStr(appendStr(b, keyFuncKind), m.FuncKind.String())
+	return wire.AppendStr(wire.AppendStr(b, keyFuncKind), m.FuncKind.String())
 }
 
 func (m *Started) appendFields(b []byte) []byte {
 	b = appendCID(appendHead(b, 4, KindStarted), m.CID)
-	b = appendRaw(appendStr(b, keyValue), m.Value)
-	return appendUint(appendStr(b, keyCredit), uint64(m.Credit))
+	b = wire.AppendRaw(wire.AppendStr(b, keyValue), m.Value)
+	return wire.AppendUint(wire.AppendStr(b, keyCredit), uint64(m.Credit))
 }
 
 func (m *Yield) appendFields(b []byte) []byte {
 	b = appendCID(appendHead(b, 3, KindYield), m.CID)
-	return appendRaw(appendStr(b, keyValue), m.Value)
+	return wire.AppendRaw(wire.AppendStr(b, keyValue), m.Value)
 }
 
 func (m *Stop) appendFields(b []byte) []byte {
@@ -96,7 +99,7 @@ func (m *Stop) appendFields(b []byte) []byte {
 
 func (m *Return) appendFields(b []byte) []byte {
 	b = appendCID(appendHead(b, 3, KindReturn), m.CID)
-	return appendRaw(appendStr(b, keyValue), m.Value)
+	return wire.AppendRaw(wire.AppendStr(b, keyValue), m.Value)
 }
 
 func (m *Error) appendFields(b []byte) []byte {
@@ -107,26 +110,26 @@ func (m *Error) appendFields(b []byte) []byte {
 	}
 	err := m.Err
 	if err == nil {
-		err = &RemoteError{Code: CodeProtocol, Message: "error message without an error"}
+		err = &protocol.RemoteError{Code: protocol.CodeProtocol, Message: "error message without an error"}
 	}
-	return appendRemoteError(appendStr(b, keyErr), err)
+	return appendRemoteError(wire.AppendStr(b, keyErr), err)
 }
 
 func (m *Credit) appendFields(b []byte) []byte {
 	b = appendCID(appendHead(b, 3, KindCredit), m.CID)
-	return appendUint(appendStr(b, keyItems), uint64(m.Items))
+	return wire.AppendUint(wire.AppendStr(b, keyItems), uint64(m.Items))
 }
 
-// MaxErrorDepth bounds how deep a RemoteError's children nest on the wire:
+// MaxErrorDepth bounds how deep a protocol.RemoteError's children nest on the wire:
 // a sender leaves out children below it, a receiver refuses a message that
 // goes deeper.
 const MaxErrorDepth = 8
 
-func appendRemoteError(b []byte, e *RemoteError) []byte {
+func appendRemoteError(b []byte, e *protocol.RemoteError) []byte {
 	return appendRemoteErrorAt(b, e, 1)
 }
 
-func appendRemoteErrorAt(b []byte, e *RemoteError, depth int) []byte {
+func appendRemoteErrorAt(b []byte, e *protocol.RemoteError, depth int) []byte {
 	n := 4
 	if e.Stack != "" {
 		n++
@@ -150,31 +153,31 @@ func appendRemoteErrorAt(b []byte, e *RemoteError, depth int) []byte {
 	if len(children) > 0 {
 		n++
 	}
-	b = appendMapLen(b, n)
-	b = appendStr(appendStr(b, "code"), string(e.Code))
-	b = appendStr(appendStr(b, "type"), e.Type)
-	b = appendStr(appendStr(b, "msg"), e.Message)
+	b = wire.AppendMapLen(b, n)
+	b = wire.AppendStr(wire.AppendStr(b, "code"), string(e.Code))
+	b = wire.AppendStr(wire.AppendStr(b, "type"), e.Type)
+	b = wire.AppendStr(wire.AppendStr(b, "msg"), e.Message)
 	if e.Stack != "" {
-		b = appendStr(appendStr(b, "stack"), e.Stack)
+		b = wire.AppendStr(wire.AppendStr(b, "stack"), e.Stack)
 	}
-	b = appendActor(appendStr(b, "src"), e.Source)
+	b = appendActor(wire.AppendStr(b, "src"), e.Source)
 	if len(e.Relay) > 0 {
-		b = appendArrayLen(appendStr(b, "relay"), len(e.Relay))
+		b = wire.AppendArrayLen(wire.AppendStr(b, "relay"), len(e.Relay))
 		for _, a := range e.Relay {
 			b = appendActor(b, a)
 		}
 	}
 	if !e.Canceller.IsZero() {
-		b = appendActor(appendStr(b, "canceller"), e.Canceller)
+		b = appendActor(wire.AppendStr(b, "canceller"), e.Canceller)
 	}
 	if e.Name != "" {
-		b = appendStr(appendStr(b, "name"), e.Name)
+		b = wire.AppendStr(wire.AppendStr(b, "name"), e.Name)
 	}
 	if len(e.Data) > 0 {
-		b = appendRaw(appendStr(b, "data"), e.Data)
+		b = wire.AppendRaw(wire.AppendStr(b, "data"), e.Data)
 	}
 	if len(children) > 0 {
-		b = appendArrayLen(appendStr(b, "children"), len(children))
+		b = wire.AppendArrayLen(wire.AppendStr(b, "children"), len(children))
 		for _, c := range children {
 			b = appendRemoteErrorAt(b, c, depth+1)
 		}
@@ -188,23 +191,23 @@ type fields struct {
 	kind      Kind
 	has       uint32 // keyBit of each field seen
 	cid       uint64
-	version   Version
-	actor     ActorID
+	version   protocol.Version
+	actor     protocol.ActorID
 	pid       int64
 	initiator bool
 	function  string
-	funcKind  FuncKind
-	args      Raw
+	funcKind  protocol.FuncKind
+	args      protocol.Raw
 	credit    uint32
 	timeout   time.Duration
-	value     Raw
-	err       *RemoteError
+	value     protocol.Raw
+	err       *protocol.RemoteError
 	items     uint32
 	names     *Decoder // interns function names
 }
 
 // DecodeMessage decodes one message body (a frame without its length
-// prefix). Raw payloads in the result share memory with body. Any input
+// prefix). protocol.Raw payloads in the result share memory with body. Any input
 // gives either a message or a *MalformedError; unknown fields are ignored
 // so that minor versions can add them.
 func DecodeMessage(body []byte) (Message, error) {
@@ -214,7 +217,7 @@ func DecodeMessage(body []byte) (Message, error) {
 // A Decoder decodes message bodies as DecodeMessage does, into messages of
 // its own that it reuses: a reader that routes each message before it
 // decodes the next allocates nothing per message. The message Decode
-// returns is valid until the next call; its Raw payloads and its error
+// returns is valid until the next call; its protocol.Raw payloads and its error
 // share memory with body or are allocated afresh, and may be kept.
 type Decoder struct {
 	start   Start
@@ -231,9 +234,9 @@ type Decoder struct {
 // The Yields and Returns this package encodes begin with these bytes: the
 // commonest messages, decoded without reading each key.
 var (
-	yieldHead  = appendStr(appendHead(nil, 3, KindYield), keyCID)
-	returnHead = appendStr(appendHead(nil, 3, KindReturn), keyCID)
-	valueKey   = appendStr(nil, keyValue)
+	yieldHead  = wire.AppendStr(appendHead(nil, 3, KindYield), keyCID)
+	returnHead = wire.AppendStr(appendHead(nil, 3, KindReturn), keyCID)
+	valueKey   = wire.AppendStr(nil, keyValue)
 )
 
 // quick decodes a Yield or a Return laid out as AppendMessage lays them
@@ -248,17 +251,17 @@ func (d *Decoder) quick(body []byte) Message {
 	default:
 		return nil
 	}
-	r := &reader{buf: body, off: len(yieldHead)}
+	r := &wire.Reader{Buf: body, Off: len(yieldHead)}
 	if !yield {
-		r.off = len(returnHead)
+		r.Off = len(returnHead)
 	}
-	cid, err := r.uint()
-	if err != nil || cid == 0 || !bytes.HasPrefix(body[r.off:], valueKey) {
+	cid, err := r.Uint()
+	if err != nil || cid == 0 || !bytes.HasPrefix(body[r.Off:], valueKey) {
 		return nil
 	}
-	r.off += len(valueKey)
-	v, err := r.raw()
-	if err != nil || r.off != len(body) {
+	r.Off += len(valueKey)
+	v, err := r.Raw()
+	if err != nil || r.Off != len(body) {
 		return nil
 	}
 	if yield {
@@ -283,15 +286,24 @@ func (d *Decoder) Decode(body []byte) (Message, error) {
 
 // decode is Decode without the quick path.
 func (d *Decoder) decode(body []byte) (Message, error) {
-	r := &reader{buf: body}
+	r := &wire.Reader{Buf: body}
 	f := fields{names: d}
 	if err := f.decode(r); err != nil {
-		return nil, err
+		return nil, malformed(err)
 	}
-	if r.off != len(body) {
-		return nil, r.errorf("%d bytes after the end of the message", len(body)-r.off)
+	if r.Off != len(body) {
+		return nil, malformed(r.Errorf("%d bytes after the end of the message", len(body)-r.Off))
 	}
 	return f.message(d)
+}
+
+// malformed turns a msgpack error into the *MalformedError this package
+// reports; other errors pass through.
+func malformed(err error) error {
+	if we, ok := err.(*wire.Error); ok {
+		return &MalformedError{Offset: we.Offset, Reason: we.Reason}
+	}
+	return err
 }
 
 // name returns the function name b, allocated once per name.
@@ -364,13 +376,13 @@ func keyBit[S string | []byte](key S) uint32 {
 
 func (f *fields) seen(key string) bool { return f.has&keyBit(key) != 0 }
 
-func (f *fields) decode(r *reader) error {
-	n, err := r.mapLen()
+func (f *fields) decode(r *wire.Reader) error {
+	n, err := r.MapLen()
 	if err != nil {
 		return err
 	}
 	for i := 0; i < n; i++ {
-		if err := f.decodeEntry(r); err != nil {
+		if err := malformed(f.decodeEntry(r)); err != nil {
 			if me, ok := err.(*MalformedError); ok {
 				// What was decoded so far lets the receiver fail just the
 				// call the message belongs to.
@@ -386,134 +398,134 @@ func (f *fields) decode(r *reader) error {
 }
 
 // decodeEntry decodes one key and its value.
-func (f *fields) decodeEntry(r *reader) error {
-	keyStart := r.off
-	key, err := r.strBytes()
+func (f *fields) decodeEntry(r *wire.Reader) error {
+	keyStart := r.Off
+	key, err := r.StrBytes()
 	if err != nil {
 		return err
 	}
 	bit := keyBit(key)
 	if f.has&bit != 0 {
-		r.off = keyStart
-		return r.errorf("field %q appears twice", key)
+		r.Off = keyStart
+		return r.Errorf("field %q appears twice", key)
 	}
 	f.has |= bit
-	err = f.decodeField(r, bit)
+	err = malformed(f.decodeField(r, bit))
 	if me, ok := err.(*MalformedError); ok && me.Field == "" {
 		me.Field = string(key)
 	}
 	return err
 }
 
-func (f *fields) decodeField(r *reader, bit uint32) error {
+func (f *fields) decodeField(r *wire.Reader, bit uint32) error {
 	var err error
 	switch bit {
 	case bitKind:
 		var s []byte
-		if s, err = r.strBytes(); err == nil {
+		if s, err = r.StrBytes(); err == nil {
 			var ok bool
 			if f.kind, ok = parseKind(s); !ok {
 				return &UnknownKindError{Kind: string(s)}
 			}
 		}
 	case bitCID:
-		f.cid, err = r.uint()
+		f.cid, err = r.Uint()
 	case bitVersion:
 		f.version, err = decodeVersion(r)
 	case bitActor:
 		f.actor, err = decodeActor(r)
 	case bitPID:
-		f.pid, err = r.int()
+		f.pid, err = r.Int()
 	case bitInitiator:
-		f.initiator, err = r.bool()
+		f.initiator, err = r.Bool()
 	case bitFunction:
 		var b []byte
-		if b, err = r.strBytes(); err == nil {
+		if b, err = r.StrBytes(); err == nil {
 			f.function = f.names.name(b)
 		}
 	case bitFuncKind:
 		var s []byte
-		if s, err = r.strBytes(); err == nil {
+		if s, err = r.StrBytes(); err == nil {
 			var ok bool
-			if f.funcKind, ok = ParseFuncKind(string(s)); !ok {
-				return r.errorf("unknown function kind %q", s)
+			if f.funcKind, ok = protocol.ParseFuncKind(string(s)); !ok {
+				return r.Errorf("unknown function kind %q", s)
 			}
 		}
 	case bitArgs:
-		f.args, err = r.raw()
+		f.args, err = r.Raw()
 	case bitCredit:
 		f.credit, err = decodeUint32(r)
 	case bitTimeout:
 		var ns int64
-		ns, err = r.int()
+		ns, err = r.Int()
 		if err == nil && ns < 0 {
-			return r.errorf("negative timeout %d", ns)
+			return r.Errorf("negative timeout %d", ns)
 		}
 		f.timeout = time.Duration(ns)
 	case bitValue:
-		f.value, err = r.raw()
+		f.value, err = r.Raw()
 	case bitErr:
 		f.err, err = decodeRemoteError(r)
 	case bitItems:
 		f.items, err = decodeUint32(r)
 	default:
-		err = r.skip()
+		err = r.Skip()
 	}
 	return err
 }
 
-func decodeUint32(r *reader) (uint32, error) {
-	v, err := r.uint()
+func decodeUint32(r *wire.Reader) (uint32, error) {
+	v, err := r.Uint()
 	if err == nil && v > 1<<32-1 {
-		return 0, r.errorf("%d does not fit in 32 bits", v)
+		return 0, r.Errorf("%d does not fit in 32 bits", v)
 	}
 	return uint32(v), err
 }
 
-func decodeVersion(r *reader) (Version, error) {
-	n, err := r.arrayLen()
+func decodeVersion(r *wire.Reader) (protocol.Version, error) {
+	n, err := r.ArrayLen()
 	if err != nil {
-		return Version{}, err
+		return protocol.Version{}, err
 	}
 	if n != 2 {
-		return Version{}, r.errorf("version has %d elements, want [major, minor]", n)
+		return protocol.Version{}, r.Errorf("version has %d elements, want [major, minor]", n)
 	}
 	var parts [2]uint16
 	for i := range parts {
-		v, err := r.uint()
+		v, err := r.Uint()
 		if err != nil {
-			return Version{}, err
+			return protocol.Version{}, err
 		}
 		if v > 1<<16-1 {
-			return Version{}, r.errorf("version number %d does not fit in 16 bits", v)
+			return protocol.Version{}, r.Errorf("version number %d does not fit in 16 bits", v)
 		}
 		parts[i] = uint16(v)
 	}
-	return Version{Major: parts[0], Minor: parts[1]}, nil
+	return protocol.Version{Major: parts[0], Minor: parts[1]}, nil
 }
 
-func decodeActor(r *reader) (ActorID, error) {
-	var a ActorID
-	if r.isNil() {
-		r.off++
+func decodeActor(r *wire.Reader) (protocol.ActorID, error) {
+	var a protocol.ActorID
+	if r.IsNil() {
+		r.Off++
 		return a, nil
 	}
-	n, err := r.mapLen()
+	n, err := r.MapLen()
 	if err != nil {
 		return a, err
 	}
 	for i := 0; i < n; i++ {
-		key, err := r.strBytes()
+		key, err := r.StrBytes()
 		if err != nil {
 			return a, err
 		}
 		switch string(key) {
 		case "name":
-			a.Name, err = r.str()
+			a.Name, err = r.Str()
 		case "uuid":
-			a.UUID, err = r.str()
+			a.UUID, err = r.Str()
 		default:
-			err = r.skip()
+			err = r.Skip()
 		}
 		if err != nil {
 			return a, err
@@ -522,68 +534,68 @@ func decodeActor(r *reader) (ActorID, error) {
 	return a, nil
 }
 
-func decodeRemoteError(r *reader) (*RemoteError, error) {
+func decodeRemoteError(r *wire.Reader) (*protocol.RemoteError, error) {
 	return decodeRemoteErrorAt(r, 1)
 }
 
-func decodeRemoteErrorAt(r *reader, depth int) (*RemoteError, error) {
+func decodeRemoteErrorAt(r *wire.Reader, depth int) (*protocol.RemoteError, error) {
 	if depth > MaxErrorDepth {
-		return nil, r.errorf("error children nested deeper than %d", MaxErrorDepth)
+		return nil, r.Errorf("error children nested deeper than %d", MaxErrorDepth)
 	}
-	n, err := r.mapLen()
+	n, err := r.MapLen()
 	if err != nil {
 		return nil, err
 	}
-	e := &RemoteError{}
+	e := &protocol.RemoteError{}
 	for i := 0; i < n; i++ {
-		key, err := r.strBytes()
+		key, err := r.StrBytes()
 		if err != nil {
 			return nil, err
 		}
 		switch string(key) {
 		case "code":
 			var s string
-			s, err = r.str()
-			e.Code = ErrorCode(s)
+			s, err = r.Str()
+			e.Code = protocol.ErrorCode(s)
 		case "type":
-			e.Type, err = r.str()
+			e.Type, err = r.Str()
 		case "msg":
-			e.Message, err = r.str()
+			e.Message, err = r.Str()
 		case "stack":
-			e.Stack, err = r.str()
+			e.Stack, err = r.Str()
 		case "src":
 			e.Source, err = decodeActor(r)
 		case "canceller":
 			e.Canceller, err = decodeActor(r)
 		case "name":
-			e.Name, err = r.str()
+			e.Name, err = r.Str()
 		case "data":
 			var raw []byte
-			if raw, err = r.raw(); err == nil {
-				e.Data = Raw(raw)
+			if raw, err = r.Raw(); err == nil {
+				e.Data = protocol.Raw(raw)
 			}
 		case "children":
 			var k int
-			if k, err = r.arrayLen(); err == nil {
-				e.Children = make([]*RemoteError, 0, min(k, 16))
+			if k, err = r.ArrayLen(); err == nil {
+				e.Children = make([]*protocol.RemoteError, 0, min(k, 16))
 				for j := 0; j < k && err == nil; j++ {
-					var c *RemoteError
+					var c *protocol.RemoteError
 					c, err = decodeRemoteErrorAt(r, depth+1)
 					e.Children = append(e.Children, c)
 				}
 			}
 		case "relay":
 			var k int
-			if k, err = r.arrayLen(); err == nil {
-				e.Relay = make([]ActorID, 0, min(k, 16))
+			if k, err = r.ArrayLen(); err == nil {
+				e.Relay = make([]protocol.ActorID, 0, min(k, 16))
 				for j := 0; j < k && err == nil; j++ {
-					var a ActorID
+					var a protocol.ActorID
 					a, err = decodeActor(r)
 					e.Relay = append(e.Relay, a)
 				}
 			}
 		default:
-			err = r.skip()
+			err = r.Skip()
 		}
 		if err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package protocol
+package envelope
 
 import (
 	"bytes"
@@ -10,24 +10,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arbor-go/arbor/internal/wire"
+	"github.com/arbor-go/arbor/protocol"
 )
 
 var sampleMessages = []Message{
-	&Hello{Version: Current, Actor: ActorID{Name: "root", UUID: "0b9e"}, PID: 4242, Initiator: true},
-	&Start{CID: 1, Function: "math.add", FuncKind: FuncUnary, Args: Raw{0x92, 0x01, 0x02}},
-	&Start{CID: 3, Function: "count", FuncKind: FuncStream, Args: Raw{0x05}, Credit: 128, Timeout: 1500 * time.Millisecond},
-	&StartAck{CID: 1, FuncKind: FuncUnary},
-	&Started{CID: 5, Value: Raw{0xa2, 'o', 'k'}, Credit: 64},
-	&Yield{CID: 3, Value: Raw{0x2a}},
+	&Hello{Version: protocol.Current(), Actor: protocol.ActorID{Name: "root", UUID: "0b9e"}, PID: 4242, Initiator: true},
+	&Start{CID: 1, Function: "math.add", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x92, 0x01, 0x02}},
+	&Start{CID: 3, Function: "count", FuncKind: protocol.FuncStream, Args: protocol.Raw{0x05}, Credit: 128, Timeout: 1500 * time.Millisecond},
+	&StartAck{CID: 1, FuncKind: protocol.FuncUnary},
+	&Started{CID: 5, Value: protocol.Raw{0xa2, 'o', 'k'}, Credit: 64},
+	&Yield{CID: 3, Value: protocol.Raw{0x2a}},
 	&Stop{CID: 3},
-	&Return{CID: 1, Value: Raw{0x03}},
-	&Error{CID: 7, Err: &RemoteError{Code: CodeCancelled, Type: "*errors.errorString", Message: "context canceled",
-		Source: ActorID{"child", "u2"}, Relay: []ActorID{{"mid", "u3"}}, Canceller: ActorID{"root", "u1"}, Stack: "goroutine 1"}},
-	&Error{Err: &RemoteError{Code: CodeProtocol, Message: "yield for unknown call 9", Source: ActorID{"a", "b"}}},
-	&Error{CID: 9, Err: &RemoteError{Type: "*nursery.Error", Message: "2 failures", Source: ActorID{"mid", "u3"},
-		Name: "app.Group", Data: Raw{0x81, 0xa1, 'n', 0x02}, Children: []*RemoteError{
-			{Type: "*app.DiskFull", Message: "disk full", Source: ActorID{"a", "u4"}, Relay: []ActorID{{"mid", "u3"}}, Name: "app.DiskFull", Data: Raw{0xc0}},
-			{Code: CodeCancelled, Message: "context canceled", Source: ActorID{"b", "u5"}},
+	&Return{CID: 1, Value: protocol.Raw{0x03}},
+	&Error{CID: 7, Err: &protocol.RemoteError{Code: protocol.CodeCancelled, Type: "*errors.errorString", Message: "context canceled",
+		Source: protocol.ActorID{Name: "child", UUID: "u2"}, Relay: []protocol.ActorID{{Name: "mid", UUID: "u3"}}, Canceller: protocol.ActorID{Name: "root", UUID: "u1"}, Stack: "goroutine 1"}},
+	&Error{Err: &protocol.RemoteError{Code: protocol.CodeProtocol, Message: "yield for unknown call 9", Source: protocol.ActorID{Name: "a", UUID: "b"}}},
+	&Error{CID: 9, Err: &protocol.RemoteError{Type: "*nursery.Error", Message: "2 failures", Source: protocol.ActorID{Name: "mid", UUID: "u3"},
+		Name: "app.Group", Data: protocol.Raw{0x81, 0xa1, 'n', 0x02}, Children: []*protocol.RemoteError{
+			{Type: "*app.DiskFull", Message: "disk full", Source: protocol.ActorID{Name: "a", UUID: "u4"}, Relay: []protocol.ActorID{{Name: "mid", UUID: "u3"}}, Name: "app.DiskFull", Data: protocol.Raw{0xc0}},
+			{Code: protocol.CodeCancelled, Message: "context canceled", Source: protocol.ActorID{Name: "b", UUID: "u5"}},
 		}}},
 	&Credit{CID: 3, Items: 64},
 }
@@ -62,9 +65,9 @@ func TestDecoderReusesItsMessages(t *testing.T) {
 		}
 	}
 	bodies := [][]byte{
-		AppendMessage(nil, &Start{CID: 1, Function: "math.add", FuncKind: FuncUnary, Args: Raw{0x92, 0x01, 0x02}}),
-		AppendMessage(nil, &StartAck{CID: 1, FuncKind: FuncUnary}),
-		AppendMessage(nil, &Return{CID: 1, Value: Raw{0x03}}),
+		AppendMessage(nil, &Start{CID: 1, Function: "math.add", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x92, 0x01, 0x02}}),
+		AppendMessage(nil, &StartAck{CID: 1, FuncKind: protocol.FuncUnary}),
+		AppendMessage(nil, &Return{CID: 1, Value: protocol.Raw{0x03}}),
 	}
 	if allocs := testing.AllocsPerRun(100, func() {
 		for _, b := range bodies {
@@ -77,7 +80,7 @@ func TestDecoderReusesItsMessages(t *testing.T) {
 	}
 	// A name is kept once, and only so many of them.
 	for i := range 2 * maxNames {
-		d.Decode(AppendMessage(nil, &Start{CID: 1, Function: fmt.Sprint("f", i), FuncKind: FuncUnary}))
+		d.Decode(AppendMessage(nil, &Start{CID: 1, Function: fmt.Sprint("f", i), FuncKind: protocol.FuncUnary}))
 	}
 	if len(d.names) != maxNames {
 		t.Fatalf("%d names kept, want %d", len(d.names), maxNames)
@@ -96,7 +99,7 @@ func TestRawNilDecodesAsNilValue(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid := AppendMessage(nil, &Start{CID: 1, Function: "f", FuncKind: FuncUnary, Args: Raw{0x01}})
+	valid := AppendMessage(nil, &Start{CID: 1, Function: "f", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x01}})
 	tests := []struct {
 		name string
 		body []byte
@@ -106,17 +109,17 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty", nil, "truncated", new(*MalformedError)},
 		{"not a map", []byte{0x93, 1, 2, 3}, "expected a map, got array", new(*MalformedError)},
 		{"no kind", []byte{0x81, 0xa3, 'c', 'i', 'd', 0x01}, "message has no kind", new(*MalformedError)},
-		{"unknown kind", appendStr(appendStr(appendMapLen(nil, 1), "k"), "launch"), `unknown message kind "launch"`, new(*UnknownKindError)},
+		{"unknown kind", wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 1), "k"), "launch"), `unknown message kind "launch"`, new(*UnknownKindError)},
 		{"truncated", valid[:len(valid)-1], "truncated", new(*MalformedError)},
 		{"trailing bytes", append(append([]byte{}, valid...), 0xc0), "after the end", new(*MalformedError)},
-		{"duplicate field", appendUint(appendStr(appendUint(appendStr(appendStr(appendStr(appendMapLen(nil, 3), "k"), "stop"), "cid"), 1), "cid"), 2), "appears twice", new(*MalformedError)},
-		{"missing cid", appendStr(appendStr(appendMapLen(nil, 1), "k"), "stop"), `"cid"`, new(*MalformedError)},
-		{"cid zero", appendUint(appendStr(appendStr(appendStr(appendMapLen(nil, 2), "k"), "stop"), "cid"), 0), "reserved", new(*MalformedError)},
-		{"cid wrong type", appendStr(appendStr(appendStr(appendStr(appendMapLen(nil, 2), "k"), "stop"), "cid"), "x"), "expected an unsigned integer, got string", new(*MalformedError)},
+		{"duplicate field", wire.AppendUint(wire.AppendStr(wire.AppendUint(wire.AppendStr(wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 3), "k"), "stop"), "cid"), 1), "cid"), 2), "appears twice", new(*MalformedError)},
+		{"missing cid", wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 1), "k"), "stop"), `"cid"`, new(*MalformedError)},
+		{"cid zero", wire.AppendUint(wire.AppendStr(wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 2), "k"), "stop"), "cid"), 0), "reserved", new(*MalformedError)},
+		{"cid wrong type", wire.AppendStr(wire.AppendStr(wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 2), "k"), "stop"), "cid"), "x"), "expected an unsigned integer, got string", new(*MalformedError)},
 		{"huge string length", []byte{0x81, 0xdb, 0xff, 0xff, 0xff, 0xff}, "truncated", new(*MalformedError)},
 		{"huge map length", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, "elements in 0 remaining bytes", new(*MalformedError)},
 		{"invalid byte", []byte{0xc1}, "expected a map, got invalid byte 0xc1", new(*MalformedError)},
-		{"deep nesting", append(append(appendStr(appendStr(appendStr(appendMapLen(nil, 3), "k"), "stop"), "x"), bytes.Repeat([]byte{0x91}, 100)...), 0xc0), "nested deeper", new(*MalformedError)},
+		{"deep nesting", append(append(wire.AppendStr(wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 3), "k"), "stop"), "x"), bytes.Repeat([]byte{0x91}, 100)...), 0xc0), "nested deeper", new(*MalformedError)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,12 +138,12 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestUnknownFieldsAreIgnored(t *testing.T) {
-	b := appendMapLen(nil, 3)
-	b = appendStr(appendStr(b, "k"), "stop")
-	b = appendStr(b, "future")
-	b = appendArrayLen(b, 2)
-	b = appendStr(appendStr(b, "a"), "b")
-	b = appendUint(appendStr(b, "cid"), 12)
+	b := wire.AppendMapLen(nil, 3)
+	b = wire.AppendStr(wire.AppendStr(b, "k"), "stop")
+	b = wire.AppendStr(b, "future")
+	b = wire.AppendArrayLen(b, 2)
+	b = wire.AppendStr(wire.AppendStr(b, "a"), "b")
+	b = wire.AppendUint(wire.AppendStr(b, "cid"), 12)
 	m, err := DecodeMessage(b)
 	if err != nil {
 		t.Fatal(err)
@@ -215,28 +218,28 @@ func TestFrameLimits(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	if err := CheckVersion(Version{Major: 1, Minor: 7}); err != nil {
+	if err := protocol.CheckVersion(protocol.Version{Major: 1, Minor: 7}); err != nil {
 		t.Fatalf("minor versions must interoperate: %v", err)
 	}
-	err := CheckVersion(Version{Major: 2, Minor: 0})
-	var ve *VersionError
-	if !errors.As(err, &ve) || ve.Remote.Major != 2 || ve.Local != Current {
+	err := protocol.CheckVersion(protocol.Version{Major: 2, Minor: 0})
+	var ve *protocol.VersionError
+	if !errors.As(err, &ve) || ve.Remote.Major != 2 || ve.Local != protocol.Current() {
 		t.Fatalf("got %v", err)
 	}
-	if !strings.Contains(err.Error(), Current.String()) || !strings.Contains(err.Error(), "2.0") {
+	if !strings.Contains(err.Error(), protocol.Current().String()) || !strings.Contains(err.Error(), "2.0") {
 		t.Fatalf("the error must name both versions: %v", err)
 	}
 }
 
 func TestMalformedErrorNamesTheCall(t *testing.T) {
-	b := appendMapLen(nil, 3)
-	b = appendStr(appendStr(b, "k"), "return")
-	b = appendUint(appendStr(b, "cid"), 77)
-	b = appendStr(b, "v")
+	b := wire.AppendMapLen(nil, 3)
+	b = wire.AppendStr(wire.AppendStr(b, "k"), "return")
+	b = wire.AppendUint(wire.AppendStr(b, "cid"), 77)
+	b = wire.AppendStr(b, "v")
 	for range 100 {
-		b = appendArrayLen(b, 1)
+		b = wire.AppendArrayLen(b, 1)
 	}
-	b = appendNil(b)
+	b = wire.AppendNil(b)
 	_, err := DecodeMessage(b)
 	var me *MalformedError
 	if !errors.As(err, &me) || me.CID != 77 || me.Kind != KindReturn || me.Field != "v" {
@@ -244,37 +247,17 @@ func TestMalformedErrorNamesTheCall(t *testing.T) {
 	}
 }
 
-type recList []recList
-type recMap map[string]recMap
-type recNode struct {
-	Next     *recNode
-	Children []recNode
-}
-
-func TestSchemaOfRecursiveTypes(t *testing.T) {
-	for _, typ := range []reflect.Type{reflect.TypeFor[recList](), reflect.TypeFor[recMap](), reflect.TypeFor[recNode]()} {
-		s := SchemaOf(typ) // must not recurse without end
-		if s.Type == "" {
-			t.Fatalf("%v: empty schema", typ)
-		}
-	}
-	s := SchemaOf(reflect.TypeFor[recList]())
-	if s.Type != "array" || s.Items.Ref != "protocol.recList" {
-		t.Fatalf("recList: %+v / %+v", s, s.Items)
-	}
-}
-
 // Error children nest at most MaxErrorDepth deep: the encoder leaves out
 // what is deeper, the decoder refuses it.
 func TestErrorChildrenDepth(t *testing.T) {
-	nest := func(levels int) *RemoteError {
-		e := &RemoteError{Message: "leaf"}
+	nest := func(levels int) *protocol.RemoteError {
+		e := &protocol.RemoteError{Message: "leaf"}
 		for range levels - 1 {
-			e = &RemoteError{Message: "group", Children: []*RemoteError{e, {Message: "sibling"}}}
+			e = &protocol.RemoteError{Message: "group", Children: []*protocol.RemoteError{e, {Message: "sibling"}}}
 		}
 		return e
 	}
-	depth := func(e *RemoteError) int {
+	depth := func(e *protocol.RemoteError) int {
 		n := 0
 		for ; e != nil; n++ {
 			if len(e.Children) == 0 {
@@ -294,12 +277,12 @@ func TestErrorChildrenDepth(t *testing.T) {
 	// A hand-made message one level deeper than allowed.
 	var nested []byte
 	for range MaxErrorDepth {
-		nested = appendArrayLen(appendStr(appendMapLen(nested, 1), "children"), 1)
+		nested = wire.AppendArrayLen(wire.AppendStr(wire.AppendMapLen(nested, 1), "children"), 1)
 	}
-	nested = appendMapLen(nested, 0)
-	body := appendStr(appendStr(appendMapLen(nil, 3), "k"), "error")
-	body = appendUint(appendStr(body, "cid"), 1)
-	body = append(appendStr(body, "err"), nested...)
+	nested = wire.AppendMapLen(nested, 0)
+	body := wire.AppendStr(wire.AppendStr(wire.AppendMapLen(nil, 3), "k"), "error")
+	body = wire.AppendUint(wire.AppendStr(body, "cid"), 1)
+	body = append(wire.AppendStr(body, "err"), nested...)
 	var merr *MalformedError
 	if _, err := DecodeMessage(body); !errors.As(err, &merr) || !strings.Contains(err.Error(), "nested deeper") {
 		t.Fatalf("got %v, want a MalformedError about nesting", err)

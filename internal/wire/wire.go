@@ -1,4 +1,10 @@
-package protocol
+// Package wire holds the few msgpack primitives arbor's envelope and its
+// payload checks need. The envelope is encoded by hand, not by reflection,
+// for three reasons: the golden vectors pin its bytes exactly, decoding can
+// check every length against the bytes actually present (so an untrusted
+// length never sizes an allocation), and the hot path allocates nothing but
+// the frame itself.
+package wire
 
 import (
 	"encoding/binary"
@@ -6,22 +12,17 @@ import (
 	"math"
 )
 
-// This file holds the few msgpack primitives the envelope needs. The
-// envelope is encoded by hand, not by reflection, for three reasons: the
-// golden vectors pin its bytes exactly, decoding can check every length
-// against the bytes actually present (so an untrusted length never sizes an
-// allocation), and the hot path allocates nothing but the frame itself.
+// AppendNil appends msgpack's nil.
+func AppendNil(b []byte) []byte { return append(b, 0xc0) }
 
-func appendNil(b []byte) []byte { return append(b, 0xc0) }
-
-func appendBool(b []byte, v bool) []byte {
+func AppendBool(b []byte, v bool) []byte {
 	if v {
 		return append(b, 0xc3)
 	}
 	return append(b, 0xc2)
 }
 
-func appendUint(b []byte, v uint64) []byte {
+func AppendUint(b []byte, v uint64) []byte {
 	switch {
 	case v <= 0x7f:
 		return append(b, byte(v))
@@ -36,9 +37,12 @@ func appendUint(b []byte, v uint64) []byte {
 	}
 }
 
-func appendInt(b []byte, v int64) []byte {
+// AppendInt appends v as msgpack's encoder does with compact integers, in
+// the fewest bytes that hold it. Integer payloads take this path in ipc,
+// without msgpack's reflection.
+func AppendInt(b []byte, v int64) []byte {
 	if v >= 0 {
-		return appendUint(b, uint64(v))
+		return AppendUint(b, uint64(v))
 	}
 	switch {
 	case v >= -32:
@@ -54,7 +58,7 @@ func appendInt(b []byte, v int64) []byte {
 	}
 }
 
-func appendStr(b []byte, s string) []byte {
+func AppendStr(b []byte, s string) []byte {
 	n := len(s)
 	switch {
 	case n <= 31:
@@ -69,7 +73,7 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendArrayLen(b []byte, n int) []byte {
+func AppendArrayLen(b []byte, n int) []byte {
 	switch {
 	case n <= 15:
 		return append(b, 0x90|byte(n))
@@ -80,7 +84,7 @@ func appendArrayLen(b []byte, n int) []byte {
 	}
 }
 
-func appendMapLen(b []byte, n int) []byte {
+func AppendMapLen(b []byte, n int) []byte {
 	switch {
 	case n <= 15:
 		return append(b, 0x80|byte(n))
@@ -92,9 +96,9 @@ func appendMapLen(b []byte, n int) []byte {
 }
 
 // appendRaw appends an already encoded msgpack value; an empty one is nil.
-func appendRaw(b []byte, raw []byte) []byte {
+func AppendRaw(b []byte, raw []byte) []byte {
 	if len(raw) == 0 {
-		return appendNil(b)
+		return AppendNil(b)
 	}
 	return append(b, raw...)
 }
@@ -102,9 +106,9 @@ func appendRaw(b []byte, raw []byte) []byte {
 // reader walks msgpack values in a byte slice. Every length it reads is
 // checked against the bytes that remain before anything is sliced, and it
 // never allocates except for strings it returns.
-type reader struct {
-	buf   []byte
-	off   int
+type Reader struct {
+	Buf   []byte
+	Off   int // where the next value begins
 	depth int
 	// payload: the value is a payload to be decoded by a general msgpack
 	// decoder, which must meet no extension type but the timestamp.
@@ -117,46 +121,46 @@ type reader struct {
 // and the only extension type is the timestamp (-1, with 4, 8 or 12 bytes
 // of data). A payload is checked before it is decoded into a Go type.
 func CheckPayload(raw []byte) error {
-	r := &reader{buf: raw, payload: true}
-	if err := r.skip(); err != nil {
+	r := &Reader{Buf: raw, payload: true}
+	if err := r.Skip(); err != nil {
 		return err
 	}
-	if r.off != len(raw) {
-		return r.errorf("%d bytes after the value", len(raw)-r.off)
+	if r.Off != len(raw) {
+		return r.Errorf("%d bytes after the value", len(raw)-r.Off)
 	}
 	return nil
 }
 
-// maxDepth bounds nesting when skipping a value, so a frame of nested arrays
-// cannot exhaust the stack.
-const maxDepth = 64
+// MaxDepth bounds nesting when skipping a value, so a frame of nested arrays
+// cannot exhaust the stack (PROTOCOL.md §2: every value counts as a level).
+const MaxDepth = 64
 
-func (r *reader) errorf(format string, args ...any) error {
-	return &MalformedError{Offset: r.off, Reason: fmt.Sprintf(format, args...)}
+func (r *Reader) Errorf(format string, args ...any) error {
+	return &Error{Offset: r.Off, Reason: fmt.Sprintf(format, args...)}
 }
 
-func (r *reader) need(n int) error {
-	if n < 0 || len(r.buf)-r.off < n {
-		return r.errorf("truncated: need %d more bytes, have %d", n, len(r.buf)-r.off)
+func (r *Reader) Need(n int) error {
+	if n < 0 || len(r.Buf)-r.Off < n {
+		return r.Errorf("truncated: need %d more bytes, have %d", n, len(r.Buf)-r.Off)
 	}
 	return nil
 }
 
-func (r *reader) byte() (byte, error) {
-	if err := r.need(1); err != nil {
+func (r *Reader) Byte() (byte, error) {
+	if err := r.Need(1); err != nil {
 		return 0, err
 	}
-	c := r.buf[r.off]
-	r.off++
+	c := r.Buf[r.Off]
+	r.Off++
 	return c, nil
 }
 
-func (r *reader) uintN(n int) (uint64, error) {
-	if err := r.need(n); err != nil {
+func (r *Reader) UintN(n int) (uint64, error) {
+	if err := r.Need(n); err != nil {
 		return 0, err
 	}
-	p := r.buf[r.off : r.off+n]
-	r.off += n
+	p := r.Buf[r.Off : r.Off+n]
+	r.Off += n
 	switch n {
 	case 1:
 		return uint64(p[0]), nil
@@ -169,8 +173,8 @@ func (r *reader) uintN(n int) (uint64, error) {
 	}
 }
 
-// MsgpackTypeName names the msgpack type that the first byte c introduces.
-func MsgpackTypeName(c byte) string {
+// TypeName names the msgpack type that the first byte c introduces.
+func TypeName(c byte) string {
 	switch {
 	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
 		return "integer"
@@ -195,11 +199,11 @@ func MsgpackTypeName(c byte) string {
 	}
 }
 
-func (r *reader) isNil() bool { return r.off < len(r.buf) && r.buf[r.off] == 0xc0 }
+func (r *Reader) IsNil() bool { return r.Off < len(r.Buf) && r.Buf[r.Off] == 0xc0 }
 
-func (r *reader) uint() (uint64, error) {
-	start := r.off
-	c, err := r.byte()
+func (r *Reader) Uint() (uint64, error) {
+	start := r.Off
+	c, err := r.Byte()
 	if err != nil {
 		return 0, err
 	}
@@ -207,20 +211,20 @@ func (r *reader) uint() (uint64, error) {
 	case c <= 0x7f:
 		return uint64(c), nil
 	case c >= 0xcc && c <= 0xcf:
-		return r.uintN(1 << (c - 0xcc))
+		return r.UintN(1 << (c - 0xcc))
 	case c >= 0xd0 && c <= 0xd3:
-		v, err := r.uintN(1 << (c - 0xd0))
+		v, err := r.UintN(1 << (c - 0xd0))
 		if err != nil {
 			return 0, err
 		}
 		if signExtend(v, 1<<(c-0xd0)) < 0 {
-			r.off = start
-			return 0, r.errorf("negative integer where an unsigned one is required")
+			r.Off = start
+			return 0, r.Errorf("negative integer where an unsigned one is required")
 		}
 		return v, nil
 	}
-	r.off = start
-	return 0, r.errorf("expected an unsigned integer, got %s", MsgpackTypeName(c))
+	r.Off = start
+	return 0, r.Errorf("expected an unsigned integer, got %s", TypeName(c))
 }
 
 func signExtend(v uint64, size int) int64 {
@@ -235,9 +239,9 @@ func signExtend(v uint64, size int) int64 {
 	return int64(v)
 }
 
-func (r *reader) int() (int64, error) {
-	start := r.off
-	c, err := r.byte()
+func (r *Reader) Int() (int64, error) {
+	start := r.Off
+	c, err := r.Byte()
 	if err != nil {
 		return 0, err
 	}
@@ -247,23 +251,23 @@ func (r *reader) int() (int64, error) {
 	case c >= 0xe0:
 		return int64(int8(c)), nil
 	case c >= 0xcc && c <= 0xcf:
-		v, err := r.uintN(1 << (c - 0xcc))
+		v, err := r.UintN(1 << (c - 0xcc))
 		if err == nil && v > math.MaxInt64 {
-			r.off = start
-			return 0, r.errorf("integer %d overflows int64", v)
+			r.Off = start
+			return 0, r.Errorf("integer %d overflows int64", v)
 		}
 		return int64(v), err
 	case c >= 0xd0 && c <= 0xd3:
 		size := 1 << (c - 0xd0)
-		v, err := r.uintN(size)
+		v, err := r.UintN(size)
 		return signExtend(v, size), err
 	}
-	r.off = start
-	return 0, r.errorf("expected an integer, got %s", MsgpackTypeName(c))
+	r.Off = start
+	return 0, r.Errorf("expected an integer, got %s", TypeName(c))
 }
 
-func (r *reader) bool() (bool, error) {
-	c, err := r.byte()
+func (r *Reader) Bool() (bool, error) {
+	c, err := r.Byte()
 	if err != nil {
 		return false, err
 	}
@@ -273,14 +277,14 @@ func (r *reader) bool() (bool, error) {
 	case 0xc3:
 		return true, nil
 	}
-	r.off--
-	return false, r.errorf("expected a boolean, got %s", MsgpackTypeName(c))
+	r.Off--
+	return false, r.Errorf("expected a boolean, got %s", TypeName(c))
 }
 
 // strBytes returns the bytes of a string without copying them.
-func (r *reader) strBytes() ([]byte, error) {
-	start := r.off
-	c, err := r.byte()
+func (r *Reader) StrBytes() ([]byte, error) {
+	start := r.Off
+	c, err := r.Byte()
 	if err != nil {
 		return nil, err
 	}
@@ -289,29 +293,29 @@ func (r *reader) strBytes() ([]byte, error) {
 	case c&0xe0 == 0xa0:
 		n = uint64(c & 0x1f)
 	case c >= 0xd9 && c <= 0xdb:
-		if n, err = r.uintN(1 << (c - 0xd9)); err != nil {
+		if n, err = r.UintN(1 << (c - 0xd9)); err != nil {
 			return nil, err
 		}
 	default:
-		r.off = start
-		return nil, r.errorf("expected a string, got %s", MsgpackTypeName(c))
+		r.Off = start
+		return nil, r.Errorf("expected a string, got %s", TypeName(c))
 	}
-	if err := r.need(int(min(n, math.MaxInt32))); err != nil {
+	if err := r.Need(int(min(n, math.MaxInt32))); err != nil {
 		return nil, err
 	}
-	s := r.buf[r.off : r.off+int(n)]
-	r.off += int(n)
+	s := r.Buf[r.Off : r.Off+int(n)]
+	r.Off += int(n)
 	return s, nil
 }
 
-func (r *reader) str() (string, error) {
-	b, err := r.strBytes()
+func (r *Reader) Str() (string, error) {
+	b, err := r.StrBytes()
 	return string(b), err
 }
 
-func (r *reader) containerLen(fix, fixMask byte, code16 byte, what string) (int, error) {
-	start := r.off
-	c, err := r.byte()
+func (r *Reader) containerLen(fix, fixMask byte, code16 byte, what string) (int, error) {
+	start := r.Off
+	c, err := r.Byte()
 	if err != nil {
 		return 0, err
 	}
@@ -320,58 +324,58 @@ func (r *reader) containerLen(fix, fixMask byte, code16 byte, what string) (int,
 	case c&0xf0 == fix && fixMask == 0xf0:
 		n = uint64(c & 0x0f)
 	case c == code16:
-		n, err = r.uintN(2)
+		n, err = r.UintN(2)
 	case c == code16+1:
-		n, err = r.uintN(4)
+		n, err = r.UintN(4)
 	default:
-		r.off = start
-		return 0, r.errorf("expected %s, got %s", what, MsgpackTypeName(c))
+		r.Off = start
+		return 0, r.Errorf("expected %s, got %s", what, TypeName(c))
 	}
 	if err != nil {
 		return 0, err
 	}
 	// Each element takes at least one byte, so a count larger than what is
 	// left is a lie; checking it here keeps callers from preallocating.
-	if left := len(r.buf) - r.off; n > uint64(left) {
-		r.off = start
-		return 0, r.errorf("%s of %d elements in %d remaining bytes", what, n, left)
+	if left := len(r.Buf) - r.Off; n > uint64(left) {
+		r.Off = start
+		return 0, r.Errorf("%s of %d elements in %d remaining bytes", what, n, left)
 	}
 	return int(n), nil
 }
 
-func (r *reader) mapLen() (int, error)   { return r.containerLen(0x80, 0xf0, 0xde, "a map") }
-func (r *reader) arrayLen() (int, error) { return r.containerLen(0x90, 0xf0, 0xdc, "an array") }
+func (r *Reader) MapLen() (int, error)   { return r.containerLen(0x80, 0xf0, 0xde, "a map") }
+func (r *Reader) ArrayLen() (int, error) { return r.containerLen(0x90, 0xf0, 0xdc, "an array") }
 
 // raw returns the next complete value as a sub-slice, without copying.
-func (r *reader) raw() ([]byte, error) {
-	start := r.off
-	if err := r.skip(); err != nil {
+func (r *Reader) Raw() ([]byte, error) {
+	start := r.Off
+	if err := r.Skip(); err != nil {
 		return nil, err
 	}
-	return r.buf[start:r.off], nil
+	return r.Buf[start:r.Off], nil
 }
 
 // checkExt checks, at the type byte of an extension value with size bytes
 // of data, that a payload's extension is a timestamp.
-func (r *reader) checkExt(size uint64) error {
-	if r.off >= len(r.buf) {
-		return r.errorf("truncated: an extension value without its type")
+func (r *Reader) checkExt(size uint64) error {
+	if r.Off >= len(r.Buf) {
+		return r.Errorf("truncated: an extension value without its type")
 	}
-	typ := int8(r.buf[r.off])
+	typ := int8(r.Buf[r.Off])
 	if typ != -1 {
-		return r.errorf("extension type %d: payloads carry no extension type but the timestamp (-1)", typ)
+		return r.Errorf("extension type %d: payloads carry no extension type but the timestamp (-1)", typ)
 	}
 	if size != 4 && size != 8 && size != 12 {
-		return r.errorf("a timestamp of %d bytes (want 4, 8 or 12)", size)
+		return r.Errorf("a timestamp of %d bytes (want 4, 8 or 12)", size)
 	}
 	return nil
 }
 
-func (r *reader) skip() error {
-	if r.depth >= maxDepth {
-		return r.errorf("values nested deeper than %d", maxDepth)
+func (r *Reader) Skip() error {
+	if r.depth >= MaxDepth {
+		return r.Errorf("values nested deeper than %d", MaxDepth)
 	}
-	c, err := r.byte()
+	c, err := r.Byte()
 	if err != nil {
 		return err
 	}
@@ -393,56 +397,65 @@ func (r *reader) skip() error {
 	case c == 0xcb:
 		length = 8
 	case c >= 0xd9 && c <= 0xdb:
-		length, err = r.uintN(1 << (c - 0xd9))
+		length, err = r.UintN(1 << (c - 0xd9))
 	case c >= 0xc4 && c <= 0xc6:
-		length, err = r.uintN(1 << (c - 0xc4))
+		length, err = r.UintN(1 << (c - 0xc4))
 	case c >= 0xd4 && c <= 0xd8: // fixext: type byte + 1..16 bytes
 		length = 1 + 1<<(c-0xd4)
 		if r.payload {
 			err = r.checkExt(1 << (c - 0xd4))
 		}
 	case c >= 0xc7 && c <= 0xc9: // ext 8/16/32: length, then type byte
-		length, err = r.uintN(1 << (c - 0xc7))
+		length, err = r.UintN(1 << (c - 0xc7))
 		if err == nil && r.payload {
 			err = r.checkExt(length)
 		}
 		length++
 	case c == 0xdc || c == 0xdd:
-		count, err = r.uintN(2 << (c - 0xdc))
+		count, err = r.UintN(2 << (c - 0xdc))
 	case c == 0xde || c == 0xdf:
-		count, err = r.uintN(2 << (c - 0xde))
+		count, err = r.UintN(2 << (c - 0xde))
 		count *= 2
 	default:
-		r.off--
-		return r.errorf("invalid msgpack byte 0x%02x", c)
+		r.Off--
+		return r.Errorf("invalid msgpack byte 0x%02x", c)
 	}
 	if err != nil {
 		return err
 	}
-	if length > uint64(len(r.buf)-r.off) || count > uint64(len(r.buf)-r.off) {
-		return r.errorf("truncated: value claims more than the %d bytes left", len(r.buf)-r.off)
+	if length > uint64(len(r.Buf)-r.Off) || count > uint64(len(r.Buf)-r.Off) {
+		return r.Errorf("truncated: value claims more than the %d bytes left", len(r.Buf)-r.Off)
 	}
-	r.off += int(length)
+	r.Off += int(length)
 	r.depth++
 	defer func() { r.depth-- }()
 	for ; count > 0; count-- {
-		if err := r.skip(); err != nil {
+		if err := r.Skip(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// AppendInt appends v as msgpack's encoder does with compact integers, in
-// the fewest bytes that hold it. Integer payloads take this path in ipc,
-// without msgpack's reflection.
-func AppendInt(b []byte, v int64) []byte { return appendInt(b, v) }
-
 // ParseInt decodes raw as exactly one msgpack integer that fits an int64.
 // It reports false for anything else (another type, a uint64 past int64,
 // trailing bytes), which a general decoder then handles and explains.
 func ParseInt(raw []byte) (int64, bool) {
-	r := reader{buf: raw}
-	v, err := r.int()
-	return v, err == nil && r.off == len(raw)
+	r := Reader{Buf: raw}
+	v, err := r.Int()
+	return v, err == nil && r.Off == len(raw)
+}
+
+// Error is a msgpack value that is not well formed, or not one a payload may
+// hold: where in the bytes, and why.
+type Error struct {
+	Offset int
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Offset > 0 {
+		return fmt.Sprintf("malformed msgpack at byte %d: %s", e.Offset, e.Reason)
+	}
+	return "malformed msgpack: " + e.Reason
 }

@@ -1,4 +1,4 @@
-package protocol
+package envelope
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/arbor-go/arbor/protocol"
 )
 
 // goldenFrames returns the frames of the golden vectors, to seed the fuzzers.
@@ -68,12 +70,12 @@ func FuzzDecodeMessage(f *testing.F) {
 		f.Add(odd)
 	}
 	// The quick path's shapes, right and nearly right.
-	yield := AppendMessage(nil, &Yield{CID: 3, Value: Raw{0x92, 0x01, 0xcd, 0x01, 0x00}})
+	yield := AppendMessage(nil, &Yield{CID: 3, Value: protocol.Raw{0x92, 0x01, 0xcd, 0x01, 0x00}})
 	for _, q := range [][]byte{
 		yield,
 		append(yield[:len(yield):len(yield)], 0x00), // a byte after the value
 		yield[:len(yield)-1],                        // the value cut short
-		AppendMessage(nil, &Return{CID: 1 << 40, Value: Raw{0xc0}}),
+		AppendMessage(nil, &Return{CID: 1 << 40, Value: protocol.Raw{0xc0}}),
 	} {
 		f.Add(q)
 	}
@@ -134,9 +136,9 @@ func describe(m Message) string {
 }
 
 func normalizeRaw(m Message) Message {
-	fix := func(r Raw) Raw {
+	fix := func(r protocol.Raw) protocol.Raw {
 		if len(r) == 0 {
-			return Raw{0xc0}
+			return protocol.Raw{0xc0}
 		}
 		return r
 	}
