@@ -29,17 +29,38 @@ type Nursery struct {
 	cancel   context.CancelCauseFunc
 	defaults spawn.Options
 
+	// The parent's ctx, and the watch that cancels the nursery when it
+	// ends (unwatch stops it; watched is closed once it has run).
+	parent  context.Context
+	unwatch func() bool
+	watched chan struct{}
+
 	mu         sync.Mutex
-	failures   []error
+	phase      phase
 	cancelling bool // a failure happened, Cancel was called, or the parent ctx ended
-	closed     bool // the body has returned: no new actors
-	draining   bool // Open is stopping what is left: actors that start now are stopped at once
+	failures   []error
 	actors     []*spawn.Actor
-	runs       sync.WaitGroup // run-in-actor goroutines
-	watchers   sync.WaitGroup // goroutines that watch daemons and stop actors
-	unnamed    atomic.Int64   // RunInActor children named after their function, numbered
-	slots      chan struct{}  // WithLimit: one token per running actor; nil: no limit
+	// Open waits for runs before it stops what is left, then for watchers:
+	// a RunInActor's result must be known before its actor is stopped.
+	runs     sync.WaitGroup // RunInActor and Go goroutines
+	watchers sync.WaitGroup // goroutines that watch daemons and stop actors
+	unnamed  atomic.Int64   // RunInActor children named after their function, numbered
+	slots    chan struct{}  // WithLimit: one token per running actor; nil: no limit
 }
+
+// phase is where a nursery is in its life; it only moves forward.
+type phase uint8
+
+const (
+	// running: the body runs, and actors start as asked.
+	running phase = iota
+	// closed: the body has returned; no new work is admitted (ErrClosed)
+	// while the results of what runs are awaited.
+	closed
+	// draining: Open stops what is left; an actor that completes its start
+	// now is stopped at once.
+	draining
+)
 
 // Option configures a nursery.
 type Option func(*Nursery)
@@ -87,50 +108,62 @@ func (n *Nursery) release() {
 // Open runs body with a new nursery and returns once body has returned and
 // every actor started in the nursery has exited. It returns nil, or an
 // *Error listing what failed.
-func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error, opts ...Option) (err error) {
-	n := &Nursery{}
-	n.ctx, n.cancel = context.WithCancelCause(ctx)
-	for _, o := range opts {
-		o(n)
-	}
-	// A cancelled parent ctx stops every actor at once, like a failure,
-	// but is reported as the ctx's error rather than as a failure.
-	watched := make(chan struct{})
-	unwatch := context.AfterFunc(ctx, func() {
-		defer close(watched)
-		n.cancelWith(context.Cause(ctx))
-	})
+func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error, opts ...Option) error {
+	n := newNursery(ctx, opts)
 	returned := false
-	// The teardown is deferred so that it runs even when the body leaves
-	// by runtime.Goexit (t.Fatal in a test): no actor outlives Open.
 	defer func() {
+		// Only when the body left by runtime.Goexit (t.Fatal in a test):
+		// the teardown still runs, so that no actor outlives Open.
 		if !returned {
 			n.failure(protocol.ActorID{}, errors.New("nursery body exited its goroutine without returning (runtime.Goexit)"))
-		}
-		// The body is done: results are awaited, then what is left is
-		// stopped.
-		n.mu.Lock()
-		n.closed = true
-		n.mu.Unlock()
-		n.runs.Wait()
-		n.mu.Lock()
-		n.draining = true
-		n.mu.Unlock()
-		n.stopAll()
-		n.watchers.Wait()
-		if !unwatch() && ctx.Err() != nil {
-			<-watched
-		}
-		n.cancel(errBodyReturned)
-		if err = n.result(); err == nil {
-			err = ctx.Err()
+			n.teardown()
 		}
 	}()
 	if err := runBody(n.ctx, n, body); err != nil {
 		n.failure(protocol.ActorID{}, err)
 	}
 	returned = true
-	return nil
+	return n.teardown()
+}
+
+func newNursery(ctx context.Context, opts []Option) *Nursery {
+	n := &Nursery{parent: ctx, watched: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancelCause(ctx)
+	for _, o := range opts {
+		o(n)
+	}
+	// A cancelled parent ctx stops every actor at once, like a failure,
+	// but is reported as the ctx's error rather than as a failure.
+	n.unwatch = context.AfterFunc(ctx, func() {
+		defer close(n.watched)
+		n.cancelWith(context.Cause(ctx))
+	})
+	return n
+}
+
+// teardown ends the nursery once the body is done: it closes it to new
+// work, awaits the results of what runs, stops what is left, and returns
+// Open's result.
+func (n *Nursery) teardown() error {
+	n.enterPhase(closed)
+	n.runs.Wait()
+	n.enterPhase(draining)
+	n.stopAll()
+	n.watchers.Wait()
+	if !n.unwatch() && n.parent.Err() != nil {
+		<-n.watched // the watch is cancelling the nursery: let it finish
+	}
+	n.cancel(errBodyReturned)
+	if err := n.result(); err != nil {
+		return err
+	}
+	return n.parent.Err()
+}
+
+func (n *Nursery) enterPhase(p phase) {
+	n.mu.Lock()
+	n.phase = p
+	n.mu.Unlock()
 }
 
 var errBodyReturned = errors.New("nursery: the body returned")
@@ -195,7 +228,7 @@ func (n *Nursery) failure(actor protocol.ActorID, err error) {
 	// n.ctx is cancelled before cancelling is set when the parent's ctx
 	// ends, so ask it too. Draining, what is left is being stopped: the
 	// cancellations that causes are not failures either.
-	cancelled := n.cancelling || n.draining || n.ctx.Err() != nil
+	cancelled := n.cancelling || n.phase == draining || n.ctx.Err() != nil
 	if stoppedByArbor(err) || cancelled && causedByCancellation(err) || n.recorded(err) {
 		n.mu.Unlock()
 		return
@@ -300,7 +333,7 @@ func (n *Nursery) stopAll() {
 // been cancelled, or is stopping what is left, meanwhile.
 func (n *Nursery) adopt(a *spawn.Actor) bool {
 	n.mu.Lock()
-	if n.cancelling || n.draining {
+	if n.cancelling || n.phase == draining {
 		n.mu.Unlock()
 		a.Stop(n.stopContext())
 		return false
@@ -319,7 +352,7 @@ func (n *Nursery) options(o spawn.Options) spawn.Options { return o.WithDefaults
 func (n *Nursery) enter(wg *sync.WaitGroup) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.phase != running {
 		return ErrClosed
 	}
 	wg.Add(1)
@@ -370,7 +403,7 @@ func (n *Nursery) StartActor(opts spawn.Options) (*spawn.Actor, error) {
 			return
 		}
 		n.mu.Lock()
-		expected := n.cancelling || n.draining || a.StopRequested()
+		expected := n.cancelling || n.phase == draining || a.StopRequested()
 		n.mu.Unlock()
 		if !expected {
 			n.failure(a.ID(), fmt.Errorf("daemon actor exited while the nursery was running"))
