@@ -50,6 +50,14 @@ type Options struct {
 	// BaseContext, if set, supplies the values (not the cancellation) of
 	// every served call's ctx: an actor puts its logger there.
 	BaseContext context.Context
+	// Heartbeat, if positive, makes this end call arbor.ping every
+	// Heartbeat and end the channel with a *PeerGoneError whose cause is a
+	// *HeartbeatError once nothing at all has arrived from the peer for
+	// two of them: the lifeline where a cut link delivers no end of stream
+	// (a launcher's connection across a network). Any frame counts, so a
+	// busy channel needs no ping answered in time. Zero: no heartbeat; the
+	// end of the stream is then the only sign.
+	Heartbeat time.Duration
 	// Explain, if set, is asked once why the peer went away, with the
 	// connection error (io.EOF, a reset), before pending calls fail. What
 	// it returns becomes the Cause of the *PeerGoneError they fail with;
@@ -100,6 +108,8 @@ type Channel struct {
 	served   int           // MaxServed
 	stall    time.Duration // StallTimeout
 	explain  func(error) error
+	beat     time.Duration // Heartbeat
+	heard    atomic.Uint64 // frames read from the peer, for the heartbeat
 
 	// base is the parent of every served call's ctx. It only carries the
 	// channel (for ChannelFrom) and is never cancelled: end cancels each
@@ -112,8 +122,9 @@ type Channel struct {
 	tasks       map[uint64]*task   // calls this end serves, by id
 	ending      map[*task]struct{} // served calls out of tasks whose final message is not queued yet
 	ended       chan struct{}      // if set, closed (and cleared) when a served call's final message is queued
-	cancels     map[uint64]bool    // ids of arbor.cancel calls sent and not yet answered
+	cancels     map[uint64]bool    // ids of calls sent without a caller (arbor.cancel, heartbeat pings) and not yet answered
 	nextID      uint64             // the id of this end's next call
+	parity      uint64             // nextID % 2, fixed at Open: read without mu
 	lastPeerID  uint64             // the highest id the peer has used
 	err         error              // why the channel ended; nil while it runs
 	done        chan struct{}      // closed when err is set
@@ -165,6 +176,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		served:   opts.MaxServed,
 		stall:    opts.StallTimeout,
 		explain:  opts.Explain,
+		beat:     opts.Heartbeat,
 		calls:    make(map[uint64]*call),
 		cancels:  make(map[uint64]bool),
 		tasks:    make(map[uint64]*task),
@@ -202,6 +214,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	if opts.Initiator {
 		ch.nextID = 1
 	}
+	ch.parity = ch.nextID % 2
 	first := &firstBytes{r: conn}
 	ch.frames = envelope.NewFrameReader(first, opts.MaxFrame)
 	err := ch.handshake(ctx, opts.Initiator, first)
@@ -217,7 +230,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	}
 	ch.base = context.WithValue(base, channelKey{}, ch)
 	ch.w = writer{conn: conn, fail: ch.lost, maxFrame: ch.maxFrame, stall: ch.stall, cwait: ch.cwait,
-		closing: ch.closing, done: ch.done}
+		closing: ch.closing, done: ch.done, ended: ch.Err}
 	ch.w.init()
 	ch.wg.Add(2)
 	go ch.readLoop()
@@ -225,7 +238,39 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		defer ch.wg.Done()
 		ch.w.loop()
 	}()
+	if ch.beat > 0 {
+		ch.wg.Add(1)
+		go ch.heartbeat()
+	}
 	return ch, nil
+}
+
+// heartbeat pings the peer every ch.beat and ends the channel when two have
+// passed with nothing read from the peer. It sends without waiting for the
+// answer (which is counted off like a cancellation's), so that a peer that
+// does not answer cannot hold it up.
+func (ch *Channel) heartbeat() {
+	defer ch.wg.Done()
+	tick := time.NewTicker(ch.beat)
+	defer tick.Stop()
+	last, quiet := ch.heard.Load(), 0
+	for {
+		select {
+		case <-ch.done:
+			return
+		case <-tick.C:
+		}
+		if now := ch.heard.Load(); now != last {
+			last, quiet = now, 0
+		} else if quiet++; quiet >= 2 {
+			ch.lost(&HeartbeatError{Silence: time.Duration(quiet) * ch.beat})
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ch.beat)
+		ch.sendStart(ctx, &envelope.Start{Function: fnPing, FuncKind: protocol.FuncUnary}, flushAsync,
+			func(cid uint64) { ch.cancels[cid] = true })
+		cancel()
+	}
 }
 
 // firstBytes keeps the first bytes read from the peer during the handshake,
@@ -521,6 +566,7 @@ func (ch *Channel) readLoop() {
 			ch.lost(err)
 			return
 		}
+		ch.heard.Add(1)
 		m, err := dec.Decode(body)
 		if err != nil {
 			// The frame boundary is intact, so one bad message costs only
@@ -609,7 +655,7 @@ func (ch *Channel) report(m envelope.Message) {
 }
 
 // ownID reports whether cid numbers a call made by this end.
-func (ch *Channel) ownID(cid uint64) bool { return cid%2 == ch.nextID%2 }
+func (ch *Channel) ownID(cid uint64) bool { return cid%2 == ch.parity }
 
 func (ch *Channel) route(m envelope.Message) {
 	if start, ok := m.(*envelope.Start); ok {

@@ -3,6 +3,7 @@ package ipc
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/arbor-go/arbor/protocol"
 )
@@ -30,6 +31,17 @@ func (e *PeerGoneError) Unwrap() error { return e.Cause }
 // Is makes a PeerGoneError match protocol.ErrExited, the error code
 // PROTOCOL.md gives a call whose channel ended under it.
 func (e *PeerGoneError) Is(target error) bool { return target == protocol.ErrExited }
+
+// HeartbeatError is the cause of a *PeerGoneError when nothing arrived from
+// the peer for Silence, two heartbeats (Options.Heartbeat): the peer, or the
+// link to it, is gone without an end of stream.
+type HeartbeatError struct {
+	Silence time.Duration
+}
+
+func (e *HeartbeatError) Error() string {
+	return fmt.Sprintf("heartbeat lost: nothing from the peer for %v", e.Silence)
+}
 
 // AbandonedError is the error of a call whose caller's ctx ended, and whose
 // remote function then ended with an error of its own rather than the

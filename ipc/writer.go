@@ -44,6 +44,7 @@ type writer struct {
 	cwait    time.Duration   // Options.CancelWait: the last flush's bound
 	closing  <-chan struct{} // closed by Close
 	done     <-chan struct{} // closed when the channel ends
+	ended    func() error    // why the channel ended: what a send after its end returns
 
 	mu         sync.Mutex
 	cond       *sync.Cond     // signalled when writing becomes false
@@ -270,6 +271,9 @@ func (w *writer) loop() {
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = ErrClosed
+				if w.ended != nil && w.ended() != nil {
+					w.err = w.ended() // a lost peer, say, rather than a bare "closed"
+				}
 			}
 			w.buf = nil
 			w.mu.Unlock()
