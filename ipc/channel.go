@@ -58,6 +58,16 @@ type Options struct {
 	// busy channel needs no ping answered in time. Zero: no heartbeat; the
 	// end of the stream is then the only sign.
 	Heartbeat time.Duration
+	// HelloSpec, on the initiator, is sent in its hello (PROTOCOL.md §12.4,
+	// 1.3): the spec of a child started with ARBOR_SPEC=handshake, which
+	// takes its identity from it. Package spawn sets it; nil sends none.
+	HelloSpec protocol.Raw
+	// SpecFromHello, on the responder, makes it read the initiator's hello
+	// before it sends its own, and gives it the hello's spec; it returns
+	// the identity this end then introduces itself with (Actor is
+	// ignored). A hello without a spec fails the handshake. Package spawn's
+	// child side sets it when started with ARBOR_SPEC=handshake.
+	SpecFromHello func(spec protocol.Raw) (protocol.ActorID, error)
 	// Explain, if set, is asked once why the peer went away, with the
 	// connection error (io.EOF, a reset), before pending calls fail. What
 	// it returns becomes the Cause of the *PeerGoneError they fail with;
@@ -217,7 +227,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	ch.parity = ch.nextID % 2
 	first := &firstBytes{r: conn}
 	ch.frames = envelope.NewFrameReader(first, opts.MaxFrame)
-	err := ch.handshake(ctx, opts.Initiator, first)
+	err := ch.handshake(ctx, opts, first)
 	first.stop()
 	if err != nil {
 		conn.Close()
@@ -302,7 +312,8 @@ func (f *firstBytes) bytes() []byte {
 	return append([]byte(nil), f.seen...)
 }
 
-func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBytes) error {
+func (ch *Channel) handshake(ctx context.Context, opts Options, first *firstBytes) error {
+	initiator := opts.Initiator
 	// The handshake runs before the reader and writer exist, so a ctx that
 	// ends during it closes the connection to unblock the read.
 	stop := context.AfterFunc(ctx, func() { ch.conn.Close() })
@@ -313,7 +324,10 @@ func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBy
 		}
 		return &HandshakeError{Reason: reason, Received: received, Err: err}
 	}
-	hello := &envelope.Hello{Version: protocol.Current(), Actor: ch.self, PID: int64(os.Getpid()), Initiator: initiator}
+	if opts.SpecFromHello != nil {
+		return ch.handshakeForSpec(opts.SpecFromHello, first, fail)
+	}
+	hello := &envelope.Hello{Version: protocol.Current(), Actor: ch.self, PID: int64(os.Getpid()), Initiator: initiator, Spec: opts.HelloSpec}
 	frame, err := envelope.AppendFrame(nil, hello, ch.maxFrame)
 	if err != nil {
 		return fail("encoding hello", nil, err)
@@ -325,7 +339,7 @@ func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBy
 		_, err := ch.conn.Write(frame)
 		sent <- err
 	}()
-	err = ch.readHello(initiator, first, fail)
+	_, err = ch.readHello(initiator, first, fail)
 	if err != nil {
 		ch.conn.Close() // unblocks the write if the peer never reads
 		<-sent
@@ -337,36 +351,60 @@ func (ch *Channel) handshake(ctx context.Context, initiator bool, first *firstBy
 	return nil
 }
 
+// handshakeForSpec is the responder's handshake when its identity comes in
+// the initiator's hello: read that hello first, then answer with its own.
+func (ch *Channel) handshakeForSpec(identity func(protocol.Raw) (protocol.ActorID, error), first *firstBytes, fail func(string, []byte, error) error) error {
+	peer, err := ch.readHello(false, first, fail)
+	if err != nil {
+		return err
+	}
+	if len(peer.Spec) == 0 {
+		return fail(fmt.Sprintf("the parent's hello (protocol %s) carries no spec, which a child started with ARBOR_SPEC=handshake needs (1.3)", peer.Version), nil, nil)
+	}
+	if ch.self, err = identity(peer.Spec); err != nil {
+		return fail("the spec in the parent's hello", nil, err)
+	}
+	hello := &envelope.Hello{Version: protocol.Current(), Actor: ch.self, PID: int64(os.Getpid())}
+	frame, err := envelope.AppendFrame(nil, hello, ch.maxFrame)
+	if err == nil {
+		_, err = ch.conn.Write(frame)
+	}
+	if err != nil {
+		return fail("sending hello", nil, err)
+	}
+	return nil
+}
+
 // readHello reads and checks the peer's Hello.
-func (ch *Channel) readHello(initiator bool, first *firstBytes, fail func(string, []byte, error) error) error {
+func (ch *Channel) readHello(initiator bool, first *firstBytes, fail func(string, []byte, error) error) (*envelope.Hello, error) {
 	body, err := ch.frames.Next()
 	if err != nil {
 		var tooLarge *envelope.FrameTooLargeError
 		if errors.As(err, &tooLarge) {
-			return fail("the peer is not an arbor actor: its first bytes are not an arbor frame", first.bytes(), err)
+			return nil, fail("the peer is not an arbor actor: its first bytes are not an arbor frame", first.bytes(), err)
 		}
-		return fail("reading the peer's hello", first.bytes(), err)
+		return nil, fail("reading the peer's hello", first.bytes(), err)
 	}
 	m, err := envelope.DecodeMessage(body)
 	if err != nil {
-		return fail("the peer is not an arbor actor: its first frame is not a message", first.bytes(), err)
+		return nil, fail("the peer is not an arbor actor: its first frame is not a message", first.bytes(), err)
 	}
 	peer, ok := m.(*envelope.Hello)
 	if !ok {
-		return fail(fmt.Sprintf("the peer's first message is %s, not hello", m.Kind()), nil, nil)
+		return nil, fail(fmt.Sprintf("the peer's first message is %s, not hello", m.Kind()), nil, nil)
 	}
 	if err := protocol.CheckVersion(peer.Version); err != nil {
-		return err
+		return nil, err
 	}
 	if peer.Initiator == initiator {
 		side := "initiator"
 		if !initiator {
 			side = "acceptor"
 		}
-		return fail(fmt.Sprintf("both ends claim to be the %s of the channel", side), nil, nil)
+		return nil, fail(fmt.Sprintf("both ends claim to be the %s of the channel", side), nil, nil)
 	}
 	ch.peer, ch.peerPID = peer.Actor, peer.PID
-	return nil
+	return peer, nil
 }
 
 // Self returns this end's actor id.

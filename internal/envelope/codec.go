@@ -25,6 +25,7 @@ const (
 	keyValue     = "v"
 	keyErr       = "err"
 	keyItems     = "n"
+	keySpec      = "spec"
 )
 
 // AppendMessage appends the msgpack encoding of m to b.
@@ -47,13 +48,21 @@ func appendActor(b []byte, a protocol.ActorID) []byte {
 }
 
 func (m *Hello) appendFields(b []byte) []byte {
-	b = appendHead(b, 5, KindHello)
+	n := 5
+	if len(m.Spec) > 0 {
+		n++
+	}
+	b = appendHead(b, n, KindHello)
 	b = wire.AppendStr(b, keyVersion)
 	b = wire.AppendArrayLen(b, 2)
 	b = wire.AppendUint(wire.AppendUint(b, uint64(m.Version.Major)), uint64(m.Version.Minor))
 	b = appendActor(wire.AppendStr(b, keyActor), m.Actor)
 	b = wire.AppendInt(wire.AppendStr(b, keyPID), m.PID)
-	return wire.AppendBool(wire.AppendStr(b, keyInitiator), m.Initiator)
+	b = wire.AppendBool(wire.AppendStr(b, keyInitiator), m.Initiator)
+	if len(m.Spec) > 0 {
+		b = append(wire.AppendStr(b, keySpec), m.Spec...)
+	}
+	return b
 }
 
 func (m *Start) appendFields(b []byte) []byte {
@@ -203,6 +212,7 @@ type fields struct {
 	value     protocol.Raw
 	err       *protocol.RemoteError
 	items     uint32
+	spec      protocol.Raw
 	names     *Decoder // interns function names
 }
 
@@ -337,6 +347,7 @@ const (
 	bitValue
 	bitErr
 	bitItems
+	bitSpec
 )
 
 // keyBit returns the bit of a known field name, or 0 for an unknown one.
@@ -370,6 +381,8 @@ func keyBit[S string | []byte](key S) uint32 {
 		return bitErr
 	case keyItems:
 		return bitItems
+	case keySpec:
+		return bitSpec
 	}
 	return 0
 }
@@ -468,6 +481,12 @@ func (f *fields) decodeField(r *wire.Reader, bit uint32) error {
 		f.err, err = decodeRemoteError(r)
 	case bitItems:
 		f.items, err = decodeUint32(r)
+	case bitSpec:
+		start := r.Off
+		if f.spec, err = r.Raw(); err == nil && wire.TypeName(f.spec[0]) != "map" {
+			r.Off = start
+			return r.Errorf("spec is a %s, not a map", wire.TypeName(f.spec[0]))
+		}
 	default:
 		err = r.Skip()
 	}
@@ -632,7 +651,7 @@ func (f *fields) message(d *Decoder) (Message, error) {
 	switch f.kind {
 	case KindHello:
 		if err = f.require(keyVersion, keyActor, keyPID); err == nil {
-			return &Hello{Version: f.version, Actor: f.actor, PID: f.pid, Initiator: f.initiator}, nil
+			return &Hello{Version: f.version, Actor: f.actor, PID: f.pid, Initiator: f.initiator, Spec: f.spec}, nil
 		}
 	case KindStart:
 		if err = f.require(keyCID, keyFunction, keyFuncKind); err == nil {

@@ -53,6 +53,8 @@ var goldenVectors = []struct {
 		&Hello{Version: protocol.Version{Major: 1, Minor: 0}, Actor: rootActor, PID: 4242, Initiator: true}},
 	{"hello-responder", "the spawned or dialed side: it numbers its calls 2, 4, 6, ...",
 		&Hello{Version: protocol.Version{Major: 1, Minor: 0}, Actor: workerActor, PID: 70000, Initiator: false}},
+	{"hello-spec", "(1.3) the hello of a parent whose child was started with ARBOR_SPEC=handshake (through a launcher): spec is the child's spec, the keys of ARBOR_SPEC as a msgpack map, with a heartbeat of 2000 ms",
+		&Hello{Version: protocol.Version{Major: 1, Minor: 3}, Actor: poolActor, PID: 4243, Initiator: true, Spec: helloSpec}},
 	{"start-func", "unary call; args is the msgpack array [1, 2]",
 		&Start{CID: 1, Function: "math.add", FuncKind: protocol.FuncUnary, Args: protocol.Raw{0x92, 0x01, 0x02}}},
 	{"start-stream", "stream call with initial credit 128 and 1.5 s left before the deadline; args is the string \"/tmp\"",
@@ -121,6 +123,12 @@ var goldenVectors = []struct {
 	{"error-channel", "a problem with the channel itself, not with one call: no cid (call id 0)",
 		&Error{Err: &protocol.RemoteError{Code: protocol.CodeProtocol, Type: "arbor.protocol", Message: "yield for call id 9, which was never started", Source: rootActor}}},
 }
+
+// helloSpec is the spec of the hello-spec vector (PROTOCOL.md §12.4); the
+// child checks it against the same keys as spec.json.
+var helloSpec = mpMap("actor", mpMap("name", mpStr(workerActor.Name), "uuid", mpStr(workerActor.UUID)),
+	"parent", mpMap("name", mpStr(poolActor.Name), "uuid", mpStr(poolActor.UUID)),
+	"log_level", mpStr("debug"), "transport", mpStr("stdio"), "heartbeat_ms", protocol.Raw{0xcd, 0x07, 0xd0})
 
 // cancelByArgs is {"cid": 3, "by": rootActor}.
 var cancelByArgs = mpMap("cid", protocol.Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
@@ -202,6 +210,7 @@ type goldenFields struct {
 	Actor   *protocol.ActorID `json:"actor,omitempty"`
 	PID     *int64            `json:"pid,omitempty"`
 	Init    *bool             `json:"init,omitempty"`
+	Spec    *string           `json:"spec,omitempty"` // msgpack, as hex
 	Fn      *string           `json:"fn,omitempty"`
 	Fk      *string           `json:"fk,omitempty"`
 	Args    *string           `json:"args,omitempty"` // msgpack, as hex
@@ -227,7 +236,7 @@ type goldenError struct {
 
 // kindFields lists the wire fields each kind may carry.
 var kindFields = map[Kind][]string{
-	KindHello:    {"ver", "actor", "pid", "init"},
+	KindHello:    {"ver", "actor", "pid", "init", "spec"},
 	KindStart:    {"cid", "fn", "fk", "args", "credit", "timeout"},
 	KindStartAck: {"cid", "fk"},
 	KindStarted:  {"cid", "v", "credit"},
@@ -393,7 +402,14 @@ func (g *goldenFile) message() (Message, error) {
 		need("pid", f.PID != nil)
 		need("init", f.Init != nil)
 		if missing == nil {
-			m = &Hello{Version: protocol.Version{Major: f.Version[0], Minor: f.Version[1]}, Actor: *f.Actor, PID: *f.PID, Initiator: *f.Init}
+			h := &Hello{Version: protocol.Version{Major: f.Version[0], Minor: f.Version[1]}, Actor: *f.Actor, PID: *f.PID, Initiator: *f.Init}
+			if f.Spec != nil {
+				var err error
+				if h.Spec, err = hexRaw(*f.Spec); err != nil {
+					return nil, err
+				}
+			}
+			m = h
 		}
 	case KindStart:
 		need("cid", f.CID != nil)
@@ -735,6 +751,9 @@ func goldenFor(m Message, note string) goldenFile {
 	case *Hello:
 		f.Version = &[2]uint16{m.Version.Major, m.Version.Minor}
 		f.Actor, f.PID, f.Init = &m.Actor, &m.PID, &m.Initiator
+		if len(m.Spec) > 0 {
+			f.Spec = raw(m.Spec)
+		}
 	case *Start:
 		f.CID, f.Fn, f.Fk, f.Args = &m.CID, &m.Function, ptr(m.FuncKind.String()), raw(m.Args)
 		if m.Credit != 0 {

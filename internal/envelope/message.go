@@ -82,6 +82,11 @@ type Hello struct {
 	// initiator numbers its calls with odd call ids, the other side with
 	// even ones, so ids never collide; two initiators are a handshake error.
 	Initiator bool
+	// Spec (1.3), sent by an initiator to a child started with
+	// ARBOR_SPEC=handshake, is the child's spec as a msgpack map
+	// (PROTOCOL.md §12.4): the child reads it before it sends its own
+	// hello. Empty: none, and the field is left off the wire.
+	Spec protocol.Raw
 }
 
 // Start begins a call of Function. CID is chosen by the caller.

@@ -12,14 +12,14 @@ import struct
 
 import msgpack
 
-MAJOR, MINOR = 1, 2
+MAJOR, MINOR = 1, 2  # decodes 1.3 hellos; takes no spec from one, sends no heartbeat yet
 MAX_FRAME = 16 << 20
 MAX_DEPTH = 64
 MAX_ERROR_DEPTH = 8
 
 KINDS = ("hello", "start", "startack", "started", "yield", "stop", "return", "error", "credit")
 FUNC_KINDS = ("func", "stream", "context")
-PAYLOAD_KEYS = ("args", "v")
+PAYLOAD_KEYS = ("args", "v", "spec")  # kept as msgpack bytes (spec: 1.3, hello only)
 U16, U32, U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -247,9 +247,9 @@ _REQUIRED = {
     "error": ("err",),
     "credit": ("cid", "n"),
 }
-_DEFAULTS = {"init": False, "credit": 0, "timeout": 0, "args": NIL, "v": NIL}
+_DEFAULTS = {"init": False, "credit": 0, "timeout": 0, "args": NIL, "v": NIL, "spec": Raw(b"")}
 _OPTIONAL = {
-    "hello": ("init",),
+    "hello": ("init", "spec"),
     "start": ("args", "credit", "timeout"),
     "started": ("v", "credit"),
     "yield": ("v",),
@@ -311,6 +311,8 @@ def decode(body):
                 raise ValueError("the key %r twice" % key)
             if key in PAYLOAD_KEYS:
                 value = Raw(b[vi:i])
+                if key == "spec" and _map_header(b, vi) is None:
+                    raise ValueError("spec is not a map")
             elif key == "err":
                 value = decode_error(b, vi, i)
             elif key == "k":
@@ -361,7 +363,7 @@ def read_frame(stream, max_frame=MAX_FRAME):
 # --- encoding, in the canonical order of the spec's tables ---
 
 _ORDER = {
-    "hello": ("ver", "actor", "pid", "init"),
+    "hello": ("ver", "actor", "pid", "init", "spec"),
     "start": ("cid", "fn", "fk", "args", "credit", "timeout"),
     "startack": ("cid", "fk"),
     "started": ("cid", "v", "credit"),
@@ -371,7 +373,7 @@ _ORDER = {
     "error": ("cid", "err"),
     "credit": ("cid", "n"),
 }
-_SENT_WHEN_NONZERO = {("start", "credit"), ("start", "timeout"), ("error", "cid")}
+_SENT_WHEN_NONZERO = {("start", "credit"), ("start", "timeout"), ("error", "cid"), ("hello", "spec")}
 
 
 def _pack(value):
