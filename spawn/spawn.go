@@ -734,108 +734,151 @@ func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, pid int, 
 		case <-ctx.Done():
 		}
 	}()
-	// Connections are accepted on one goroutine and their secrets read on
-	// one goroutine each, so that connections that send nothing cannot
-	// hold up the child's own: each gets secretWait, all at once.
-	type presented struct {
-		conn *net.UnixConn
-		ok   bool
+	g := &gate{
+		ln:          t.ln,
+		want:        []byte(t.secret + "\n"),
+		log:         log,
+		pid:         pid,
+		results:     make(chan presented),
+		done:        make(chan struct{}),
+		acceptEnded: make(chan struct{}),
+		pending:     map[*net.UnixConn]bool{},
 	}
-	results := make(chan presented)
-	done := make(chan struct{})
-	acceptEnded := make(chan struct{})
-	var readers sync.WaitGroup
-	var accepted sync.WaitGroup
-	var acceptErr error
-	var wrongPID, wrongSecret atomic.Int32
-	var pendingMu sync.Mutex
-	pending := map[*net.UnixConn]bool{} // connections whose secret is being read
-	accepted.Add(1)
-	go func() {
-		defer accepted.Done()
-		for {
-			conn, err := t.ln.AcceptUnix()
-			if err != nil {
-				acceptErr = err
-				close(acceptEnded)
-				return
-			}
-			if peer, _, known := peercred.Of(conn); known && peer != pid {
-				wrongPID.Add(1)
-				log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
-					"path", t.ln.Addr().String(), "peer_pid", peer, "actor_pid", pid)
-				conn.Close()
-				continue
-			}
-			readers.Add(1)
-			pendingMu.Lock()
-			pending[conn] = true
-			pendingMu.Unlock()
-			go func() {
-				defer readers.Done()
-				// Read exactly the secret's length: the Hello follows at
-				// once, and a buffered reader would swallow its first bytes.
-				want := []byte(t.secret + "\n")
-				got := make([]byte, len(want))
-				conn.SetReadDeadline(time.Now().Add(secretWait))
-				_, err := io.ReadFull(conn, got)
-				conn.SetReadDeadline(time.Time{})
-				ok := err == nil && subtle.ConstantTimeCompare(got, want) == 1
-				pendingMu.Lock()
-				delete(pending, conn)
-				pendingMu.Unlock()
-				select {
-				case <-done: // cut short: the child has connected, or given up
-				default:
-					if !ok {
-						wrongSecret.Add(1)
-						log.Warn("refused a connection to the actor's socket: wrong or missing secret", "path", t.ln.Addr().String())
-					}
-				}
-				select {
-				case results <- presented{conn, ok}:
-				case <-done:
-					conn.Close()
-				}
-			}()
-		}
-	}()
-	var winner *net.UnixConn
-wait:
-	for {
-		select {
-		case r := <-results:
-			if r.ok {
-				winner = r.conn
-				break wait
-			}
-			r.conn.Close()
-		case <-acceptEnded: // the handshake's time is up, or the child exited
-			break wait
-		}
-	}
-	close(done)
-	t.ln.Close() // ends the accept loop
-	accepted.Wait()
-	pendingMu.Lock()
-	for c := range pending {
-		c.SetReadDeadline(time.Now()) // the readers still waiting stop now
-	}
-	pendingMu.Unlock()
-	readers.Wait()
-	// Whatever the readers had left in results after done was closed
-	// they closed themselves.
+	go g.accept()
+	winner := g.await()
+	g.close()
 	if winner != nil {
 		return winner, nil
 	}
+	return nil, g.failure(ctx)
+}
+
+// gate is one connect's accept loop and the secret checks of what it
+// accepts. Connections are accepted on one goroutine and their secrets
+// read on one goroutine each, so that connections that send nothing cannot
+// hold up the child's own: each gets secretWait, all at once. close waits
+// for all of them.
+type gate struct {
+	ln   *net.UnixListener
+	want []byte // the secret and its newline
+	log  hclog.Logger
+	pid  int // the child's
+
+	results     chan presented // connections whose secret has been read
+	done        chan struct{}  // closed once connect has its answer
+	acceptEnded chan struct{}  // closed when the accept loop has ended, acceptErr set
+	acceptErr   error
+	readers     sync.WaitGroup // the goroutines reading secrets
+
+	wrongPID, wrongSecret atomic.Int32
+
+	pendingMu sync.Mutex
+	pending   map[*net.UnixConn]bool // connections whose secret is being read
+}
+
+// presented is a connection whose secret has been read: ok if it was the
+// right one.
+type presented struct {
+	conn *net.UnixConn
+	ok   bool
+}
+
+// accept accepts connections until the listener is closed, refuses those
+// from another process than the child and starts a check of the others.
+func (g *gate) accept() {
+	for {
+		conn, err := g.ln.AcceptUnix()
+		if err != nil {
+			g.acceptErr = err
+			close(g.acceptEnded)
+			return
+		}
+		if peer, _, known := peercred.Of(conn); known && peer != g.pid {
+			g.wrongPID.Add(1)
+			g.log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
+				"path", g.ln.Addr().String(), "peer_pid", peer, "actor_pid", g.pid)
+			conn.Close()
+			continue
+		}
+		g.readers.Add(1)
+		g.pendingMu.Lock()
+		g.pending[conn] = true
+		g.pendingMu.Unlock()
+		go g.check(conn)
+	}
+}
+
+// check reads conn's secret within secretWait and hands conn to await, or
+// closes it once connect has its answer.
+func (g *gate) check(conn *net.UnixConn) {
+	defer g.readers.Done()
+	// Read exactly the secret's length: the Hello follows at once, and a
+	// buffered reader would swallow its first bytes.
+	got := make([]byte, len(g.want))
+	conn.SetReadDeadline(time.Now().Add(secretWait))
+	_, err := io.ReadFull(conn, got)
+	conn.SetReadDeadline(time.Time{})
+	ok := err == nil && subtle.ConstantTimeCompare(got, g.want) == 1
+	g.pendingMu.Lock()
+	delete(g.pending, conn)
+	g.pendingMu.Unlock()
+	select {
+	case <-g.done: // cut short: the child has connected, or given up
+	default:
+		if !ok {
+			g.wrongSecret.Add(1)
+			g.log.Warn("refused a connection to the actor's socket: wrong or missing secret", "path", g.ln.Addr().String())
+		}
+	}
+	select {
+	case g.results <- presented{conn, ok}:
+	case <-g.done:
+		conn.Close()
+	}
+}
+
+// await returns the first connection that presents the secret, or nil
+// when the accept loop ends first: the handshake's time is up, or the
+// child exited.
+func (g *gate) await() *net.UnixConn {
+	for {
+		select {
+		case r := <-g.results:
+			if r.ok {
+				return r.conn
+			}
+			r.conn.Close()
+		case <-g.acceptEnded:
+			return nil
+		}
+	}
+}
+
+// close ends the accept loop and the checks still reading, and waits for
+// them. Whatever the checks had left for await they close themselves.
+func (g *gate) close() {
+	close(g.done)
+	g.ln.Close() // ends the accept loop
+	<-g.acceptEnded
+	g.pendingMu.Lock()
+	for c := range g.pending {
+		c.SetReadDeadline(time.Now()) // the readers still waiting stop now
+	}
+	g.pendingMu.Unlock()
+	g.readers.Wait()
+}
+
+// failure says why no connection was let through, once close has
+// returned.
+func (g *gate) failure(ctx context.Context) error {
 	refused := ""
-	if n, m := wrongPID.Load(), wrongSecret.Load(); n+m > 0 {
+	if n, m := g.wrongPID.Load(), g.wrongSecret.Load(); n+m > 0 {
 		refused = fmt.Sprintf(" (refused %d connections from other processes and %d with a wrong or missing secret)", n, m)
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("the child did not connect with its secret in time%s: %w", refused, ctx.Err())
+		return fmt.Errorf("the child did not connect with its secret in time%s: %w", refused, ctx.Err())
 	}
-	return nil, fmt.Errorf("waiting for the child to connect%s: %w", refused, acceptErr)
+	return fmt.Errorf("waiting for the child to connect%s: %w", refused, g.acceptErr)
 }
 
 // secretWait bounds how long a connection to an actor's socket may take to
