@@ -2,23 +2,15 @@ package spawn
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/arbor-go/arbor/internal/peercred"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
@@ -191,31 +183,20 @@ func (o Options) WithDefaults(d Options) Options {
 // once, at package initialisation, and never changes.
 var rootID = protocol.ActorID{Name: "root", UUID: protocol.NewUUID()}
 
-// Actor is a running child actor. It owns the process, the goroutines that
-// reap it and forward its output, and the channel to it.
+// Actor is a running child actor, or a plain program started by
+// StartCommand. It owns the process (see process), the goroutines that
+// reap it and forward its output, and, for an actor, the channel to it: a
+// plain program is its process alone, with no channel and no stop request.
 type Actor struct {
-	id     protocol.ActorID
-	binary string
-	cmd    *exec.Cmd
-	ch     *ipc.Channel
-	logs   *logForwarder
-	grace  time.Duration
-	kill   time.Duration
-	sig    syscall.Signal
-
-	mu       sync.Mutex
-	reaped   bool // once set, the process group may no longer be signalled
-	stopping bool
+	proc     *process
+	ch       *ipc.Channel  // nil for a plain program
+	grace    time.Duration // how long the stop request may take before the signals
+	registry *registry     // the actor process's registry this actor is in, if any
 
 	started   chan struct{} // closed when Start has set ch, or given up on it
-	exitKnown chan struct{} // closed once exit is set
-	exit      *ExitError
 	done      chan struct{} // closed once everything the Actor owns has ended
 	stopOnce  sync.Once
 	escalated chan struct{} // closed when Stop's escalation has finished
-	registry  *registry     // the actor process's registry this actor is in, if any
-	plain     bool          // a plain program (StartCommand): no channel, no stop request
-	held      *held         // what Contain keeps of the child, if it is contained
 }
 
 // Start starts an actor process and completes the handshake with it. ctx
@@ -224,64 +205,42 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	if _, isChild := os.LookupEnv(specEnv); isChild {
 		return nil, ErrMainNotCalled
 	}
-	a, parent := newActor(ctx, opts, "actor")
-	if a.binary == "" {
+	a, parent := newActor(ctx, opts, "actor", false)
+	p := a.proc
+	if p.binary == "" {
 		self, err := os.Executable()
 		if err != nil {
-			return nil, a.startError("finding this program", err)
+			return nil, p.startError("finding this program", err)
 		}
-		a.binary = self
+		p.binary = self
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	logger = logger.ResetNamed(a.id.Name)
 	level := opts.LogLevel
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	sp := spec{Actor: a.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String()}
+	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String()}
 
 	tr, err := newParentTransport(opts.Transport, &sp)
 	if err != nil {
-		return nil, a.startError("setting up the "+opts.Transport.String()+" transport", err)
+		return nil, p.startError("setting up the "+opts.Transport.String()+" transport", err)
 	}
 	defer tr.cleanup()
 
-	cmd := exec.Command(a.binary, opts.Args...)
-	cmd.Dir = opts.Dir
 	env := opts.Env
 	if env == nil {
 		env = os.Environ()
 	}
 	specJSON, _ := json.Marshal(sp)
-	cmd.Env = append(append(make([]string, 0, len(env)+1), env...), specEnv+"="+string(specJSON))
-	prepareCommand(cmd)
-	outputs, err := tr.attach(cmd)
-	if err != nil {
-		tr.closeChildEnds()
+	env = append(append(make([]string, 0, len(env)+1), env...), specEnv+"="+string(specJSON))
+	if err := p.start(opts, env, tr, nil); err != nil {
 		tr.abort()
-		closeAll(outputs)
-		return nil, a.startError("setting up the child's streams", err)
-	}
-	a.cmd = cmd
-	if a.held, err = startCommand(cmd, opts.Limits); err != nil {
-		tr.closeChildEnds()
-		tr.abort()
-		closeAll(outputs)
-		return nil, a.startError("running the program", err)
-	}
-	tr.closeChildEnds()
-	a.logs = newLogForwarder(logger, opts.Output)
-	for stream, r := range outputs {
-		a.logs.drain(r, stream)
+		return nil, err
 	}
 	go a.own()
 
 	hctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
 	defer cancel()
-	conn, err := tr.connect(hctx, logger, cmd.Process.Pid, a.exitKnown)
+	conn, err := tr.connect(hctx, p.log, p.pid(), p.exited)
 	if err != nil {
 		tr.abort()
 	} else {
@@ -289,12 +248,12 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 			Actor:     parent,
 			Initiator: true,
 			Functions: opts.Functions,
-			Logger:    logger,
-			Explain:   a.explain,
+			Logger:    p.log,
+			Explain:   p.explain,
 		})
 	}
-	if err == nil && a.ch.Peer().UUID != a.id.UUID {
-		err = &identityError{got: a.ch.Peer(), want: a.id}
+	if err == nil && a.ch.Peer().UUID != p.id.UUID {
+		err = &identityError{got: a.ch.Peer(), want: p.id}
 		a.ch.Close()
 		a.ch = nil
 	}
@@ -312,8 +271,8 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 }
 
 // newActor makes the handle of a process about to start, named under the
-// spawning actor.
-func newActor(ctx context.Context, opts Options, defaultName string) (*Actor, protocol.ActorID) {
+// spawning actor; plain is a program that is not an actor (StartCommand).
+func newActor(ctx context.Context, opts Options, defaultName string, plain bool) (*Actor, protocol.ActorID) {
 	parent := opts.Parent
 	if parent.IsZero() {
 		parent = rootID
@@ -325,19 +284,20 @@ func newActor(ctx context.Context, opts Options, defaultName string) (*Actor, pr
 	if name == "" {
 		name = defaultName
 	}
+	id := protocol.ActorID{Name: parent.Name + "." + name, UUID: protocol.NewUUID()}
+	grace := orDefault(opts.GracePeriod, DefaultGracePeriod)
+	killDelay := orDefault(opts.KillDelay, DefaultKillDelay)
+	if plain {
+		// No stop request: StopSignal comes at once, and GracePeriod is
+		// the wait before SIGKILL.
+		killDelay = grace
+	}
 	a := &Actor{
-		id:        protocol.ActorID{Name: parent.Name + "." + name, UUID: protocol.NewUUID()},
-		binary:    opts.Binary,
-		grace:     orDefault(opts.GracePeriod, DefaultGracePeriod),
-		kill:      orDefault(opts.KillDelay, DefaultKillDelay),
-		sig:       opts.StopSignal,
+		proc:      newProcess(id, opts, plain, killDelay),
+		grace:     grace,
 		started:   make(chan struct{}),
 		escalated: make(chan struct{}),
-		exitKnown: make(chan struct{}),
 		done:      make(chan struct{}),
-	}
-	if a.sig == 0 {
-		a.sig = syscall.SIGTERM
 	}
 	return a, parent
 }
@@ -352,69 +312,19 @@ func newActor(ctx context.Context, opts Options, defaultName string) (*Actor, pr
 // GracePeriod, then sends SIGKILL. ctx is used only for naming (the
 // spawning actor), as the program starts without a handshake.
 func StartCommand(ctx context.Context, opts Options) (*Actor, error) {
-	a, _ := newActor(ctx, opts, "command")
-	a.plain = true
-	if a.binary == "" {
-		return nil, a.startError("no program given", errors.New("Options.Binary is empty"))
+	a, _ := newActor(ctx, opts, "command", true)
+	if a.proc.binary == "" {
+		return nil, a.proc.startError("no program given", errors.New("Options.Binary is empty"))
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	cmd := exec.Command(a.binary, opts.Args...)
-	cmd.Dir = opts.Dir
-	cmd.Env = opts.Env
-	cmd.Stdin = opts.Stdin
-	if _, isFile := opts.Stdin.(*os.File); opts.Stdin != nil && !isFile {
-		// os/exec copies Stdin on a goroutine that Wait waits for; a
-		// descendant outside the group holding the pipe must not make
-		// that wait last for ever.
-		cmd.WaitDelay = stdinWaitDelay
-	}
-	prepareCommand(cmd)
-	// A file given for a stream is handed to the program as it is: no
-	// pipe, no copy.
-	var piped []string
-	if f, ok := opts.Stdout.(*os.File); ok {
-		cmd.Stdout = f
-	} else {
-		piped = append(piped, "stdout")
-	}
-	if f, ok := opts.Stderr.(*os.File); ok {
-		cmd.Stderr = f
-	} else {
-		piped = append(piped, "stderr")
-	}
-	outputs, writers, err := outputPipes(cmd, piped...)
-	if err != nil {
-		return nil, a.startError("setting up the program's output", err)
-	}
-	a.cmd = cmd
-	a.held, err = startCommand(cmd, opts.Limits)
-	for _, w := range writers {
-		w.Close()
-	}
-	if err != nil {
-		closeAll(outputs)
-		return nil, a.startError("running the program", err)
-	}
-	a.logs = newLogForwarder(logger.ResetNamed(a.id.Name), opts.Output)
+	files := &commandFiles{stdin: opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr}
 	raw := map[string]io.Writer{"stdout": opts.Stdout, "stderr": opts.Stderr}
-	for stream, r := range outputs {
-		if w := raw[stream]; w != nil {
-			a.logs.copyRaw(r, w)
-		} else {
-			a.logs.drain(r, stream)
-		}
+	if err := a.proc.start(opts, opts.Env, files, raw); err != nil {
+		return nil, err
 	}
 	close(a.started)
 	go a.own()
 	return a, nil
 }
-
-// stdinWaitDelay bounds how long reaping a plain program waits for the
-// copy of its Stdin to end once the program has exited.
-const stdinWaitDelay = time.Second
 
 // Forever, as a GracePeriod or KillDelay, makes Stop wait at that step for
 // as long as the actor takes. Other negative durations wait not at all.
@@ -433,16 +343,6 @@ func orDefault(d, def time.Duration) time.Duration {
 		return time.Nanosecond
 	}
 	return d
-}
-
-func closeAll(files map[string]io.ReadCloser) {
-	for _, f := range files {
-		f.Close()
-	}
-}
-
-func (a *Actor) startError(reason string, err error) *StartError {
-	return &StartError{Actor: a.id, Binary: a.binary, Reason: reason, Err: err, Plain: a.plain}
 }
 
 // Bounded waits in the ownership code, each for something that normally
@@ -470,21 +370,20 @@ const (
 
 // failStart kills a child whose handshake failed and explains why.
 func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
+	p := a.proc
 	exitedAlready := false
 	select {
-	case <-a.exitKnown:
+	case <-p.exited:
 		exitedAlready = true
 	case <-time.After(exitStatusWait):
 	}
 	if !exitedAlready {
-		a.mu.Lock()
-		a.stopping = true
-		a.mu.Unlock()
-		a.signal(syscall.SIGKILL)
+		p.markStopping()
+		p.signal(syscall.SIGKILL)
 	}
 	<-a.done
-	head, _, _ := a.logs.report()
-	se := a.startError("the handshake failed", err)
+	head, _, _ := p.logs.report()
+	se := p.startError("the handshake failed", err)
 	se.Output = head
 	var (
 		he *ipc.HandshakeError
@@ -497,13 +396,13 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		// Cancelled: the child's exit, if any, is the consequence.
 		se.Reason, se.Err, se.Exit = "cancelled during the handshake", ctx.Err(), nil
-	case exitedAlready && a.exit.Panic != "":
-		se.Reason, se.Exit = "the actor crashed before the handshake", a.exit
+	case exitedAlready && p.exit.Panic != "":
+		se.Reason, se.Exit = "the actor crashed before the handshake", p.exit
 	case exitedAlready:
-		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor (a Go program calls spawn.Main; another follows PROTOCOL.md §12)", a.exit
+		se.Reason, se.Exit = "the program exited before the handshake; it is not an arbor actor (a Go program calls spawn.Main; another follows PROTOCOL.md §12)", p.exit
 	case hctx.Err() != nil:
 		// The exit report carries the child's last stderr lines.
-		se.Reason, se.Err, se.Exit = "no handshake within the timeout", hctx.Err(), a.exit
+		se.Reason, se.Err, se.Exit = "no handshake within the timeout", hctx.Err(), p.exit
 	case errors.As(err, &he) && len(he.Received) > 0:
 		se.Reason = "the program is not an arbor actor"
 	}
@@ -513,58 +412,7 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 // own reaps the process and then closes what depends on it. It is the
 // goroutine behind Wait.
 func (a *Actor) own() {
-	pid := a.cmd.Process.Pid
-	if waitExited(pid) {
-		// The child has exited but is not reaped, so its process group id
-		// is still reserved: whatever it left running in its group (a
-		// helper started without arbor, a shell's background job) goes
-		// with it, and cannot hold its output pipes open.
-		// Under Contain, what left the group goes too: the child's cgroup.
-		containExited(a.held)
-		a.mu.Lock()
-		signalGroup(pid, syscall.SIGKILL)
-		a.cmd.Wait() // reaps; the status is read from ProcessState below
-		a.reaped = true
-		a.mu.Unlock()
-	} else {
-		// Without a way to wait before reaping, wait unlocked (signals
-		// must still get through meanwhile) and close the window after.
-		a.cmd.Wait()
-		a.mu.Lock()
-		a.reaped = true
-		a.mu.Unlock()
-	}
-	containReaped(a.held)
-	a.mu.Lock()
-	stopped := a.stopping
-	a.mu.Unlock()
-	releaseCommand()
-
-	// The output pipes close when the process exits; give the forwarders
-	// a moment to catch up so the report has the last lines, and then
-	// stop reading what a descendant outside the group may still hold.
-	logsDone := make(chan struct{})
-	if a.logs.streams() == 0 {
-		close(logsDone) // every stream went to a file: nothing to drain
-	} else {
-		go func() { a.logs.wait(); close(logsDone) }()
-		select {
-		case <-logsDone:
-		case <-time.After(lastLinesWait):
-		}
-	}
-	ps := a.cmd.ProcessState
-	e := &ExitError{Actor: a.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped, Plain: a.plain}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		e.Signal = ws.Signal()
-	}
-	_, e.Stderr, e.Panic = a.logs.report()
-	if e.Code != 2 {
-		e.Panic = "" // a Go panic exits with status 2; this was a printed, recovered one
-	}
-	a.exit = e
-	close(a.exitKnown)
-
+	a.proc.reap()
 	// The channel ends by itself when the child's end closes with it; wait
 	// a moment for that, so calls in flight fail with the exit status
 	// rather than with ErrClosed, then close it in any case.
@@ -576,43 +424,11 @@ func (a *Actor) own() {
 		}
 		a.ch.Close()
 	}
-	select {
-	case <-logsDone:
-	default:
-		t := time.NewTimer(outputDrainWait)
-		select {
-		case <-logsDone:
-		case <-t.C:
-			a.logs.abort()
-			<-logsDone
-		}
-		t.Stop()
-	}
-	<-a.started
+	a.proc.endOutput()
 	if a.registry != nil {
 		a.registry.remove(a)
 	}
 	close(a.done)
-}
-
-// explain turns the end of the channel into the child's exit status, when
-// the child has exited or does so shortly.
-func (a *Actor) explain(cause error) error {
-	select {
-	case <-a.exitKnown:
-		return a.exit
-	case <-time.After(exitStatusForChannel):
-		return cause
-	}
-}
-
-// signal sends sig to the child's process group if it has not been reaped.
-func (a *Actor) signal(sig syscall.Signal) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.reaped {
-		signalGroup(a.cmd.Process.Pid, sig)
-	}
 }
 
 // identityError is a child whose hello names another actor than the one it
@@ -625,21 +441,17 @@ func (e *identityError) Error() string {
 }
 
 // ID returns the actor's id: its full name and a UUID of its own.
-func (a *Actor) ID() protocol.ActorID { return a.id }
+func (a *Actor) ID() protocol.ActorID { return a.proc.id }
 
 // PID returns the actor's process id.
-func (a *Actor) PID() int { return a.cmd.Process.Pid }
+func (a *Actor) PID() int { return a.proc.pid() }
 
 // Channel returns the channel to the actor, for calling its functions. It
 // ends when the actor does. It is nil for a plain program (StartCommand).
 func (a *Actor) Channel() *ipc.Channel { return a.ch }
 
 // StopRequested reports whether Stop has been called.
-func (a *Actor) StopRequested() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stopping
-}
+func (a *Actor) StopRequested() bool { return a.proc.stopRequested() }
 
 // Done is closed when the actor has exited and everything its Actor owns
 // has finished.
@@ -649,10 +461,10 @@ func (a *Actor) Done() <-chan struct{} { return a.done }
 // 0, and an *ExitError otherwise. It may be called any number of times.
 func (a *Actor) Wait() error {
 	<-a.done
-	if a.exit.success() {
+	if a.proc.exit.success() {
 		return nil
 	}
-	return a.exit
+	return a.proc.exit
 }
 
 // Stop stops the actor, escalating as the Options say: a stop request over
@@ -667,9 +479,7 @@ func (a *Actor) Wait() error {
 // process.
 func (a *Actor) Stop(ctx context.Context) error {
 	a.stopOnce.Do(func() {
-		a.mu.Lock()
-		a.stopping = true
-		a.mu.Unlock()
+		a.proc.markStopping()
 		go a.escalate(ipc.Canceller(ctx))
 	})
 	select {
@@ -677,7 +487,7 @@ func (a *Actor) Stop(ctx context.Context) error {
 		<-a.escalated
 		return nil
 	case <-ctx.Done():
-		a.signal(syscall.SIGKILL)
+		a.proc.signal(syscall.SIGKILL)
 		<-a.done
 		<-a.escalated
 		return ctx.Err()
@@ -685,8 +495,8 @@ func (a *Actor) Stop(ctx context.Context) error {
 }
 
 // escalate runs Stop's steps until the actor is gone, asking it to stop on
-// behalf of by. Its lifetime is bounded by the actor's: it returns when done
-// closes.
+// behalf of by. Its lifetime is bounded by the actor's: it returns when the
+// process has been reaped, and after the stop request has ended.
 func (a *Actor) escalate(by protocol.ActorID) {
 	defer close(a.escalated)
 	select {
@@ -694,28 +504,9 @@ func (a *Actor) escalate(by protocol.ActorID) {
 		return
 	default:
 	}
-	// waited reports whether the actor ended within d (Forever: waits).
-	waited := func(d time.Duration) bool {
-		if d == Forever {
-			<-a.done
-			return true
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-a.done:
-			return true
-		case <-t.C:
-			return false
-		}
-	}
-	if a.plain {
+	if a.ch == nil {
 		// A plain program understands signals only.
-		a.signal(a.sig)
-		if !waited(a.grace) {
-			a.signal(syscall.SIGKILL)
-			<-a.done
-		}
+		a.proc.terminate()
 		return
 	}
 	asked := make(chan struct{})
@@ -730,376 +521,8 @@ func (a *Actor) escalate(by protocol.ActorID) {
 		stopFunc.Call(ctx, a.ch, stopArgs{By: by}) // the actor's own exit is the answer that counts
 	}()
 	defer func() { <-asked }()
-	if waited(a.grace) {
+	if waited(a.done, a.grace) {
 		return
 	}
-	a.signal(a.sig)
-	if waited(a.kill) {
-		return
-	}
-	a.signal(syscall.SIGKILL)
-	<-a.done
-}
-
-// parentTransport is the parent's end of a transport while a child starts.
-type parentTransport interface {
-	// attach sets the child's files and returns the output streams to
-	// forward ("stdout", "stderr").
-	attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error)
-	// closeChildEnds closes the parent's copies of the child's ends.
-	closeChildEnds()
-	// connect returns the parent's end of the channel to the child pid.
-	connect(ctx context.Context, log hclog.Logger, pid int, exited <-chan struct{}) (io.ReadWriteCloser, error)
-	// abort closes the parent's end of the channel, when it will never be
-	// handed to a Channel (which closes it otherwise).
-	abort()
-	// cleanup releases what the transport holds once the start is over.
-	cleanup()
-}
-
-func newParentTransport(t Transport, sp *spec) (parentTransport, error) {
-	switch t {
-	case Socketpair:
-		return &inheritedTransport{socket: true}, nil
-	case Pipes:
-		return &inheritedTransport{}, nil
-	case Stdio:
-		return &stdioTransport{}, nil
-	case UnixSocket:
-		return newUnixTransport(sp)
-	}
-	return nil, fmt.Errorf("unknown transport %v", t)
-}
-
-// outputPipes makes pipes for the streams the child does not use for the
-// protocol.
-func outputPipes(cmd *exec.Cmd, streams ...string) (map[string]io.ReadCloser, []*os.File, error) {
-	readers := map[string]io.ReadCloser{}
-	var writers []*os.File
-	for _, s := range streams {
-		r, w, err := os.Pipe()
-		if err != nil {
-			for _, f := range readers {
-				f.Close()
-			}
-			for _, f := range writers {
-				f.Close()
-			}
-			return nil, nil, err
-		}
-		readers[s] = r
-		writers = append(writers, w)
-		if s == "stdout" {
-			cmd.Stdout = w
-		} else {
-			cmd.Stderr = w
-		}
-	}
-	return readers, writers, nil
-}
-
-// inheritedTransport hands the child a socketpair end as fd 3, or two pipe
-// ends as fds 3 and 4.
-type inheritedTransport struct {
-	socket     bool
-	parentEnd  io.ReadWriteCloser
-	childEnds  []*os.File
-	outWriters []*os.File
-}
-
-func (t *inheritedTransport) attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error) {
-	if t.socket {
-		p, c, err := socketpair()
-		if err != nil {
-			return nil, err
-		}
-		conn, err := net.FileConn(p)
-		p.Close()
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		t.parentEnd, t.childEnds = conn, []*os.File{c}
-	} else {
-		toChild, fromParent, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		fromChild, toParent, err := os.Pipe()
-		if err != nil {
-			toChild.Close()
-			fromParent.Close()
-			return nil, err
-		}
-		t.parentEnd = &pipeConn{r: fromChild, w: fromParent}
-		t.childEnds = []*os.File{toChild, toParent}
-	}
-	cmd.ExtraFiles = t.childEnds
-	outputs, writers, err := outputPipes(cmd, "stdout", "stderr")
-	t.outWriters = writers
-	return outputs, err
-}
-
-func (t *inheritedTransport) closeChildEnds() {
-	for _, f := range append(t.childEnds, t.outWriters...) {
-		f.Close()
-	}
-}
-
-func (t *inheritedTransport) connect(context.Context, hclog.Logger, int, <-chan struct{}) (io.ReadWriteCloser, error) {
-	return t.parentEnd, nil
-}
-
-func (t *inheritedTransport) abort() {
-	if t.parentEnd != nil {
-		t.parentEnd.Close()
-	}
-}
-
-func (t *inheritedTransport) cleanup() {}
-
-// stdioTransport speaks over the child's stdin and stdout.
-type stdioTransport struct {
-	stdin      *os.File // the parent's end of the child's stdin
-	stdout     *os.File
-	childEnds  []*os.File
-	outWriters []*os.File
-}
-
-func (t *stdioTransport) attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error) {
-	childIn, parentIn, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	parentOut, childOut, err := os.Pipe()
-	if err != nil {
-		childIn.Close()
-		parentIn.Close()
-		return nil, err
-	}
-	cmd.Stdin, cmd.Stdout = childIn, childOut
-	t.stdin, t.stdout = parentIn, parentOut
-	t.childEnds = []*os.File{childIn, childOut}
-	outputs, writers, err := outputPipes(cmd, "stderr")
-	t.outWriters = writers
-	return outputs, err
-}
-
-func (t *stdioTransport) closeChildEnds() {
-	for _, f := range append(t.childEnds, t.outWriters...) {
-		f.Close()
-	}
-}
-
-func (t *stdioTransport) connect(context.Context, hclog.Logger, int, <-chan struct{}) (io.ReadWriteCloser, error) {
-	return &pipeConn{r: t.stdout, w: t.stdin}, nil
-}
-
-func (t *stdioTransport) abort() {
-	for _, f := range []*os.File{t.stdin, t.stdout} {
-		if f != nil {
-			f.Close()
-		}
-	}
-}
-
-func (t *stdioTransport) cleanup() {}
-
-// unixTransport listens on a socket file in a private directory.
-type unixTransport struct {
-	dir        string
-	ln         *net.UnixListener
-	secret     string
-	outWriters []*os.File
-}
-
-func newUnixTransport(sp *spec) (*unixTransport, error) {
-	dir, err := os.MkdirTemp("", "arbor-")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	path := filepath.Join(dir, "actor.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	var secret [32]byte
-	rand.Read(secret[:])
-	t := &unixTransport{dir: dir, ln: ln, secret: hex.EncodeToString(secret[:])}
-	sp.Addr, sp.Secret = path, t.secret
-	return t, nil
-}
-
-func (t *unixTransport) attach(cmd *exec.Cmd) (map[string]io.ReadCloser, error) {
-	outputs, writers, err := outputPipes(cmd, "stdout", "stderr")
-	t.outWriters = writers
-	return outputs, err
-}
-
-func (t *unixTransport) closeChildEnds() {
-	for _, f := range t.outWriters {
-		f.Close()
-	}
-}
-
-// connect accepts connections until one presents the secret and, where the
-// kernel tells who connected (Linux), comes from the child itself. Others
-// are refused and logged; they do not disturb the actor. The pid check
-// matters because the secret is in the child's environment, which other
-// processes of the same user can read.
-func (t *unixTransport) connect(ctx context.Context, log hclog.Logger, pid int, exited <-chan struct{}) (io.ReadWriteCloser, error) {
-	stop := context.AfterFunc(ctx, func() { t.ln.Close() })
-	defer stop()
-	go func() {
-		// A child that exits without connecting must not leave Accept
-		// waiting for the whole handshake timeout.
-		select {
-		case <-exited:
-			t.ln.Close()
-		case <-ctx.Done():
-		}
-	}()
-	// Connections are accepted on one goroutine and their secrets read on
-	// one goroutine each, so that connections that send nothing cannot
-	// hold up the child's own: each gets secretWait, all at once.
-	type presented struct {
-		conn *net.UnixConn
-		ok   bool
-	}
-	results := make(chan presented)
-	done := make(chan struct{})
-	acceptEnded := make(chan struct{})
-	var readers sync.WaitGroup
-	var accepted sync.WaitGroup
-	var acceptErr error
-	var wrongPID, wrongSecret atomic.Int32
-	var pendingMu sync.Mutex
-	pending := map[*net.UnixConn]bool{} // connections whose secret is being read
-	accepted.Add(1)
-	go func() {
-		defer accepted.Done()
-		for {
-			conn, err := t.ln.AcceptUnix()
-			if err != nil {
-				acceptErr = err
-				close(acceptEnded)
-				return
-			}
-			if peer, _, known := peercred.Of(conn); known && peer != pid {
-				wrongPID.Add(1)
-				log.Warn("refused a connection to the actor's socket: it does not come from the actor's process",
-					"path", t.ln.Addr().String(), "peer_pid", peer, "actor_pid", pid)
-				conn.Close()
-				continue
-			}
-			readers.Add(1)
-			pendingMu.Lock()
-			pending[conn] = true
-			pendingMu.Unlock()
-			go func() {
-				defer readers.Done()
-				// Read exactly the secret's length: the Hello follows at
-				// once, and a buffered reader would swallow its first bytes.
-				want := []byte(t.secret + "\n")
-				got := make([]byte, len(want))
-				conn.SetReadDeadline(time.Now().Add(secretWait))
-				_, err := io.ReadFull(conn, got)
-				conn.SetReadDeadline(time.Time{})
-				ok := err == nil && subtle.ConstantTimeCompare(got, want) == 1
-				pendingMu.Lock()
-				delete(pending, conn)
-				pendingMu.Unlock()
-				select {
-				case <-done: // cut short: the child has connected, or given up
-				default:
-					if !ok {
-						wrongSecret.Add(1)
-						log.Warn("refused a connection to the actor's socket: wrong or missing secret", "path", t.ln.Addr().String())
-					}
-				}
-				select {
-				case results <- presented{conn, ok}:
-				case <-done:
-					conn.Close()
-				}
-			}()
-		}
-	}()
-	var winner *net.UnixConn
-wait:
-	for {
-		select {
-		case r := <-results:
-			if r.ok {
-				winner = r.conn
-				break wait
-			}
-			r.conn.Close()
-		case <-acceptEnded: // the handshake's time is up, or the child exited
-			break wait
-		}
-	}
-	close(done)
-	t.ln.Close() // ends the accept loop
-	accepted.Wait()
-	pendingMu.Lock()
-	for c := range pending {
-		c.SetReadDeadline(time.Now()) // the readers still waiting stop now
-	}
-	pendingMu.Unlock()
-	readers.Wait()
-	// Whatever the readers had left in results after done was closed
-	// they closed themselves.
-	if winner != nil {
-		return winner, nil
-	}
-	refused := ""
-	if n, m := wrongPID.Load(), wrongSecret.Load(); n+m > 0 {
-		refused = fmt.Sprintf(" (refused %d connections from other processes and %d with a wrong or missing secret)", n, m)
-	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("the child did not connect with its secret in time%s: %w", refused, ctx.Err())
-	}
-	return nil, fmt.Errorf("waiting for the child to connect%s: %w", refused, acceptErr)
-}
-
-// secretWait bounds how long a connection to an actor's socket may take to
-// present the secret.
-const secretWait = time.Second
-
-func (t *unixTransport) abort() {} // connect hands over the one connection it accepts
-
-func (t *unixTransport) cleanup() {
-	t.ln.Close()
-	os.RemoveAll(t.dir)
-}
-
-// pipeConn joins a read end and a write end into one connection.
-type pipeConn struct {
-	r *os.File
-	w *os.File
-}
-
-func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p *pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
-func (p *pipeConn) SetWriteDeadline(t time.Time) error {
-	return p.w.SetWriteDeadline(t)
-}
-func (p *pipeConn) Close() error {
-	werr := p.w.Close()
-	if rerr := p.r.Close(); rerr != nil {
-		return rerr
-	}
-	return werr
+	a.proc.terminate()
 }
