@@ -208,9 +208,9 @@ type specError struct {
 
 func (e *specError) Error() string { return fmt.Sprintf("%s: %s: %s", e.file, e.where, e.what) }
 
-// runSupervise runs arbor supervise. A SIGHUP arriving on hup (nil: none
-// comes) reloads the spec.
-func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdout, stderr io.Writer) error {
+// runSupervise runs arbor supervise. A SIGHUP arriving on reloads (nil:
+// none comes) reloads the spec.
+func runSupervise(ctx context.Context, args []string, reloads <-chan os.Signal, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("supervise", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	help := fs.BoolP("help", "h", false, "print this help")
@@ -299,11 +299,11 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	log.Info("control socket " + *control)
 	// SIGHUP, when it means reload (a daemon's), re-reads the spec.
 	served := make(chan struct{})
-	var reloads sync.WaitGroup
-	reloads.Go(func() {
+	var reloading sync.WaitGroup
+	reloading.Go(func() {
 		for {
 			select {
-			case <-hup:
+			case <-reloads:
 				if summary, err := app.reload(ctx); err != nil {
 					log.Error("reload failed; the running spec is kept: " + err.Error())
 				} else {
@@ -314,9 +314,9 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 			}
 		}
 	})
-	defer reloads.Wait()
+	defer reloading.Wait()
 	defer close(served)
-	if hup != nil {
+	if reloads != nil {
 		log.Info("SIGHUP reloads " + file)
 	}
 	return root.sup.Serve(ctx)
