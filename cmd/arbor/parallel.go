@@ -270,18 +270,16 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	}()
 	defer close(stopFeed)
 
+	// The scheduler is the actor that returns first (at the end of the
+	// inputs, or once starting stops), so Run returns its error; the
+	// progress line is drawn until the group interrupts it then.
 	var g oklog.Group
-	var inputErr error
-	schedulerDone := make(chan struct{})
-	g.Add(func() error {
-		defer close(schedulerDone)
-		inputErr = p.schedule(startCtx, jobsCtx, feed)
-		return nil
-	}, func(error) {})
+	g.Add(func() error { return p.schedule(startCtx, jobsCtx, feed) }, func(error) { stopStarting() })
 	if c.progress {
-		g.Add(func() error { p.drawProgress(schedulerDone); return nil }, func(error) {})
+		stopDrawing := make(chan struct{})
+		g.Add(func() error { p.drawProgress(stopDrawing); return nil }, func(error) { close(stopDrawing) })
 	}
-	g.Run()
+	inputErr := g.Run()
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
