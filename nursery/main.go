@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
-// SignalError is the cause a root nursery is cancelled with when the
-// process receives SIGINT or SIGTERM.
+// SignalError is the cause a context from NotifyContext, a root nursery's
+// under Main among them, is cancelled with when the process receives one
+// of the signals it watches.
 type SignalError struct {
 	Signal syscall.Signal
 }
@@ -19,6 +21,34 @@ func (e *SignalError) Error() string { return fmt.Sprintf("received %v", e.Signa
 
 // Is makes a SignalError a cancellation.
 func (e *SignalError) Is(target error) bool { return target == context.Canceled }
+
+// NotifyContext returns a copy of parent that the first of signals to
+// arrive cancels, with a *SignalError naming it as the cause; the process
+// no longer dies of those signals meanwhile. It does not block. stop
+// stops watching, cancels ctx (with no cause: context.Canceled) and
+// returns once the goroutine that watched has exited; calling it again
+// does nothing.
+func NotifyContext(parent context.Context, signals ...os.Signal) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	arrived := make(chan os.Signal, 1)
+	signal.Notify(arrived, signals...)
+	stopped := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case sig := <-arrived:
+			cancel(&SignalError{Signal: sig.(syscall.Signal)})
+		case <-stopped:
+		}
+	}()
+	return ctx, sync.OnceFunc(func() {
+		signal.Stop(arrived)
+		close(stopped)
+		<-watched
+		cancel(nil)
+	})
+}
 
 // Main runs body in a root nursery for a program's main function and
 // returns the exit status main should exit with. SIGINT or SIGTERM cancel
@@ -36,24 +66,8 @@ func (e *SignalError) Is(target error) bool { return target == context.Canceled 
 //		os.Exit(nursery.Main(run))
 //	}
 func Main(body func(ctx context.Context, n *Nursery) error, opts ...Option) int {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
-	watching := make(chan struct{})
-	defer func() { <-watching }()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(watching)
-		select {
-		case sig := <-signals:
-			cancel(&SignalError{Signal: sig.(syscall.Signal)})
-		case <-stop:
-		}
-	}()
-
+	ctx, stop := NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	err := Open(ctx, body, opts...)
 	if err == nil {
 		return 0

@@ -384,3 +384,37 @@ func describe(err error) string {
 
 // ipcFunc declares a call-only function with other types than the served one.
 func ipcFunc[A, R any](name string) *ipc.Func[A, R] { return ipc.NewFunc[A, R](name, nil) }
+
+// The first signal NotifyContext watches cancels its ctx with a
+// *SignalError that names it and is a cancellation.
+func TestNotifyContextCancelsWithTheSignal(t *testing.T) {
+	ctx, stop := NotifyContext(context.Background(), syscall.SIGUSR1)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGUSR1 did not cancel ctx")
+	}
+	cause := context.Cause(ctx)
+	var se *SignalError
+	if !errors.As(cause, &se) || se.Signal != syscall.SIGUSR1 || !errors.Is(cause, context.Canceled) {
+		t.Fatalf("cause %s, want a *SignalError for SIGUSR1 that is context.Canceled", describe(cause))
+	}
+	if got, want := cause.Error(), "received "+syscall.SIGUSR1.String(); got != want {
+		t.Fatalf("message %q, want %q", got, want)
+	}
+}
+
+// stop cancels without a cause, waits for the watching goroutine (the leak
+// check in TestMain sees none left) and may be called twice.
+func TestNotifyContextStop(t *testing.T) {
+	ctx, stop := NotifyContext(context.Background(), syscall.SIGUSR1)
+	stop()
+	if err := context.Cause(ctx); err != context.Canceled {
+		t.Fatalf("cause after stop: %s, want context.Canceled", describe(err))
+	}
+	stop()
+}

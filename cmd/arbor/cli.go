@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/arbor-go/arbor/nursery"
 	"github.com/mattn/go-isatty"
 )
 
@@ -70,14 +71,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	// A daemon's SIGHUP (no controlling terminal: nobody hung up) reloads
-	// arbor supervise's spec; otherwise SIGHUP is the terminal closing,
-	// and stops everything as SIGTERM does.
-	var hup chan struct{}
-	if args[0] == "supervise" && !hasControllingTerminal() {
-		hup = make(chan struct{}, 1)
-	}
-	ctx, stop := signalContext(hup)
+	ctx, reloads, stop := commandContext(args[0])
 	defer stop()
 	var status int
 	var err error
@@ -87,7 +81,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "schema":
 		err = runSchema(ctx, args[1:], stdout)
 	case "supervise":
-		err = runSupervise(ctx, args[1:], hup, stdout, stderr)
+		err = runSupervise(ctx, args[1:], reloads, stdout, stderr)
 	case "ps", "stop", "restart", "reload", "logs":
 		err = runControl(ctx, args[0], args[1:], stdout)
 	case "version", "--version":
@@ -101,7 +95,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = usagef("unknown command %q (try 'arbor help')", args[0])
 	}
 	var ue *usageError
-	var sig *signalError
+	var sig *nursery.SignalError
 	switch {
 	case errors.Is(err, errHelp):
 		return exitOK
@@ -115,7 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, "arbor:", err)
 		}
-		return 128 + int(sig.sig)
+		return 128 + int(sig.Signal)
 	case err != nil:
 		fmt.Fprintln(stderr, "arbor:", err)
 		if args[0] == "parallel" {
@@ -138,43 +132,23 @@ func versionString() string {
 	return "(devel)"
 }
 
-// signalError is the cause a command's ctx ends with on SIGINT or SIGTERM.
-type signalError struct{ sig syscall.Signal }
-
-func (e *signalError) Error() string { return "received " + e.sig.String() }
-
-// signalContext returns a ctx that SIGINT, SIGTERM or SIGHUP cancel; with
-// hup, a SIGHUP is passed on there instead (dropped if one is pending).
-func signalContext(hup chan<- struct{}) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	done := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for {
-			select {
-			case s := <-signals:
-				if s == syscall.SIGHUP && hup != nil {
-					select {
-					case hup <- struct{}{}:
-					default:
-					}
-					continue
-				}
-				cancel(&signalError{sig: s.(syscall.Signal)})
-				return
-			case <-done:
-				return
-			}
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(signals)
-		close(done)
-		<-watched
-		cancel(nil)
+// commandContext returns the ctx a command runs with, which SIGINT,
+// SIGTERM or SIGHUP cancel with a *nursery.SignalError. For a daemon's
+// arbor supervise (no controlling terminal: nobody hung up) a SIGHUP
+// arrives on reloads instead, to reload the spec; one that comes while
+// another waits there is dropped. For other commands reloads is nil.
+// stop returns once nothing watches for signals any more.
+func commandContext(command string) (ctx context.Context, reloads <-chan os.Signal, stop func()) {
+	if command != "supervise" || hasControllingTerminal() {
+		ctx, stop = nursery.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		return ctx, nil, stop
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, stopCancelling := nursery.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	return ctx, hup, func() {
+		stopCancelling()
+		signal.Stop(hup)
 	}
 }
 

@@ -221,90 +221,126 @@ var controlExamples = map[string]string{
 	"restart": "Restarts a child of a running arbor supervise (not counted as a failure); a\nFATAL child starts afresh.\n\nExamples:\n  arbor restart web\n",
 }
 
-// runControl runs arbor ps, stop or restart.
+// controlCommand is arbor ps, stop, restart, reload or logs, with its
+// command line parsed.
+type controlCommand struct {
+	name   string   // "ps", "stop", ...
+	paths  []string // the control sockets it talks to
+	child  string   // NAME, for stop, restart and logs
+	asJSON bool     // ps --json
+	follow bool     // logs -f
+	lines  int      // logs -n
+}
+
+// runControl runs arbor ps, stop, restart, reload or logs.
 func runControl(ctx context.Context, command string, args []string, stdout io.Writer) error {
-	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	control := fs.String("control", "", "the control socket of arbor supervise (default: that of --file)")
-	file := fs.String("file", "", "the spec file arbor supervise runs (default: ./Procfile if there is one, else every running app)")
-	asJSON := fs.Bool("json", false, "print JSON (ps)")
-	follow := fs.BoolP("follow", "f", false, "keep printing new lines (logs)")
-	lines := fs.IntP("lines", "n", 0, "print only the last N lines (logs; default: all kept)")
-	help := fs.BoolP("help", "h", false, "print this help")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%s: %v", command, err)
-	}
-	if *help {
-		fmt.Fprintf(stdout, "Usage: arbor %s [flags]%s\n\n%s\nFlags:\n%s", command,
-			map[string]string{"stop": " NAME", "restart": " NAME", "logs": " [NAME]"}[command], controlExamples[command], fs.FlagUsages())
-		return errHelp
-	}
-	named := command == "stop" || command == "restart"
-	if named && fs.NArg() != 1 {
-		return usagef("%s: want exactly one child NAME (as arbor ps shows it)", command)
-	}
-	if command == "logs" && fs.NArg() > 1 {
-		return usagef("logs: want at most one child NAME")
-	}
-	if !named && command != "logs" && fs.NArg() != 0 {
-		return usagef("%s: takes no arguments (give the spec with --file)", command)
-	}
-	paths, err := controlPaths(*control, *file)
+	cc, err := parseControl(command, args, stdout)
 	if err != nil {
 		return err
 	}
-	if command != "logs" || !*follow {
+	if command != "logs" || !cc.follow {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	if command != "ps" {
-		if len(paths) > 1 {
-			return usagef("%s: several arbor supervise are running; give --file or --control, one of %s", command, strings.Join(paths, ", "))
-		}
-		ch, _, err := dialControl(ctx, paths[0], command)
+	if command == "ps" {
+		return cc.ps(ctx, stdout)
+	}
+	return cc.callOne(ctx, stdout)
+}
+
+// parseControl parses a control command's command line and finds the
+// sockets it talks to. It writes the help to stdout and returns errHelp
+// for -h.
+func parseControl(command string, args []string, stdout io.Writer) (*controlCommand, error) {
+	fs := pflag.NewFlagSet(command, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cc := &controlCommand{name: command}
+	control := fs.String("control", "", "the control socket of arbor supervise (default: that of --file)")
+	file := fs.String("file", "", "the spec file arbor supervise runs (default: ./Procfile if there is one, else every running app)")
+	fs.BoolVar(&cc.asJSON, "json", false, "print JSON (ps)")
+	fs.BoolVarP(&cc.follow, "follow", "f", false, "keep printing new lines (logs)")
+	fs.IntVarP(&cc.lines, "lines", "n", 0, "print only the last N lines (logs; default: all kept)")
+	help := fs.BoolP("help", "h", false, "print this help")
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("%s: %v", command, err)
+	}
+	if *help {
+		fmt.Fprintf(stdout, "Usage: arbor %s [flags]%s\n\n%s\nFlags:\n%s", command,
+			map[string]string{"stop": " NAME", "restart": " NAME", "logs": " [NAME]"}[command], controlExamples[command], fs.FlagUsages())
+		return nil, errHelp
+	}
+	named := command == "stop" || command == "restart"
+	if named && fs.NArg() != 1 {
+		return nil, usagef("%s: want exactly one child NAME (as arbor ps shows it)", command)
+	}
+	if command == "logs" && fs.NArg() > 1 {
+		return nil, usagef("logs: want at most one child NAME")
+	}
+	if !named && command != "logs" && fs.NArg() != 0 {
+		return nil, usagef("%s: takes no arguments (give the spec with --file)", command)
+	}
+	cc.child = fs.Arg(0)
+	var err error
+	if cc.paths, err = controlPaths(*control, *file); err != nil {
+		return nil, err
+	}
+	return cc, nil
+}
+
+// callOne runs stop, restart, reload or logs, which talk to one arbor
+// supervise.
+func (cc *controlCommand) callOne(ctx context.Context, stdout io.Writer) error {
+	if len(cc.paths) > 1 {
+		return usagef("%s: several arbor supervise are running; give --file or --control, one of %s", cc.name, strings.Join(cc.paths, ", "))
+	}
+	ch, _, err := dialControl(ctx, cc.paths[0], cc.name)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	switch cc.name {
+	case "logs":
+		s, err := ctlLogs.Open(ctx, ch, logsArgs{Name: cc.child, Lines: cc.lines, Follow: cc.follow})
 		if err != nil {
 			return err
 		}
-		defer ch.Close()
-		if command == "logs" {
-			s, err := ctlLogs.Open(ctx, ch, logsArgs{Name: fs.Arg(0), Lines: *lines, Follow: *follow})
+		defer s.Close()
+		for l, err := range s.All() {
 			if err != nil {
-				return err
-			}
-			defer s.Close()
-			for l, err := range s.All() {
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil // interrupted while following
-					}
-					return plainRemote(err)
+				if ctx.Err() != nil {
+					return nil // interrupted while following
 				}
-				printLog(stdout, l)
-			}
-			return nil
-		}
-		if command == "reload" {
-			summary, err := ctlReload.Call(ctx, ch, struct{}{})
-			if err != nil {
 				return plainRemote(err)
 			}
-			fmt.Fprintln(stdout, summary)
-			return nil
+			printLog(stdout, l)
 		}
-		f := ctlStop
-		if command == "restart" {
-			f = ctlRestart
+		return nil
+	case "reload":
+		summary, err := ctlReload.Call(ctx, ch, struct{}{})
+		if err != nil {
+			return plainRemote(err)
 		}
-		_, err = f.Call(ctx, ch, fs.Arg(0))
-		return plainRemote(err)
+		fmt.Fprintln(stdout, summary)
+		return nil
 	}
+	f := ctlStop
+	if cc.name == "restart" {
+		f = ctlRestart
+	}
+	_, err = f.Call(ctx, ch, cc.child)
+	return plainRemote(err)
+}
+
+// ps asks every arbor supervise it finds for its children, and prints
+// them as a table, or as JSON.
+func (cc *controlCommand) ps(ctx context.Context, stdout io.Writer) error {
 	var all []psEntry
 	running := 0
-	for _, path := range paths {
-		ch, info, err := dialControl(ctx, path, command)
+	for _, path := range cc.paths {
+		ch, info, err := dialControl(ctx, path, cc.name)
 		if err != nil {
-			if len(paths) > 1 && errors.Is(err, errNotRunning) {
+			if len(cc.paths) > 1 && errors.Is(err, errNotRunning) {
 				continue // a socket left by a run that was killed
 			}
 			return err
@@ -323,12 +359,18 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 	if running == 0 {
 		return errors.New("no arbor supervise is running")
 	}
-	if *asJSON {
+	if cc.asJSON {
 		return printJSON(stdout, all)
 	}
+	return printPs(stdout, all, running > 1)
+}
+
+// printPs prints arbor ps's table; with several apps, each row starts with
+// its app's spec file.
+func printPs(stdout io.Writer, all []psEntry, severalApps bool) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	header := "NAME\tPID\tSTATE\tRESTARTS\tUPTIME"
-	if running > 1 {
+	if severalApps {
 		header = "APP\t" + header
 	}
 	fmt.Fprintln(tw, header)
@@ -337,7 +379,7 @@ func runControl(ctx context.Context, command string, args []string, stdout io.Wr
 		if e.PID != 0 {
 			pid = fmt.Sprint(e.PID)
 		}
-		if running > 1 {
+		if severalApps {
 			fmt.Fprintf(tw, "%s\t", e.Spec) // two Procfiles are both "procfile": the path tells them apart
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Name, pid, strings.ToUpper(e.State), e.Restarts, (time.Duration(e.Uptime) * time.Second).Round(time.Second))

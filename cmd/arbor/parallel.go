@@ -111,10 +111,10 @@ func runParallel(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	return p.run(ctx)
 }
 
-// parallelRun is one run of arbor parallel. run makes jobs from the inputs
-// on a goroutine of its own; schedule runs them on c.jobs workers and waits
-// for all of them; finish, under mu, is where a result is counted, logged
-// and printed.
+// parallelRun is one run of arbor parallel. feed makes jobs from the
+// inputs on a goroutine of its own; schedule runs them on c.jobs workers
+// and waits for all of them; finish, under mu, is where a result is
+// counted, logged and printed.
 type parallelRun struct {
 	c        *parallelConfig
 	stdin    io.Reader
@@ -166,32 +166,11 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 	}
 	p.env = append(os.Environ(), "PARALLEL_PID="+strconv.Itoa(os.Getpid()), "PARALLEL_SHELL="+c.shell)
 	p.funcs = exportedFunctions(p.env)
-
-	var next func() (*job, error)
-	if c.pipe {
-		p.tmpl = newTemplate(c.command, c.replace, nil, c.quote, multiNone)
-		if len(c.command) == 0 {
-			return 0, usagef("parallel: --pipe needs a command")
-		}
-		next = p.pipeJobs()
-	} else {
-		in, err := openInputs(c, p.stdin)
-		if err != nil {
-			return 0, err
-		}
-		defer in.close()
-		p.tmpl = newTemplate(c.command, c.replace, in.names, c.quote, c.multi)
-		for name, pos := range in.names {
-			for len(p.colNames) <= pos {
-				p.colNames = append(p.colNames, "")
-			}
-			p.colNames[pos] = name
-		}
-		if c.tagString != nil {
-			p.tagT = &template{words: [][]token{parseWord(*c.tagString, c.replace, in.names, false)}}
-		}
-		next = p.argJobs(in)
+	next, closeInputs, err := p.jobSource()
+	if err != nil {
+		return 0, err
 	}
+	defer closeInputs()
 	if c.joblog != "" {
 		closeLog, err := p.openJoblog()
 		if err != nil {
@@ -199,54 +178,113 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 		}
 		defer closeLog()
 	}
-
 	// Percentages, a progress line and --shuf need every job known first.
 	if c.shuffle || c.progress || c.halt.pct > 0 {
-		var all []*job
-		for {
-			j, err := next()
-			if err != nil {
-				return 0, err
-			}
-			if j == nil {
-				break
-			}
-			all = append(all, j)
-		}
-		if c.shuffle {
-			rand.Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
-		}
-		p.total = len(all)
-		next = func() (*job, error) {
-			if len(all) == 0 {
-				return nil, nil
-			}
-			j := all[0]
-			all = all[1:]
-			return j, nil
+		if next, err = p.listJobs(next); err != nil {
+			return 0, err
 		}
 	}
+	inputErr := p.runJobs(ctx, next)
+	return p.conclude(ctx, inputErr)
+}
 
+// jobSource sets the command's template and returns what makes the jobs:
+// stdin cut into chunks with --pipe, else the inputs, which closeInputs
+// closes.
+func (p *parallelRun) jobSource() (next func() (*job, error), closeInputs func(), err error) {
+	c := p.c
+	if c.pipe {
+		p.tmpl = newTemplate(c.command, c.replace, nil, c.quote, multiNone)
+		if len(c.command) == 0 {
+			return nil, nil, usagef("parallel: --pipe needs a command")
+		}
+		return p.pipeJobs(), func() {}, nil
+	}
+	in, err := openInputs(c, p.stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.tmpl = newTemplate(c.command, c.replace, in.names, c.quote, c.multi)
+	for name, pos := range in.names {
+		for len(p.colNames) <= pos {
+			p.colNames = append(p.colNames, "")
+		}
+		p.colNames[pos] = name
+	}
+	if c.tagString != nil {
+		p.tagT = &template{words: [][]token{parseWord(*c.tagString, c.replace, in.names, false)}}
+	}
+	return p.argJobs(in), in.close, nil
+}
+
+// listJobs makes every job before any starts, in a random order with
+// --shuf, and counts them; it returns what hands them out.
+func (p *parallelRun) listJobs(next func() (*job, error)) (func() (*job, error), error) {
+	var all []*job
+	for {
+		j, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if j == nil {
+			break
+		}
+		all = append(all, j)
+	}
+	if p.c.shuffle {
+		rand.Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+	}
+	p.total = len(all)
+	return func() (*job, error) {
+		if len(all) == 0 {
+			return nil, nil
+		}
+		j := all[0]
+		all = all[1:]
+		return j, nil
+	}, nil
+}
+
+// runJobs runs the jobs next makes until they run out, a halt or ctx stops
+// starting them, and returns once every job started has finished, with the
+// error that ended the inputs early, if one did.
+func (p *parallelRun) runJobs(ctx context.Context, next func() (*job, error)) error {
 	startCtx, stopStarting := context.WithCancel(ctx)
 	jobsCtx, killAll := context.WithCancel(ctx)
 	defer stopStarting()
 	defer killAll()
 	p.stopStarting, p.killAll = stopStarting, killAll
 	p.turn = sync.NewCond(&p.mu)
-	p.aheadLimit = keepOrderAhead(c.jobs)
+	p.aheadLimit = keepOrderAhead(p.c.jobs)
 	defer context.AfterFunc(startCtx, func() {
 		p.mu.Lock()
 		p.turn.Broadcast() // a halt or an interrupt: no one waits for a turn
 		p.mu.Unlock()
 	})()
+	feed, stopFeed := p.feed(next)
+	defer stopFeed()
 
-	// The inputs are read on a goroutine of their own, so that a job can
-	// end, and a halt stop the run, while a read of stdin waits for more;
-	// its channel holds a few jobs made ahead, so a worker that frees up
-	// takes the next at once. It ends at the end of the inputs or when the
-	// workers stop taking jobs; a read blocked on a stdin that never ends is
-	// the one thing left behind when a run halts, and ends with the process.
-	feed := make(chan fedJob, c.jobs)
+	// The scheduler is the actor that returns first (at the end of the
+	// inputs, or once starting stops), so Run returns its error; the
+	// progress line is drawn until the group interrupts it then.
+	var g oklog.Group
+	g.Add(func() error { return p.schedule(startCtx, jobsCtx, feed) }, func(error) { stopStarting() })
+	if p.c.progress {
+		stopDrawing := make(chan struct{})
+		g.Add(func() error { p.drawProgress(stopDrawing); return nil }, func(error) { close(stopDrawing) })
+	}
+	return g.Run()
+}
+
+// feed makes the jobs on a goroutine of its own, so that a job can end,
+// and a halt stop the run, while a read of stdin waits for more; its
+// channel holds a few jobs made ahead, so a worker that frees up takes the
+// next at once. The goroutine ends at the end of the inputs, or when stop
+// says the workers take no more jobs; a read blocked on a stdin that never
+// ends is the one thing left behind when a run halts, and ends with the
+// process.
+func (p *parallelRun) feed(next func() (*job, error)) (jobs <-chan fedJob, stop func()) {
+	feed := make(chan fedJob, p.c.jobs)
 	stopFeed := make(chan struct{})
 	go func() {
 		defer close(feed)
@@ -268,21 +306,12 @@ func (p *parallelRun) run(ctx context.Context) (int, error) {
 			}
 		}
 	}()
-	defer close(stopFeed)
+	return feed, func() { close(stopFeed) }
+}
 
-	var g oklog.Group
-	var inputErr error
-	schedulerDone := make(chan struct{})
-	g.Add(func() error {
-		defer close(schedulerDone)
-		inputErr = p.schedule(startCtx, jobsCtx, feed)
-		return nil
-	}, func(error) {})
-	if c.progress {
-		g.Add(func() error { p.drawProgress(schedulerDone); return nil }, func(error) {})
-	}
-	g.Run()
-
+// conclude prints what is left to print once every job has finished, and
+// says how the run ends.
+func (p *parallelRun) conclude(ctx context.Context, inputErr error) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.haltedNow {
@@ -654,7 +683,6 @@ func (p *parallelRun) isHalting() bool {
 
 // attempt runs a job once.
 func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
-	c := p.c
 	r := &jobResult{job: j, start: time.Now(), files: &p.files}
 	grouped := p.grouped()
 	if grouped {
@@ -667,11 +695,38 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 			return r
 		}
 	}
-	if c.dryRun {
+	if p.c.dryRun {
 		r.stdout.WriteString(j.command + "\n")
 		r.received = int64(len(j.command) + 1)
 		return r
 	}
+	opts := p.spawnOptions(j)
+	lines, counted := p.connectOutput(&opts, r, grouped)
+	if !grouped {
+		p.announce(j)
+	}
+	a, err := p.startJob(ctx, j, opts)
+	if err != nil {
+		r.couldNotStart(err)
+		return r
+	}
+	p.await(ctx, a, r)
+	for _, l := range lines {
+		l.flush()
+	}
+	r.runtime = time.Since(r.start)
+	switch {
+	case counted != nil:
+		r.received = counted.n
+	case grouped:
+		r.received, r.errSize = size(r.stdout), size(r.stderr)
+	}
+	return r
+}
+
+// spawnOptions says how to run a job: its program, its environment, its
+// stdin, and how long it has to stop once asked.
+func (p *parallelRun) spawnOptions(j *job) spawn.Options {
 	opts := spawn.Options{
 		Name:        "job-" + strconv.Itoa(j.seq),
 		Binary:      j.argv[0],
@@ -684,51 +739,77 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	} else if p.devNull != nil {
 		opts.Stdin = p.devNull // one open file for every job, not one each
 	}
-	var counted *countingWriter
-	var lines []*lineWriter
+	return opts
+}
+
+// connectOutput says where a job's stdout and stderr go: to its own files
+// when grouped, straight to arbor's with --ungroup, else (--line-buffer)
+// through line writers, which it returns to be flushed once the job ends,
+// with the one that counts its stdout.
+func (p *parallelRun) connectOutput(opts *spawn.Options, r *jobResult, grouped bool) (lines []*lineWriter, counted *countingWriter) {
 	switch {
 	case grouped:
 		opts.Stdout, opts.Stderr = r.stdout, r.stderr // the files themselves: no pipe
-	case c.output == outputUngroup:
+	case p.c.output == outputUngroup:
 		opts.Stdout, opts.Stderr = p.stdout, p.stderr
-	default: // --line-buffer
-		out := &lineWriter{mu: &p.outMu, w: p.tagged(p.stdout, j)}
-		errw := &lineWriter{mu: &p.outMu, w: p.tagged(p.stderr, j)}
-		lines = []*lineWriter{out, errw}
+	default:
+		out := &lineWriter{mu: &p.outMu, w: p.tagged(p.stdout, r.job)}
+		errw := &lineWriter{mu: &p.outMu, w: p.tagged(p.stderr, r.job)}
 		counted = &countingWriter{w: out}
 		opts.Stdout, opts.Stderr = counted, errw
+		return []*lineWriter{out, errw}, counted
 	}
-	if (c.verbose || c.printCmd) && !grouped {
-		p.outMu.Lock()
-		if c.verbose {
-			fmt.Fprintln(p.stderr, j.command)
-		}
-		if c.printCmd {
-			fmt.Fprintln(p.stdout, j.command)
-		}
-		p.outMu.Unlock()
+	return nil, nil
+}
+
+// announce prints a job's command before it runs, with --verbose on
+// stderr and with -v on stdout, when its output is not grouped (print
+// does it then).
+func (p *parallelRun) announce(j *job) {
+	if !p.c.verbose && !p.c.printCmd {
+		return
 	}
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	if p.c.verbose {
+		fmt.Fprintln(p.stderr, j.command)
+	}
+	if p.c.printCmd {
+		fmt.Fprintln(p.stdout, j.command)
+	}
+}
+
+// startJob starts a job's process.
+func (p *parallelRun) startJob(ctx context.Context, j *job, opts spawn.Options) (*spawn.Actor, error) {
 	a, err := spawn.StartCommand(ctx, opts)
 	if errors.Is(err, syscall.ENOEXEC) && opts.Binary != p.c.shell {
 		// A script without a #! line: the shell runs those itself.
 		opts.Binary, opts.Args = p.c.shell, []string{"-c", j.command}
 		a, err = spawn.StartCommand(ctx, opts)
 	}
-	if err != nil {
-		// Speak of the job, not of spawn's actor that would have run it.
-		var se *spawn.StartError
-		if errors.As(err, &se) && se.Err != nil {
-			err = se.Err
-		}
-		r.startErr, r.code = err, 127
-		switch {
-		case errors.Is(err, os.ErrPermission):
-			r.code = 126
-		case errors.Is(err, syscall.E2BIG):
-			r.startErr = fmt.Errorf("its command line is %d bytes, more than the system takes: %w", len(j.command), err)
-		}
-		return r
+	return a, err
+}
+
+// couldNotStart notes why the job could not start, and the status a shell
+// gives for that: 126 when it may not be run, else 127.
+func (r *jobResult) couldNotStart(err error) {
+	// Speak of the job, not of spawn's actor that would have run it.
+	var se *spawn.StartError
+	if errors.As(err, &se) && se.Err != nil {
+		err = se.Err
 	}
+	r.startErr, r.code = err, 127
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		r.code = 126
+	case errors.Is(err, syscall.E2BIG):
+		r.startErr = fmt.Errorf("its command line is %d bytes, more than the system takes: %w", len(r.job.command), err)
+	}
+}
+
+// await waits for a job's process to end, stopping it at its --timeout or
+// once ctx ends, and notes how it ended.
+func (p *parallelRun) await(ctx context.Context, a *spawn.Actor, r *jobResult) {
 	var expired <-chan time.Time
 	if d := p.timeoutFor(); d > 0 {
 		t := time.NewTimer(d)
@@ -748,17 +829,6 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	if err := a.Wait(); errors.As(err, &exit) {
 		r.code, r.signal = max(exit.Code, 0), exit.Signal
 	}
-	for _, l := range lines {
-		l.flush()
-	}
-	r.runtime = time.Since(r.start)
-	switch {
-	case counted != nil:
-		r.received = counted.n
-	case grouped:
-		r.received, r.errSize = size(r.stdout), size(r.stderr)
-	}
-	return r
 }
 
 // timeoutFor is the --timeout for a job starting now.

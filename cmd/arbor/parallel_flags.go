@@ -95,230 +95,323 @@ const (
 	outputLineBuffer                   // whole lines, as they come
 )
 
-// parseParallel parses arbor parallel's command line. It writes the help
-// to stdout and returns errHelp for -h.
-func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
+// parallelFlags is arbor parallel's command line as pflag reads it: the
+// flags' values, before parseParallel checks them and makes a
+// parallelConfig of them.
+type parallelFlags struct {
+	fs *pflag.FlagSet
+
+	// Scheduling.
+	jobs, halt, delay, timeout string
+	retries                    int
+	shuf                       bool
+	// The inputs, and how they make records and jobs.
+	argFiles                             []string
+	argSep, argFileSep                   string
+	link, xapply                         bool
+	colsep, header, delim, eofStr, trim  string
+	null, noEmpty                        bool
+	maxArgs, maxRepl, maxLines, maxChars int
+	flagM, flagX, xargs                  bool
+	// The command.
+	replace string
+	quote   bool
+	// The output.
+	group, ungroup, lineBuffer, lb, keepOrder, tag bool
+	tagString, results, res                        string
+	dryRun, verbose, printCmd, bar, eta, progress  bool
+	// --pipe.
+	pipe, spreadstdin bool
+	block, recEnd     string
+	// The job log.
+	joblog             string
+	resume, resumeFail bool
+	// Remote jobs, refused but for ':'.
+	sshLogins, envNames []string
+
+	help bool
+}
+
+// newParallelFlags defines arbor parallel's flags, in the order its help
+// lists them.
+func newParallelFlags() *parallelFlags {
 	fs := pflag.NewFlagSet("parallel", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	var (
-		jobs        = fs.StringP("jobs", "j", "100%", "job slots: N, 0 (as many as possible), N% of the CPUs, +N or -N CPUs")
-		argFiles    = fs.StringArrayP("arg-file", "a", nil, "read inputs from FILE (- is stdin); repeat for more sources")
-		link        = fs.Bool("link", false, "link the input sources: the n-th job takes the n-th input of each; shorter sources wrap")
-		replace     = fs.StringP("replace", "I", "{}", "use STR instead of {} for the input")
-		colsep      = fs.StringP("colsep", "C", "", "split each input into columns at REGEX: {1}, {2}, ...")
-		header      = fs.String("header", "", "with ':', the first input line names the columns: {name}")
-		maxArgs     = fs.IntP("max-args", "n", 0, "use up to N inputs per job")
-		maxRepl     = fs.IntP("max-replace-args", "N", 0, "use up to N inputs per job, as {1}..{N}")
-		flagM       = fs.BoolP("m", "m", false, "as many inputs per job as the command line takes, spread over the slots")
-		flagX       = fs.BoolP("X", "X", false, "like -m, repeating the word around {} for each input")
-		xargs       = fs.Bool("xargs", false, "as many inputs per job as the command line takes")
-		maxChars    = fs.IntP("max-chars", "s", 0, "longest command line, in bytes")
-		null        = fs.BoolP("null", "0", false, "inputs end with NUL, not newline")
-		delim       = fs.StringP("delimiter", "d", "", "inputs end with DELIM (\\n, \\t, \\0 and \\xHH understood)")
-		eofStr      = fs.StringP("eof", "E", "", "stop reading inputs at a line equal to STR")
-		noEmpty     = fs.BoolP("no-run-if-empty", "r", false, "skip inputs that are empty or only white space")
-		trim        = fs.String("trim", "n", "trim white space from inputs: n (none), l, r, lr or rl")
-		group       = fs.Bool("group", false, "print each job's output whole when it ends (the default)")
-		ungroup     = fs.BoolP("ungroup", "u", false, "print output as it comes, unbuffered (lines may mix)")
-		lineBuffer  = fs.Bool("line-buffer", false, "print whole lines as they come")
-		lb          = fs.Bool("lb", false, "same as --line-buffer")
-		keepOrder   = fs.BoolP("keep-order", "k", false, "print outputs in input order")
-		tag         = fs.Bool("tag", false, "prefix each output line with the job's inputs and a tab")
-		tagString   = fs.String("tagstring", "", "prefix each output line with STR (replacement strings work) and a tab")
-		results     = fs.String("results", "", "also save each job's output under DIR (GNU's layout)")
-		res         = fs.String("res", "", "same as --results")
-		dryRun      = fs.Bool("dry-run", false, "print each command instead of running it")
-		verbose     = fs.BoolP("verbose", "t", false, "print each command on stderr before its output")
-		printCmd    = fs.BoolP("v", "v", false, "print each command on stdout before its output")
-		bar         = fs.Bool("bar", false, "draw a progress line on stderr")
-		eta         = fs.Bool("eta", false, "draw a progress line with the time left on stderr")
-		progress    = fs.Bool("progress", false, "draw a progress line on stderr")
-		quote       = fs.BoolP("quote", "q", false, "quote the command's own words too, so the shell runs them as given")
-		delay       = fs.String("delay", "", "wait D between job starts (seconds, or 100ms, 2s, 1m)")
-		shuf        = fs.Bool("shuf", false, "run the jobs in a random order")
-		timeout     = fs.String("timeout", "", "kill a job after D (seconds or 30s, 2m), or after N% of the median run time")
-		retries     = fs.Int("retries", 0, "run a failing job up to N times in all")
-		envNames    = fs.StringArray("env", nil, "pass NAME to remote jobs (local jobs get the whole environment)")
-		pipe        = fs.Bool("pipe", false, "split stdin into chunks, one per job's stdin")
-		spreadstdin = fs.Bool("spreadstdin", false, "same as --pipe")
-		block       = fs.String("block", "1M", "--pipe chunk size (K, M, G: powers of 1024; k, m, g: of 1000)")
-		recEnd      = fs.String("recend", "\\n", "--pipe: records end with STR")
-		xapply      = fs.Bool("xapply", false, "same as --link")
-		maxLines    = fs.IntP("max-lines", "L", 0, "same as -N: up to N inputs per job")
-		argSep      = fs.String("arg-sep", ":::", "use STR instead of ::: (and STR+ for :::+)")
-		argFileSep  = fs.String("arg-file-sep", "::::", "use STR instead of :::: (and STR+ for ::::+)")
-		sshLogins   = fs.StringArrayP("sshlogin", "S", nil, "where to run jobs; only ':' (this machine) for now")
-		joblog      = fs.String("joblog", "", "write GNU's 9-column job log to FILE (- is stdout)")
-		resume      = fs.Bool("resume", false, "with --joblog: skip the jobs the log has")
-		resumeFail  = fs.Bool("resume-failed", false, "with --joblog: skip the jobs the log has as succeeded, rerun the others")
-		haltFlag    = fs.String("halt", "never", "when to stop: never, now|soon,fail|success|done=N or N%, or 0, 1, 2, -1, -2")
-		_           = fs.Bool("will-cite", false, "accepted for GNU parallel compatibility; does nothing")
-		_           = fs.Bool("no-notice", false, "accepted for GNU parallel compatibility; does nothing")
-		help        = fs.BoolP("help", "h", false, "print this help")
-	)
-	fs.StringVar(haltFlag, "halt-on-error", "never", "same as --halt")
-	fs.IntVarP(maxLines, "l", "l", 0, "same as -L")
-	fs.MarkHidden("l")
-	fs.MarkHidden("xapply")
-	fs.MarkHidden("lb")
-	fs.MarkHidden("res")
-	fs.MarkHidden("spreadstdin")
-	fs.MarkHidden("halt-on-error")
-	if err := fs.Parse(args); err != nil {
+	f := &parallelFlags{fs: fs}
+	fs.StringVarP(&f.jobs, "jobs", "j", "100%", "job slots: N, 0 (as many as possible), N% of the CPUs, +N or -N CPUs")
+	fs.StringArrayVarP(&f.argFiles, "arg-file", "a", nil, "read inputs from FILE (- is stdin); repeat for more sources")
+	fs.BoolVar(&f.link, "link", false, "link the input sources: the n-th job takes the n-th input of each; shorter sources wrap")
+	fs.StringVarP(&f.replace, "replace", "I", "{}", "use STR instead of {} for the input")
+	fs.StringVarP(&f.colsep, "colsep", "C", "", "split each input into columns at REGEX: {1}, {2}, ...")
+	fs.StringVar(&f.header, "header", "", "with ':', the first input line names the columns: {name}")
+	fs.IntVarP(&f.maxArgs, "max-args", "n", 0, "use up to N inputs per job")
+	fs.IntVarP(&f.maxRepl, "max-replace-args", "N", 0, "use up to N inputs per job, as {1}..{N}")
+	fs.BoolVarP(&f.flagM, "m", "m", false, "as many inputs per job as the command line takes, spread over the slots")
+	fs.BoolVarP(&f.flagX, "X", "X", false, "like -m, repeating the word around {} for each input")
+	fs.BoolVar(&f.xargs, "xargs", false, "as many inputs per job as the command line takes")
+	fs.IntVarP(&f.maxChars, "max-chars", "s", 0, "longest command line, in bytes")
+	fs.BoolVarP(&f.null, "null", "0", false, "inputs end with NUL, not newline")
+	fs.StringVarP(&f.delim, "delimiter", "d", "", "inputs end with DELIM (\\n, \\t, \\0 and \\xHH understood)")
+	fs.StringVarP(&f.eofStr, "eof", "E", "", "stop reading inputs at a line equal to STR")
+	fs.BoolVarP(&f.noEmpty, "no-run-if-empty", "r", false, "skip inputs that are empty or only white space")
+	fs.StringVar(&f.trim, "trim", "n", "trim white space from inputs: n (none), l, r, lr or rl")
+	fs.BoolVar(&f.group, "group", false, "print each job's output whole when it ends (the default)")
+	fs.BoolVarP(&f.ungroup, "ungroup", "u", false, "print output as it comes, unbuffered (lines may mix)")
+	fs.BoolVar(&f.lineBuffer, "line-buffer", false, "print whole lines as they come")
+	fs.BoolVar(&f.lb, "lb", false, "same as --line-buffer")
+	fs.BoolVarP(&f.keepOrder, "keep-order", "k", false, "print outputs in input order")
+	fs.BoolVar(&f.tag, "tag", false, "prefix each output line with the job's inputs and a tab")
+	fs.StringVar(&f.tagString, "tagstring", "", "prefix each output line with STR (replacement strings work) and a tab")
+	fs.StringVar(&f.results, "results", "", "also save each job's output under DIR (GNU's layout)")
+	fs.StringVar(&f.res, "res", "", "same as --results")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print each command instead of running it")
+	fs.BoolVarP(&f.verbose, "verbose", "t", false, "print each command on stderr before its output")
+	fs.BoolVarP(&f.printCmd, "v", "v", false, "print each command on stdout before its output")
+	fs.BoolVar(&f.bar, "bar", false, "draw a progress line on stderr")
+	fs.BoolVar(&f.eta, "eta", false, "draw a progress line with the time left on stderr")
+	fs.BoolVar(&f.progress, "progress", false, "draw a progress line on stderr")
+	fs.BoolVarP(&f.quote, "quote", "q", false, "quote the command's own words too, so the shell runs them as given")
+	fs.StringVar(&f.delay, "delay", "", "wait D between job starts (seconds, or 100ms, 2s, 1m)")
+	fs.BoolVar(&f.shuf, "shuf", false, "run the jobs in a random order")
+	fs.StringVar(&f.timeout, "timeout", "", "kill a job after D (seconds or 30s, 2m), or after N% of the median run time")
+	fs.IntVar(&f.retries, "retries", 0, "run a failing job up to N times in all")
+	fs.StringArrayVar(&f.envNames, "env", nil, "pass NAME to remote jobs (local jobs get the whole environment)")
+	fs.BoolVar(&f.pipe, "pipe", false, "split stdin into chunks, one per job's stdin")
+	fs.BoolVar(&f.spreadstdin, "spreadstdin", false, "same as --pipe")
+	fs.StringVar(&f.block, "block", "1M", "--pipe chunk size (K, M, G: powers of 1024; k, m, g: of 1000)")
+	fs.StringVar(&f.recEnd, "recend", "\\n", "--pipe: records end with STR")
+	fs.BoolVar(&f.xapply, "xapply", false, "same as --link")
+	fs.IntVarP(&f.maxLines, "max-lines", "L", 0, "same as -N: up to N inputs per job")
+	fs.StringVar(&f.argSep, "arg-sep", ":::", "use STR instead of ::: (and STR+ for :::+)")
+	fs.StringVar(&f.argFileSep, "arg-file-sep", "::::", "use STR instead of :::: (and STR+ for ::::+)")
+	fs.StringArrayVarP(&f.sshLogins, "sshlogin", "S", nil, "where to run jobs; only ':' (this machine) for now")
+	fs.StringVar(&f.joblog, "joblog", "", "write GNU's 9-column job log to FILE (- is stdout)")
+	fs.BoolVar(&f.resume, "resume", false, "with --joblog: skip the jobs the log has")
+	fs.BoolVar(&f.resumeFail, "resume-failed", false, "with --joblog: skip the jobs the log has as succeeded, rerun the others")
+	fs.StringVar(&f.halt, "halt", "never", "when to stop: never, now|soon,fail|success|done=N or N%, or 0, 1, 2, -1, -2")
+	fs.Bool("will-cite", false, "accepted for GNU parallel compatibility; does nothing")
+	fs.Bool("no-notice", false, "accepted for GNU parallel compatibility; does nothing")
+	fs.BoolVarP(&f.help, "help", "h", false, "print this help")
+	fs.StringVar(&f.halt, "halt-on-error", "never", "same as --halt")
+	fs.IntVarP(&f.maxLines, "l", "l", 0, "same as -L")
+	for _, alias := range []string{"l", "xapply", "lb", "res", "spreadstdin", "halt-on-error"} {
+		fs.MarkHidden(alias)
+	}
+	return f
+}
+
+// parseParallel parses arbor parallel's command line. It writes the help
+// to stdout and returns errHelp for -h.
+func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
+	f := newParallelFlags()
+	if err := f.fs.Parse(args); err != nil {
 		return nil, usagef("parallel: %v (see 'arbor help parallel')", err)
 	}
-	if *help {
-		fmt.Fprint(stdout, parallelHelp+fs.FlagUsages()+parallelHelpTail)
+	if f.help {
+		fmt.Fprint(stdout, parallelHelp+f.fs.FlagUsages()+parallelHelpTail)
 		return nil, errHelp
 	}
-	c := &parallelConfig{replace: *replace, link: *link || *xapply, positions: fs.Changed("max-replace-args") || *maxLines > 0,
-		keepOrder: *keepOrder, tag: *tag, dryRun: *dryRun, verbose: *verbose, printCmd: *printCmd,
-		progress: *bar || *eta || *progress, quote: *quote, shuffle: *shuf, pipe: *pipe || *spreadstdin,
-		joblog: *joblog, resume: *resume, resumeFail: *resumeFail, skipEmpty: *noEmpty, maxChars: *maxChars}
-	var err error
-	if c.jobs, err = parseJobs(*jobs); err != nil {
-		return nil, err
+	c := &parallelConfig{replace: f.replace, link: f.link || f.xapply, positions: f.fs.Changed("max-replace-args") || f.maxLines > 0,
+		keepOrder: f.keepOrder, tag: f.tag, dryRun: f.dryRun, verbose: f.verbose, printCmd: f.printCmd,
+		progress: f.bar || f.eta || f.progress, quote: f.quote, shuffle: f.shuf, pipe: f.pipe || f.spreadstdin,
+		joblog: f.joblog, resume: f.resume, resumeFail: f.resumeFail, skipEmpty: f.noEmpty, maxChars: f.maxChars,
+		shell: parallelShell()}
+	// Each step checks its flags and sets what they mean in c; the first
+	// wrong value stops parsing.
+	for _, step := range []func(*parallelConfig) error{
+		f.slotsAndHalt, f.records, f.output, f.timing, f.pipeChunks, f.refuseUnsupported, f.commandAndSources,
+	} {
+		if err := step(c); err != nil {
+			return nil, err
+		}
 	}
-	if c.halt, err = parseHaltPolicy(*haltFlag); err != nil {
-		return nil, err
+	return c, nil
+}
+
+// slotsAndHalt reads -j and --halt.
+func (f *parallelFlags) slotsAndHalt(c *parallelConfig) (err error) {
+	if c.jobs, err = parseJobs(f.jobs); err != nil {
+		return err
 	}
-	c.maxArgs = *maxArgs
+	c.halt, err = parseHaltPolicy(f.halt)
+	return err
+}
+
+// records reads how inputs become records and records jobs: -n, -N, -L,
+// -m, -X, --xargs, --colsep, --header, --trim, -E, -0 and -d.
+func (f *parallelFlags) records(c *parallelConfig) error {
+	c.maxArgs = f.maxArgs
 	switch {
-	case fs.Changed("max-replace-args"):
-		c.maxArgs = *maxRepl
-	case *maxLines > 0:
-		c.maxArgs = *maxLines
+	case f.fs.Changed("max-replace-args"):
+		c.maxArgs = f.maxRepl
+	case f.maxLines > 0:
+		c.maxArgs = f.maxLines
 	}
 	if c.maxArgs < 0 {
-		return nil, usagef("parallel: -n/-N must not be negative")
+		return usagef("parallel: -n/-N must not be negative")
 	}
-	if c.maxArgs == 0 && (fs.Changed("max-args") || c.positions) {
+	if c.maxArgs == 0 && (f.fs.Changed("max-args") || c.positions) {
 		c.zeroArgs, c.maxArgs = true, 1
 	}
 	switch {
-	case *flagX:
+	case f.flagX:
 		c.multi = multiX
-	case *flagM:
+	case f.flagM:
 		c.multi = multiM
-	case *xargs:
+	case f.xargs:
 		c.multi = multiXargs
 	}
-	if *colsep != "" {
-		if c.colsep, err = regexp.Compile(*colsep); err != nil {
-			return nil, usagef("parallel: --colsep %q is not a regular expression: %v", *colsep, err)
+	if f.colsep != "" {
+		var err error
+		if c.colsep, err = regexp.Compile(f.colsep); err != nil {
+			return usagef("parallel: --colsep %q is not a regular expression: %v", f.colsep, err)
 		}
 	}
-	if fs.Changed("header") {
+	if f.fs.Changed("header") {
 		// GNU parallel takes a regular expression for the header's end;
 		// ':' (the usual) and any other mean the first record here.
-		if _, err := regexp.Compile(*header); *header != ":" && err != nil {
-			return nil, usagef("parallel: --header %q is not a regular expression: %v", *header, err)
+		if _, err := regexp.Compile(f.header); f.header != ":" && err != nil {
+			return usagef("parallel: --header %q is not a regular expression: %v", f.header, err)
 		}
 		c.header = true
 	}
-	switch *trim {
+	switch f.trim {
 	case "n":
 	case "l", "r", "lr", "rl":
-		c.trim = *trim
+		c.trim = f.trim
 	default:
-		return nil, usagef("parallel: --trim %q: want n, l, r, lr or rl", *trim)
+		return usagef("parallel: --trim %q: want n, l, r, lr or rl", f.trim)
 	}
-	if fs.Changed("tagstring") {
-		c.tagString = tagString
-	}
-	if fs.Changed("eof") && *eofStr != "" { // GNU: an empty -E means none
-		c.eofStr = eofStr
+	if f.fs.Changed("eof") && f.eofStr != "" { // GNU: an empty -E means none
+		c.eofStr = &f.eofStr
 	}
 	switch {
-	case *null:
+	case f.null:
 		c.delim = []byte{0}
-	case fs.Changed("delimiter"):
-		d, err := unescapeDelimiter(*delim)
+	case f.fs.Changed("delimiter"):
+		d, err := unescapeDelimiter(f.delim)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.delim = []byte(d)
 	}
-	c.results = *results
-	if *res != "" {
-		c.results = *res
+	return nil
+}
+
+// output reads how jobs' output is shown and kept: --tagstring,
+// --results, --ungroup, --line-buffer and --group.
+func (f *parallelFlags) output(c *parallelConfig) error {
+	if f.fs.Changed("tagstring") {
+		c.tagString = &f.tagString
+	}
+	c.results = f.results
+	if f.res != "" {
+		c.results = f.res
 	}
 	for _, ext := range []string{".csv", ".tsv", ".json"} {
 		if strings.HasSuffix(c.results, ext) {
-			return nil, usagef("parallel: --results %s: CSV, TSV and JSON results are not supported; give a directory", c.results)
+			return usagef("parallel: --results %s: CSV, TSV and JSON results are not supported; give a directory", c.results)
 		}
 	}
 	switch {
-	case *ungroup:
+	case f.ungroup:
 		c.output = outputUngroup
-	case *lineBuffer || *lb:
+	case f.lineBuffer || f.lb:
 		c.output = outputLineBuffer
-	case *group:
+	case f.group:
 		c.output = outputGroup
 	}
-	if *delay != "" {
-		if c.delay, err = parseSeconds("--delay", *delay); err != nil {
-			return nil, err
+	return nil
+}
+
+// timing reads --delay, --timeout and --retries.
+func (f *parallelFlags) timing(c *parallelConfig) (err error) {
+	if f.delay != "" {
+		if c.delay, err = parseSeconds("--delay", f.delay); err != nil {
+			return err
 		}
 	}
-	if *timeout != "" {
-		if p, isPct := strings.CutSuffix(*timeout, "%"); isPct {
+	if f.timeout != "" {
+		if p, isPct := strings.CutSuffix(f.timeout, "%"); isPct {
 			v, err := strconv.ParseFloat(p, 64)
 			if err != nil || v <= 0 {
-				return nil, usagef("parallel: --timeout %q: want a positive percentage", *timeout)
+				return usagef("parallel: --timeout %q: want a positive percentage", f.timeout)
 			}
 			c.timeoutPct = v
-		} else if c.timeout, err = parseSeconds("--timeout", *timeout); err != nil {
-			return nil, err
+		} else if c.timeout, err = parseSeconds("--timeout", f.timeout); err != nil {
+			return err
 		}
 	}
-	c.attempts = max(*retries, 1)
-	if c.block, err = parseSize(*block); err != nil {
-		return nil, err
+	c.attempts = max(f.retries, 1)
+	return nil
+}
+
+// pipeChunks reads how --pipe cuts stdin: --block and --recend.
+func (f *parallelFlags) pipeChunks(c *parallelConfig) (err error) {
+	if c.block, err = parseSize(f.block); err != nil {
+		return err
 	}
-	end, err := unescapeDelimiter(*recEnd)
+	end, err := unescapeDelimiter(f.recEnd)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.recEnd = []byte(end)
-	for _, s := range *sshLogins {
+	return nil
+}
+
+// refuseUnsupported refuses what arbor cannot do yet (remote hosts) and
+// what GNU parallel refuses too.
+func (f *parallelFlags) refuseUnsupported(c *parallelConfig) error {
+	for _, s := range f.sshLogins {
 		for _, host := range strings.Split(s, ",") {
 			if host != ":" {
-				return nil, usagef("parallel: -S %s: remote hosts are not supported yet (they come with remote actors); only ':' (this machine) is", host)
+				return usagef("parallel: -S %s: remote hosts are not supported yet (they come with remote actors); only ':' (this machine) is", host)
 			}
 		}
 	}
-	for _, name := range *envNames {
+	for _, name := range f.envNames {
 		if name == "" || strings.ContainsAny(name, "= ") {
-			return nil, usagef("parallel: --env %q: want a variable name", name)
+			return usagef("parallel: --env %q: want a variable name", name)
 		}
 	}
 	if (c.resume || c.resumeFail) && c.joblog == "" {
-		return nil, usagef("parallel: --resume and --resume-failed need --joblog FILE")
+		return usagef("parallel: --resume and --resume-failed need --joblog FILE")
 	}
-	if c.shell = os.Getenv("PARALLEL_SHELL"); c.shell == "" {
-		if c.shell = os.Getenv("SHELL"); c.shell == "" {
-			c.shell = "/bin/sh"
-		}
+	return nil
+}
+
+// commandAndSources splits the arguments into the command and its input
+// sources, after those -a gives.
+func (f *parallelFlags) commandAndSources(c *parallelConfig) error {
+	for _, file := range f.argFiles {
+		c.sources = append(c.sources, sourceSpec{file: file})
 	}
-	for _, f := range *argFiles {
-		c.sources = append(c.sources, sourceSpec{file: f})
-	}
-	c.argSep, c.fileSep = *argSep, *argFileSep
-	if err := c.splitSources(fs.Args()); err != nil {
-		return nil, err
+	c.argSep, c.fileSep = f.argSep, f.argFileSep
+	if err := c.splitSources(f.fs.Args()); err != nil {
+		return err
 	}
 	for _, w := range c.command {
 		if strings.Contains(w, "{=") && strings.Contains(w, "=}") {
-			return nil, usagef("parallel: %q: Perl expressions in replacement strings ({= ... =}) are not supported", w)
+			return usagef("parallel: %q: Perl expressions in replacement strings ({= ... =}) are not supported", w)
 		}
 	}
 	if c.pipe && len(c.sources) > 0 {
-		return nil, usagef("parallel: --pipe reads stdin; it takes no ::: or :::: inputs")
+		return usagef("parallel: --pipe reads stdin; it takes no ::: or :::: inputs")
 	}
-	return c, nil
+	return nil
+}
+
+// parallelShell is the shell jobs run in: $PARALLEL_SHELL, else $SHELL,
+// else /bin/sh.
+func parallelShell() string {
+	for _, name := range []string{"PARALLEL_SHELL", "SHELL"} {
+		if sh := os.Getenv(name); sh != "" {
+			return sh
+		}
+	}
+	return "/bin/sh"
 }
 
 // splitSources splits "COMMAND... [::: A B] [:::+ C] [:::: FILE] ..." into

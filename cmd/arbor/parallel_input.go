@@ -98,46 +98,77 @@ func openInputs(c *parallelConfig, stdin io.Reader) (*inputs, error) {
 	if len(specs) == 0 {
 		specs = []sourceSpec{{file: "-"}}
 	}
+	if err := in.open(specs, c, stdin); err != nil {
+		in.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// open opens every source, reads the header of each with --header, and
+// combines them, grouped as they are linked.
+func (in *inputs) open(specs []sourceSpec, c *parallelConfig, stdin io.Reader) error {
 	var open []*source
 	for _, sp := range specs {
-		s := &source{}
-		if sp.isList {
-			// GNU parallel reads a ::: list as it reads a file, one value
-			// a record: -d, -E, -r and a newline inside a value apply too.
-			delim := c.delim
-			if delim == nil {
-				delim = []byte{'\n'}
-			}
-			var b bytes.Buffer
-			for _, v := range sp.list {
-				b.WriteString(v)
-				b.Write(delim)
-			}
-			s.reader = newRecordReader(":::", &b, c)
-		} else {
-			if sp.file == "-" {
-				s.reader = newRecordReader("stdin", stdin, c)
-			} else {
-				f, err := os.Open(sp.file)
-				if err != nil {
-					in.close()
-					return nil, fmt.Errorf("input source: %w", err)
-				}
-				in.closers = append(in.closers, f)
-				s.reader = newRecordReader(sp.file, f, c)
-			}
+		s, err := in.openSource(sp, c, stdin)
+		if err != nil {
+			return err
 		}
 		open = append(open, s)
 	}
+	if c.header {
+		if err := in.readHeaders(open); err != nil {
+			return err
+		}
+	}
+	// Group the sources: a linked source joins the group before it;
+	// --link makes one group of all.
+	var groups [][]*source
+	for i, s := range open {
+		if i == 0 || !(specs[i].linked || c.link) {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], s)
+	}
+	return in.combine(groups, c.link)
+}
+
+// openSource opens one source: a ::: list, stdin, or a file, which
+// in.close closes.
+func (in *inputs) openSource(sp sourceSpec, c *parallelConfig, stdin io.Reader) (*source, error) {
+	switch {
+	case sp.isList:
+		// GNU parallel reads a ::: list as it reads a file, one value a
+		// record: -d, -E, -r and a newline inside a value apply too.
+		delim := c.delim
+		if delim == nil {
+			delim = []byte{'\n'}
+		}
+		var b bytes.Buffer
+		for _, v := range sp.list {
+			b.WriteString(v)
+			b.Write(delim)
+		}
+		return &source{reader: newRecordReader(":::", &b, c)}, nil
+	case sp.file == "-":
+		return &source{reader: newRecordReader("stdin", stdin, c)}, nil
+	}
+	f, err := os.Open(sp.file)
+	if err != nil {
+		return nil, fmt.Errorf("input source: %w", err)
+	}
+	in.closers = append(in.closers, f)
+	return &source{reader: newRecordReader(sp.file, f, c)}, nil
+}
+
+// readHeaders takes the first record of each source as the names of its
+// columns (--header), numbered on from the columns of the sources before.
+func (in *inputs) readHeaders(open []*source) error {
 	offset := 0
 	for _, s := range open {
-		if !c.header {
-			break
-		}
 		rec, ok, err := s.next()
 		if err != nil {
-			in.close()
-			return nil, err
+			return err
 		}
 		if !ok {
 			continue
@@ -150,16 +181,12 @@ func openInputs(c *parallelConfig, stdin io.Reader) (*inputs, error) {
 		}
 		offset += len(cols)
 	}
+	return nil
+}
 
-	// Group the sources: a linked source joins the group before it;
-	// --link makes one group of all.
-	var groups [][]*source
-	for i, s := range open {
-		if i == 0 || !(specs[i].linked || c.link) {
-			groups = append(groups, nil)
-		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], s)
-	}
+// combine sets up the product of the groups of sources: the first group is
+// streamed if it is one source, the others are read whole.
+func (in *inputs) combine(groups [][]*source, wrap bool) error {
 	if len(groups[0]) == 1 {
 		s := groups[0][0]
 		in.first = func() ([]string, bool, error) {
@@ -170,10 +197,9 @@ func openInputs(c *parallelConfig, stdin io.Reader) (*inputs, error) {
 			return in.split(rec), true, nil
 		}
 	} else {
-		tuples, err := in.readGroup(groups[0], c.link)
+		tuples, err := in.readGroup(groups[0], wrap)
 		if err != nil {
-			in.close()
-			return nil, err
+			return err
 		}
 		i := 0
 		in.first = func() ([]string, bool, error) {
@@ -185,15 +211,14 @@ func openInputs(c *parallelConfig, stdin io.Reader) (*inputs, error) {
 		}
 	}
 	for _, g := range groups[1:] {
-		tuples, err := in.readGroup(g, c.link)
+		tuples, err := in.readGroup(g, wrap)
 		if err != nil {
-			in.close()
-			return nil, err
+			return err
 		}
 		in.rest = append(in.rest, tuples)
 	}
 	in.odo = make([]int, len(in.rest))
-	return in, nil
+	return nil
 }
 
 // readGroup reads linked sources whole into tuples: as many as the shortest

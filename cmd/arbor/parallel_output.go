@@ -265,7 +265,8 @@ func (p *parallelRun) logJob(r *jobResult) {
 	p.joblog.Flush()
 }
 
-// drawProgress redraws the progress line on stderr until done closes.
+// drawProgress redraws the progress line on stderr until done closes,
+// then draws the final one and ends the line.
 func (p *parallelRun) drawProgress(done <-chan struct{}) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()

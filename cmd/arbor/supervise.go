@@ -208,35 +208,55 @@ type specError struct {
 
 func (e *specError) Error() string { return fmt.Sprintf("%s: %s: %s", e.file, e.where, e.what) }
 
-// runSupervise runs arbor supervise. A SIGHUP arriving on hup (nil: none
-// comes) reloads the spec.
-func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdout, stderr io.Writer) error {
+// superviseOptions is arbor supervise's command line, parsed.
+type superviseOptions struct {
+	file     string // the spec file
+	load     loadOptions
+	control  string // the control socket; "": the spec file's default
+	noStamps bool
+	logDir   string
+}
+
+// parseSupervise parses arbor supervise's command line. It writes the help
+// to stdout and returns errHelp for -h.
+func parseSupervise(args []string, stdout io.Writer) (*superviseOptions, error) {
 	fs := pflag.NewFlagSet("supervise", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	o := &superviseOptions{}
 	help := fs.BoolP("help", "h", false, "print this help")
-	control := fs.String("control", "", "the control socket for arbor ps, logs, stop, restart and reload (default: one per spec file, in $TMPDIR/arborctl-UID)")
-	envFiles := fs.StringArrayP("env", "e", nil, "read environment variables from FILE (repeatable; default: .env beside the spec, if there is one)")
+	fs.StringVar(&o.control, "control", "", "the control socket for arbor ps, logs, stop, restart and reload (default: one per spec file, in $TMPDIR/arborctl-UID)")
+	fs.StringArrayVarP(&o.load.envFiles, "env", "e", nil, "read environment variables from FILE (repeatable; default: .env beside the spec, if there is one)")
 	formation := fs.StringP("formation", "m", "", "how many of each process to run: web=2,worker=3 (all=N for every one; 0 runs none)")
-	port := fs.IntP("port", "p", 5000, "the PORT of the first process; each next process gets 100 more, each next instance 1 more (web.2: 5001)")
-	noStamps := fs.Bool("no-timestamps", false, "do not start output lines with the time")
-	logDir := fs.String("log-dir", "", "also append each process's lines to DIR/NAME.log")
+	fs.IntVarP(&o.load.port, "port", "p", 5000, "the PORT of the first process; each next process gets 100 more, each next instance 1 more (web.2: 5001)")
+	fs.BoolVar(&o.noStamps, "no-timestamps", false, "do not start output lines with the time")
+	fs.StringVar(&o.logDir, "log-dir", "", "also append each process's lines to DIR/NAME.log")
 	if err := fs.Parse(args); err != nil {
-		return usagef("supervise: %v", err)
+		return nil, usagef("supervise: %v", err)
 	}
 	if *help {
 		fmt.Fprint(stdout, superviseHelp+fs.FlagUsages())
-		return errHelp
+		return nil, errHelp
 	}
 	if fs.NArg() != 1 {
-		return usagef("supervise: want exactly one FILE")
+		return nil, usagef("supervise: want exactly one FILE")
 	}
-	file := fs.Arg(0)
-	load := loadOptions{envFiles: *envFiles, port: *port}
+	o.file = fs.Arg(0)
 	var err error
-	if load.formation, err = parseFormation(*formation); err != nil {
-		return usagef("supervise: --formation: %v", err)
+	if o.load.formation, err = parseFormation(*formation); err != nil {
+		return nil, usagef("supervise: --formation: %v", err)
 	}
-	sp, err := load.spec(file)
+	return o, nil
+}
+
+// runSupervise runs arbor supervise. A SIGHUP arriving on reloads (nil:
+// none comes) reloads the spec.
+func runSupervise(ctx context.Context, args []string, reloads <-chan os.Signal, stdout, stderr io.Writer) error {
+	o, err := parseSupervise(args, stdout)
+	if err != nil {
+		return err
+	}
+	file := o.file
+	sp, err := o.load.spec(file)
 	if err != nil {
 		return err
 	}
@@ -244,17 +264,53 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
-	book, err := newLogBook(*logDir)
+	book, err := newLogBook(o.logDir)
 	if err != nil {
 		return err
 	}
 	defer book.close()
-	out := &prefixer{w: stdout, color: isTerminal(stdout), stamp: !*noStamps, width: labelWidth("", sp), book: book}
-	// Lifecycle events go to stderr through hclog, at a level that says
-	// how much they matter.
+	out := &prefixer{w: stdout, color: isTerminal(stdout), stamp: !o.noStamps, width: labelWidth("", sp), book: book}
 	log := hclog.New(&hclog.LoggerOptions{Name: "arbor", Output: stderr, Level: hclog.Info,
 		Color: hclog.AutoColor, ColorHeaderOnly: true})
-	events := func(e supervisor.Event) {
+	events := logEvents(log)
+	root, err := build(file, "", sp, out, events)
+	if err != nil {
+		return err
+	}
+	// Descendants that leave their process's group (background jobs,
+	// setsid) are stopped with it, and cleaned up even if arbor is killed.
+	jail, err := spawn.Contain()
+	if err != nil {
+		log.Warn("descendants that leave their process group will not be contained: " + err.Error())
+	}
+	defer jail.Close()
+	if err := checkLimits(file, "", sp); err != nil {
+		return err
+	}
+	control := o.control
+	if control == "" {
+		if control, err = defaultControl(file); err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+	}
+	app := &running{file: file, load: o.load, spec: sp, root: root, out: out, events: events}
+	ctl, err := serveControl(control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload, book, func(msg string) { log.Warn(msg) })
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	defer ctl.close()
+	log.Info("control socket " + control)
+	defer app.reloadOnSignal(ctx, reloads, log)()
+	if reloads != nil {
+		log.Info("SIGHUP reloads " + file)
+	}
+	return root.sup.Serve(ctx)
+}
+
+// logEvents returns the supervisor's event hook: lifecycle events go to
+// log, at a level that says how much they matter.
+func logEvents(log hclog.Logger) func(supervisor.Event) {
+	return func(e supervisor.Event) {
 		msg := fmt.Sprintf("%s: %s %s", e.Supervisor, e.Kind, e.Child)
 		if e.Err != nil {
 			msg += ": " + e.Err.Error()
@@ -271,55 +327,32 @@ func runSupervise(ctx context.Context, args []string, hup <-chan struct{}, stdou
 			log.Info(msg)
 		}
 	}
-	root, err := build(file, "", sp, out, events)
-	if err != nil {
-		return err
-	}
-	// Descendants that leave their process's group (background jobs,
-	// setsid) are stopped with it, and cleaned up even if arbor is killed.
-	jail, err := spawn.Contain()
-	if err != nil {
-		log.Warn("descendants that leave their process group will not be contained: " + err.Error())
-	}
-	defer jail.Close()
-	if err := checkLimits(file, "", sp); err != nil {
-		return err
-	}
-	if *control == "" {
-		if *control, err = defaultControl(file); err != nil {
-			return fmt.Errorf("control socket: %w", err)
-		}
-	}
-	app := &running{file: file, load: load, spec: sp, root: root, out: out, events: events}
-	ctl, err := serveControl(*control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload, book, func(msg string) { log.Warn(msg) })
-	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
-	}
-	defer ctl.close()
-	log.Info("control socket " + *control)
-	// SIGHUP, when it means reload (a daemon's), re-reads the spec.
-	served := make(chan struct{})
-	var reloads sync.WaitGroup
-	reloads.Go(func() {
+}
+
+// reloadOnSignal re-reads the spec at each signal on reloads (a daemon's
+// SIGHUP), on a goroutine of its own, until stop is called; stop returns
+// once that goroutine has finished.
+func (r *running) reloadOnSignal(ctx context.Context, reloads <-chan os.Signal, log hclog.Logger) (stop func()) {
+	stopped := make(chan struct{})
+	var reloading sync.WaitGroup
+	reloading.Go(func() {
 		for {
 			select {
-			case <-hup:
-				if summary, err := app.reload(ctx); err != nil {
+			case <-reloads:
+				if summary, err := r.reload(ctx); err != nil {
 					log.Error("reload failed; the running spec is kept: " + err.Error())
 				} else {
 					log.Info(summary)
 				}
-			case <-served:
+			case <-stopped:
 				return
 			}
 		}
 	})
-	defer reloads.Wait()
-	defer close(served)
-	if hup != nil {
-		log.Info("SIGHUP reloads " + file)
+	return func() {
+		close(stopped)
+		reloading.Wait()
 	}
-	return root.sup.Serve(ctx)
 }
 
 // loadOptions are the command line's additions to a spec: the foreman
