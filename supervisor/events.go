@@ -114,7 +114,7 @@ func (s *Supervisor) Snapshot() []ChildState {
 		}
 		cs := ChildState{Name: c.Name, State: st.status, Restarts: st.restarts, LastExit: st.lastExit}
 		if st.status == StatusRunning {
-			cs.Uptime = time.Since(st.started)
+			cs.Uptime = s.clock.Now().Sub(st.started)
 			if p, ok := st.service.(pider); ok {
 				cs.PID = p.PID()
 			}

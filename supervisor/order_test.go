@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/spawn"
 )
 
@@ -37,13 +38,14 @@ func TestChildrenStopInReverseOrderOnCancel(t *testing.T) {
 			return nil
 		})}
 	}
-	s := New(Spec{}, child("first", 0), child("last", 300*time.Millisecond))
+	rec := &recorder{}
+	s := New(Spec{Events: rec.add}, child("first", 0), child("last", 300*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Serve(ctx) }()
-	time.Sleep(100 * time.Millisecond)
+	proctest.Eventually(t, 5*time.Second, "both children started", func() bool { return rec.count(Started, "") == 2 })
 	cancel()
-	<-done
+	proctest.Within(t, 10*time.Second, "Serve", func() { <-done })
 	t.Logf("%v", log)
 	if log[0] != "last cancelled" || log[1] != "last returned" {
 		t.Fatalf("first child stopped before the last had returned: %v", log)
@@ -54,6 +56,14 @@ func TestChildrenStopInReverseOrderOnCancel(t *testing.T) {
 func TestEndedTemporaryChildrenStayEnded(t *testing.T) {
 	for _, st := range []Strategy{OneForAll, RestForOne} {
 		rec := &recorder{}
+		tempExited := make(chan struct{})
+		var once sync.Once // a restarted temp, the bug, exits again
+		events := func(e Event) {
+			rec.add(e)
+			if e.Kind == Exited && e.Child == "temp" {
+				once.Do(func() { close(tempExited) })
+			}
+		}
 		var tempStarts, crashes atomic.Int32
 		temp := Child{Name: "temp", Restart: Temporary, Service: fnService(func(ctx context.Context) error {
 			tempStarts.Add(1)
@@ -61,7 +71,7 @@ func TestEndedTemporaryChildrenStayEnded(t *testing.T) {
 		})}
 		crasher := Child{Name: "crasher", Restart: Permanent, Service: fnService(func(ctx context.Context) error {
 			if crashes.Add(1) == 1 {
-				time.Sleep(100 * time.Millisecond)
+				<-tempExited // the temporary child has ended before the crash
 				return errors.New("boom")
 			}
 			<-ctx.Done()
@@ -71,10 +81,15 @@ func TestEndedTemporaryChildrenStayEnded(t *testing.T) {
 		if st == RestForOne {
 			first, second = crasher, temp
 		}
-		s := New(Spec{Strategy: st, MinBackoff: time.Millisecond, Events: rec.add}, first, second)
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		s.Serve(ctx)
+		s := New(Spec{Strategy: st, MinBackoff: time.Millisecond, Events: events}, first, second)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx) }()
+		// The group restart starts all its members in one go: once the
+		// crasher is back, so is the temporary child if it is to be.
+		proctest.Eventually(t, 5*time.Second, "the crasher restarted", func() bool { return rec.count(Started, "crasher") == 2 })
 		cancel()
+		proctest.Within(t, 10*time.Second, "Serve", func() { <-done })
 		if n := tempStarts.Load(); n != 1 {
 			t.Errorf("%v: temporary child that had ended was started %d times; snapshot %+v", st, n, s.Snapshot())
 		}
@@ -103,9 +118,12 @@ func TestGroupRestartsKeepStartOrder(t *testing.T) {
 		rec := &recorder{}
 		s := New(Spec{Strategy: OneForAll, MinBackoff: 20 * time.Millisecond, Events: rec.add},
 			mk("a", false), mk("b", false), mk("c", false), mk("d", true))
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-		s.Serve(ctx)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx) }()
+		proctest.Eventually(t, 5*time.Second, "the group restarted", func() bool { return rec.count(Started, "") >= 8 })
 		cancel()
+		proctest.Within(t, 10*time.Second, "Serve", func() { <-done })
 		got := strings.Join(rec.order(Started), "")
 		if !strings.HasPrefix(got, "abcdabcd") {
 			bad++
@@ -140,9 +158,7 @@ func TestServingAgainStartsAfresh(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	for s.RemoveChild(context.Background(), "ghost") != nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	proctest.Eventually(t, 5*time.Second, "the ghost removed", func() bool { return s.RemoveChild(context.Background(), "ghost") == nil })
 	cancel()
 	<-done
 	ghostRuns.Store(0)
@@ -166,11 +182,12 @@ func TestInfinityShutdownWaits(t *testing.T) {
 	flag := filepath.Join(dir, "finished")
 	c := Child{Name: "slow", Shutdown: Infinity, Service: Command(spawn.Options{Binary: "/bin/sh",
 		Args: []string{"-c", fmt.Sprintf(`trap 'sleep 4; touch %q; exit 0' TERM; echo up; while :; do sleep 0.1; done`, flag)}})}
-	s := New(Spec{}, c)
+	logger, up := printed("up")
+	s := New(Spec{Logger: logger}, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	time.Sleep(300 * time.Millisecond)
+	proctest.Eventually(t, 5*time.Second, "the shell to install its trap", up)
 	began := time.Now()
 	cancel()
 	<-done

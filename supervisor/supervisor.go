@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
-	"sort"
 	"sync"
 	"time"
 
@@ -157,31 +156,15 @@ type Spec struct {
 
 // Supervisor runs children by a Spec. Build it with New.
 type Supervisor struct {
-	spec Spec
-	reqs chan request // AddChild and RemoveChild, served by Serve's loop
+	spec  Spec
+	clock clock     // real; tests may substitute a fake before Serve
+	calls chan call // AddChild, RemoveChild, StopChild and RestartChild, served by Serve's loop
 
 	mu       sync.Mutex // guards children, state and serving
 	children []Child
 	state    []childState
 	serving  chan struct{} // closed when the running Serve returns; nil when none runs
 }
-
-// request is a change of children asked of a running supervisor.
-type request struct {
-	add   *Child
-	name  string // the child RemoveChild, StopChild or RestartChild acts on
-	op    op
-	reply chan error
-}
-
-// op is what a request does to the child it names.
-type op uint8
-
-const (
-	opRemove op = iota + 1
-	opStop
-	opRestart
-)
 
 // ErrNotRunning is returned by AddChild and RemoveChild when Serve is not
 // running.
@@ -228,7 +211,7 @@ func New(spec Spec, children ...Child) *Supervisor {
 	if spec.Name == "" {
 		spec.Name = "supervisor"
 	}
-	return &Supervisor{spec: spec, reqs: make(chan request), children: append([]Child(nil), children...),
+	return &Supervisor{spec: spec, clock: realClock{}, calls: make(chan call), children: append([]Child(nil), children...),
 		state: make([]childState, len(children))}
 }
 
@@ -236,44 +219,44 @@ func New(spec Spec, children ...Child) *Supervisor {
 // grow a pool of identical workers. It fails with ErrTooManyChildren past
 // Spec.MaxChildren, and with ErrNotRunning when Serve is not running.
 func (s *Supervisor) AddChild(ctx context.Context, c Child) error {
-	return s.ask(ctx, request{add: &c})
+	return s.ask(ctx, addRequest{child: c})
 }
 
 // RemoveChild stops a child of a running supervisor and forgets it: the way
 // to shrink a pool. It returns once the child has stopped.
 func (s *Supervisor) RemoveChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{name: name, op: opRemove})
+	return s.ask(ctx, removeRequest{name: name})
 }
 
 // StopChild stops a child and keeps it stopped (it is not restarted,
 // whatever its restart type) until RestartChild. It returns once the child
 // has stopped.
 func (s *Supervisor) StopChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{name: name, op: opStop})
+	return s.ask(ctx, stopRequest{name: name})
 }
 
 // RestartChild stops a child, if it runs, and starts it again at once. An
 // operator's restart does not count towards the restart intensity.
 func (s *Supervisor) RestartChild(ctx context.Context, name string) error {
-	return s.ask(ctx, request{name: name, op: opRestart})
+	return s.ask(ctx, restartRequest{name: name})
 }
 
-func (s *Supervisor) ask(ctx context.Context, r request) error {
+func (s *Supervisor) ask(ctx context.Context, req request) error {
 	s.mu.Lock()
 	serving := s.serving
 	s.mu.Unlock()
 	if serving == nil {
 		return ErrNotRunning
 	}
-	r.reply = make(chan error, 1)
+	c := call{req: req, reply: make(chan error, 1)}
 	select {
-	case s.reqs <- r:
+	case s.calls <- c:
 	case <-serving:
 		return ErrNotRunning
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-r.reply
+	return <-c.reply
 }
 
 // IntensityError is a supervisor giving up: a child was restarted more
@@ -300,20 +283,6 @@ func (e *IntensityError) Error() string {
 
 func (e *IntensityError) Unwrap() error { return e.Last }
 
-// exit is a child's Serve returning.
-type exit struct {
-	i   int
-	gen int
-	err error
-}
-
-// run is one running instance of a child.
-type run struct {
-	gen    int
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // ErrAlreadyServing is returned by Serve when the supervisor is already
 // being served.
 var ErrAlreadyServing = errors.New("supervisor: Serve is already running")
@@ -323,13 +292,27 @@ var ErrAlreadyServing = errors.New("supervisor: Serve is already running")
 // has no "ready" signal to wait for). Serving again, as a parent
 // supervisor's restart does, starts the children afresh.
 func (s *Supervisor) Serve(ctx context.Context) error {
-	serving := make(chan struct{})
-	s.mu.Lock()
-	if s.serving != nil {
-		s.mu.Unlock()
-		return ErrAlreadyServing
+	serving, err := s.begin()
+	if err != nil {
+		return err
 	}
-	s.serving = serving
+	defer func() {
+		s.mu.Lock()
+		s.serving = nil
+		s.mu.Unlock()
+		close(serving) // askers waiting to send get ErrNotRunning
+	}()
+	return newLoop(s).run(ctx)
+}
+
+// begin claims the supervisor for one Serve and readies its children for a
+// fresh start. serving is closed, once Serve ends, by its caller.
+func (s *Supervisor) begin() (serving chan struct{}, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving != nil {
+		return nil, ErrAlreadyServing
+	}
 	// A fresh start: children removed by RemoveChild are dropped now that
 	// no index is in flight, and restart history is forgotten.
 	var kept []Child
@@ -341,364 +324,11 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 	s.children, s.state = kept, make([]childState, len(kept))
 	for i, c := range s.children {
 		if err := s.checkDeps(i, c); err != nil {
-			s.serving = nil
-			s.mu.Unlock()
-			close(serving)
-			return err
+			return nil, err
 		}
 	}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.serving = nil
-		s.mu.Unlock()
-		close(serving) // askers waiting to send get ErrNotRunning
-	}()
-
-	exits := make(chan exit)
-	readies := make(chan exit) // a child's Ready passed (err unused)
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	runs := make([]*run, len(s.children))
-	gens := make([]int, len(s.children))
-	status := func(i int) Status {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.state[i].removed {
-			return StatusRemoved
-		}
-		return s.state[i].status
-	}
-	var restartTimes []time.Time
-	// due is a group of children whose backoff has passed, to start in
-	// order; gens voids the start of any member stopped meanwhile.
-	type due struct{ group, gens []int }
-	restarts := make(chan due)
-	var timers sync.WaitGroup
-
-	start := func(i int) {
-		gens[i]++
-		gen := gens[i]
-		c := s.children[i]
-		// Each child's ctx is cancelled only by stop, one child at a time,
-		// so that children stop in reverse start order.
-		cctx := context.WithValue(context.WithoutCancel(ctx), shutdownKey{}, shutdownFor(c))
-		cctx = context.WithValue(cctx, childKey{}, childInfo{name: c.Name, log: s.spec.Logger})
-		cctx, cancel := context.WithCancel(cctx)
-		r := &run{gen: gen, cancel: cancel, done: make(chan struct{})}
-		runs[i] = r
-		status := StatusRunning
-		if c.Ready != nil {
-			status = StatusStarting
-		}
-		s.set(i, func(st *childState) { st.status, st.started, st.service = status, time.Now(), c.Service })
-		s.emit(Event{Kind: Started, Child: c.Name})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := serveRecovered(cctx, c.Service)
-			cancel() // what watches this run (its Ready check) ends with it
-			close(r.done)
-			select {
-			case exits <- exit{i: i, gen: gen, err: err}:
-			case <-quit:
-			}
-		}()
-		if c.Ready != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if !waitReady(cctx, c) {
-					return // stopped, or exited, first
-				}
-				select {
-				case readies <- exit{i: i, gen: gen}:
-				case <-quit:
-				}
-			}()
-		}
-	}
-	// ready reports whether the child named name is ready: started and,
-	// if it has a Ready check, past it.
-	ready := func(name string) bool {
-		for k, c := range s.children {
-			if c.Name == name {
-				st := status(k)
-				if st == StatusRemoved {
-					continue // a tombstone; the child may have been added again
-				}
-				return st == StatusReady || st == StatusRunning && c.Ready == nil
-			}
-		}
-		return false
-	}
-	// startable reports whether everything child i depends on is ready.
-	startable := func(i int) bool {
-		for _, d := range s.children[i].DependsOn {
-			if !ready(d) {
-				return false
-			}
-		}
-		return true
-	}
-	// startOrWait starts child i, or marks it waiting for what it
-	// depends on.
-	startOrWait := func(i int) {
-		if startable(i) {
-			start(i)
-			return
-		}
-		s.set(i, func(st *childState) { st.status = StatusWaiting })
-	}
-	// startWaiting starts, in order, the waiting children whose
-	// dependencies are now ready.
-	startWaiting := func() {
-		for i := range runs {
-			if status(i) == StatusWaiting && startable(i) {
-				start(i)
-			}
-		}
-	}
-	// stop stops children from last to first, each before the next, and
-	// voids their pending restarts.
-	stop := func(which []int) {
-		for k := len(which) - 1; k >= 0; k-- {
-			i := which[k]
-			gens[i]++ // its exit, or a restart pending for it, is now stale
-			r := runs[i]
-			if r == nil {
-				if status(i) == StatusWaiting { // held stopped: not to start when its dependencies are ready
-					s.set(i, func(st *childState) { st.status = StatusStopped })
-				}
-				continue
-			}
-			runs[i] = nil
-			r.cancel()
-			limit := shutdownFor(s.children[i])
-			if limit > 0 {
-				t := time.NewTimer(limit + stopReportSlack)
-				select {
-				case <-r.done:
-				case <-t.C:
-					s.emit(Event{Kind: StopTimedOut, Child: s.children[i].Name})
-					<-r.done
-				}
-				t.Stop()
-			} else {
-				<-r.done
-			}
-			s.set(i, func(st *childState) { st.status = StatusStopped })
-			s.emit(Event{Kind: Stopped, Child: s.children[i].Name})
-		}
-	}
-	// active lists, from index from on, the children running or waiting
-	// for a restart: those a strategy takes down and brings back.
-	active := func(from int) []int {
-		var out []int
-		for i := from; i < len(runs); i++ {
-			if st := status(i); runs[i] != nil || st == StatusRestarting {
-				out = append(out, i)
-			}
-		}
-		return out
-	}
-	// ended reports whether the significant children say the supervisor
-	// is done.
-	ended := func(i int) bool {
-		if !s.children[i].Significant {
-			return false
-		}
-		switch s.spec.AutoShutdown {
-		case AnySignificant:
-			return true
-		case AllSignificant:
-			for k, c := range s.children {
-				if st := status(k); c.Significant && st != StatusStopped && st != StatusRemoved && st != StatusFatal {
-					return false
-				}
-			}
-			return true
-		}
-		return false
-	}
-	// schedule starts group, in order, once wait has passed. Temporary
-	// children are not brought back: they end when taken down.
-	schedule := func(group []int, wait time.Duration) {
-		var members, memberGens []int
-		for _, i := range group {
-			if s.children[i].Restart == Temporary {
-				continue // never the child that failed: its exit ended it for good
-			}
-			members = append(members, i)
-			memberGens = append(memberGens, gens[i])
-			s.set(i, func(st *childState) { st.status, st.backoff = StatusRestarting, wait })
-			s.emit(Event{Kind: Restarting, Child: s.children[i].Name, Backoff: wait})
-		}
-		timers.Add(1)
-		go func() {
-			defer timers.Done()
-			t := time.NewTimer(wait)
-			defer t.Stop()
-			select {
-			case <-t.C:
-				select {
-				case restarts <- due{group: members, gens: memberGens}:
-				case <-quit:
-				}
-			case <-quit:
-			}
-		}()
-	}
-	serveRequest := func(r request) {
-		switch {
-		case r.add != nil:
-			s.mu.Lock()
-			n := 0
-			for k := range s.children {
-				if !s.state[k].removed {
-					n++
-				}
-			}
-			if s.spec.MaxChildren > 0 && n >= s.spec.MaxChildren {
-				s.mu.Unlock()
-				r.reply <- fmt.Errorf("%w (%d)", ErrTooManyChildren, s.spec.MaxChildren)
-				return
-			}
-			for k, c := range s.children {
-				if c.Name == r.add.Name && !s.state[k].removed {
-					s.mu.Unlock()
-					r.reply <- fmt.Errorf("supervisor: a child named %q already exists", c.Name)
-					return
-				}
-			}
-			if err := s.checkDeps(len(s.children), *r.add); err != nil {
-				s.mu.Unlock()
-				r.reply <- err
-				return
-			}
-			s.children = append(s.children, *r.add)
-			s.state = append(s.state, childState{})
-			s.mu.Unlock()
-			runs = append(runs, nil)
-			gens = append(gens, 0)
-			startOrWait(len(runs) - 1)
-			r.reply <- nil
-		default:
-			found := -1
-			s.mu.Lock()
-			for k, c := range s.children {
-				if c.Name == r.name && !s.state[k].removed {
-					found = k
-				}
-			}
-			s.mu.Unlock()
-			if found < 0 {
-				r.reply <- fmt.Errorf("%w: %q", ErrNoSuchChild, r.name)
-				return
-			}
-			stop([]int{found})
-			switch r.op {
-			case opRemove:
-				s.set(found, func(st *childState) { st.removed = true })
-			case opRestart:
-				s.set(found, func(st *childState) { st.recent, st.backoff = nil, 0 }) // a fresh history
-				start(found)
-			}
-			r.reply <- nil
-		}
-	}
-	finish := func(err error) error {
-		var all []int
-		for i := range runs {
-			all = append(all, i)
-		}
-		stop(all)
-		close(quit)
-		timers.Wait()
-		wg.Wait()
-		return err
-	}
-
-	for i := range s.children {
-		startOrWait(i)
-	}
-	for {
-		// After any event a waiting child's dependencies may be ready: a
-		// restart, an AddChild, a RestartChild bring back children
-		// without a Ready check.
-		startWaiting()
-		select {
-		case <-ctx.Done():
-			return finish(nil)
-		case r := <-readies:
-			if r.gen == gens[r.i] && runs[r.i] != nil {
-				s.set(r.i, func(st *childState) { st.status = StatusReady })
-				s.emit(Event{Kind: Ready, Child: s.children[r.i].Name})
-			}
-		case r := <-s.reqs:
-			serveRequest(r)
-		case d := <-restarts:
-			for k, i := range d.group {
-				if d.gens[k] == gens[i] && runs[i] == nil {
-					startOrWait(i) // a dependent that came back first waits again
-				}
-			}
-		case ex := <-exits:
-			if ex.gen != gens[ex.i] {
-				continue // a child this supervisor stopped on purpose
-			}
-			c := s.children[ex.i]
-			runs[ex.i] = nil
-			var up time.Duration
-			s.set(ex.i, func(st *childState) { st.lastExit, up = ex.err, time.Since(st.started) })
-			s.emit(Event{Kind: Exited, Child: c.Name, Err: ex.err})
-			if c.Restart == Temporary || c.Restart == Transient && ex.err == nil {
-				s.set(ex.i, func(st *childState) { st.status = StatusStopped })
-				if ended(ex.i) {
-					return finish(nil)
-				}
-				continue
-			}
-			now := time.Now()
-			if c.Isolate {
-				fatal := false
-				s.set(ex.i, func(st *childState) {
-					st.recent = within(append(st.recent, now), now, s.spec.Period)
-					if fatal = len(st.recent) > s.spec.MaxRestarts; fatal {
-						st.status, st.recent = StatusFatal, nil
-					}
-				})
-				if fatal {
-					s.emit(Event{Kind: Fatal, Child: c.Name, Err: &IntensityError{Supervisor: s.spec.Name, Child: c.Name,
-						Restarts: s.spec.MaxRestarts, Period: s.spec.Period, Last: ex.err, Isolated: true}})
-					if ended(ex.i) { // a significant child ended for good
-						return finish(nil)
-					}
-					continue
-				}
-			} else if restartTimes = within(append(restartTimes, now), now, s.spec.Period); len(restartTimes) > s.spec.MaxRestarts {
-				s.set(ex.i, func(st *childState) { st.status = StatusFailed })
-				gaveUp := &IntensityError{Supervisor: s.spec.Name, Child: c.Name, Restarts: len(restartTimes) - 1,
-					Period: s.spec.Period, Last: ex.err}
-				s.emit(Event{Kind: GaveUp, Child: c.Name, Err: gaveUp})
-				return finish(gaveUp)
-			}
-			wait := s.nextBackoff(ex.i, up)
-			switch s.spec.Strategy {
-			case OneForOne:
-				schedule([]int{ex.i}, wait)
-			case OneForAll:
-				group := append(active(0), ex.i)
-				sort.Ints(group)
-				stop(group)
-				schedule(group, wait)
-			case RestForOne:
-				group := append([]int{ex.i}, active(ex.i+1)...)
-				stop(group)
-				schedule(group, wait)
-			}
-		}
-	}
+	s.serving = make(chan struct{})
+	return s.serving, nil
 }
 
 // checkDeps checks that child c, at index i, depends only on children
@@ -714,35 +344,6 @@ func (s *Supervisor) checkDeps(i int, c Child) error {
 		}
 	}
 	return nil
-}
-
-// waitReady tries c's Ready check until it passes (true) or ctx ends.
-func waitReady(ctx context.Context, c Child) bool {
-	interval := c.ReadyInterval
-	if interval <= 0 {
-		interval = DefaultReadyInterval
-	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-		if c.Ready(ctx) == nil {
-			return ctx.Err() == nil
-		}
-		t.Reset(interval)
-	}
-}
-
-// within drops from times, oldest first, those more than period before now.
-func within(times []time.Time, now time.Time, period time.Duration) []time.Time {
-	for len(times) > 0 && now.Sub(times[0]) > period {
-		times = times[1:]
-	}
-	return times
 }
 
 // shutdownFor is a child's Shutdown with its default: supervisors get

@@ -19,6 +19,7 @@ import (
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/spawn"
+	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 )
 
@@ -116,6 +117,15 @@ func (r *recorder) order(kind EventKind) []string {
 func sh(name, script string, restart Restart) Child {
 	return Child{Name: name, Restart: restart,
 		Service: Command(spawn.Options{Name: name, Binary: "/bin/sh", Args: []string{"-c", script}})}
+}
+
+// printed returns a logger for Spec.Logger, and a condition that holds
+// once a child has printed line on its stdout (as a shell does once it has
+// installed a trap, say).
+func printed(line string) (hclog.Logger, func() bool) {
+	var out proctest.Buffer
+	logger := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+	return logger, func() bool { return strings.Contains(out.String(), ": "+line+": stream=stdout") }
 }
 
 // crashOnce runs a script that exits 1 the first time and sleeps after.
@@ -268,9 +278,27 @@ func TestBackoffHoldsBackACrashLoop(t *testing.T) {
 	rec := &recorder{}
 	s := New(Spec{MaxRestarts: 1000, Period: time.Minute, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Events: rec.add},
 		sh("looper", "exit 1", Permanent))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	clk := newFakeClock()
+	s.clock = clk
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := s.Serve(ctx); err != nil {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
+	// A second of the supervisor's clock: each backoff passes as soon as
+	// it is set. Past 10 restarts the loop has not been held back.
+	var elapsed time.Duration
+	for {
+		wait, ok := clk.awaitTimer(t, "a backoff", func() bool { return rec.count(Restarting, "looper") > 10 })
+		if !ok || elapsed+wait >= time.Second {
+			break
+		}
+		elapsed += wait
+		clk.Advance(wait)
+	}
+	cancel()
+	var err error
+	proctest.Within(t, 10*time.Second, "Serve", func() { err = <-errc })
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Waits of 50, 100, 200, 200, ... ms (±25%) allow about 6 restarts in a
@@ -288,10 +316,11 @@ func TestStubbornChildIsKilledAfterItsShutdown(t *testing.T) {
 	rec := &recorder{}
 	c := sh("stubborn", `trap "" TERM; echo up; while :; do sleep 1; done`, Permanent)
 	c.Shutdown = 200 * time.Millisecond
-	s := New(Spec{Events: rec.add}, c)
+	logger, up := printed("up")
+	s := New(Spec{Events: rec.add, Logger: logger}, c)
 	stop, _ := serve(t, s)
 	proctest.Eventually(t, 5*time.Second, "the child to start", func() bool { return s.Snapshot()[0].PID != 0 })
-	time.Sleep(50 * time.Millisecond) // let the shell install its trap
+	proctest.Eventually(t, 5*time.Second, "the shell to install its trap", up)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -397,22 +426,42 @@ func TestSignificantChildEndsTheSupervisor(t *testing.T) {
 	proctest.NoChildrenLeft(t)
 }
 
-// slowService ignores its ctx for a while, as a wedged in-process child
-// would.
-type slowService struct{ ignore time.Duration }
+// slowService ignores its ctx until released, as a wedged in-process
+// child would.
+type slowService struct{ release <-chan struct{} }
 
 func (s slowService) Serve(ctx context.Context) error {
 	<-ctx.Done()
-	time.Sleep(s.ignore)
+	<-s.release
 	return nil
 }
 
 func TestStopTimeoutIsReported(t *testing.T) {
 	rec := &recorder{}
-	s := New(Spec{Events: rec.add}, Child{Name: "slow", Service: slowService{ignore: 1500 * time.Millisecond}, Shutdown: 100 * time.Millisecond})
-	stop, _ := serve(t, s)
+	release := make(chan struct{})
+	events := func(e Event) {
+		rec.add(e)
+		if e.Kind == StopTimedOut {
+			close(release) // the child stays wedged past the report
+		}
+	}
+	s := New(Spec{Events: events}, Child{Name: "slow", Service: slowService{release: release}, Shutdown: 100 * time.Millisecond})
+	clk := newFakeClock()
+	s.clock = clk
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
 	proctest.Eventually(t, 5*time.Second, "the child to run", func() bool { return rec.count(Started, "slow") == 1 })
-	if err := stop(); err != nil {
+	cancel()
+	wait, _ := clk.awaitTimer(t, "the stop's report timer", nil)
+	if want := 100*time.Millisecond + stopReportSlack; wait != want {
+		t.Errorf("the stop waits %v before its report, want %v", wait, want)
+	}
+	clk.Advance(wait)
+	var err error
+	proctest.Within(t, 15*time.Second, "Serve", func() { err = <-errc })
+	if err != nil {
 		t.Fatal(err)
 	}
 	if rec.count(StopTimedOut, "slow") != 1 || rec.count(Stopped, "slow") != 1 {
