@@ -27,5 +27,7 @@
 // The nursery owns every actor started in it and the goroutines that start,
 // watch and stop them; Open returns only after all of them have finished.
 // Main wraps Open for a program's main function: SIGINT or SIGTERM cancel
-// the tree gracefully and set the exit status.
+// the tree gracefully and set the exit status. NotifyContext is the signal
+// handling under it, for a program that wants the same on a ctx of its own
+// (the arbor CLI, supervisor.Main).
 package nursery

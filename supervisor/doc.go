@@ -16,6 +16,10 @@
 // jitter, reset once the child has stayed up long enough, so a
 // crash-looping child never busy-loops.
 //
+// Main serves a supervisor for a program's main function: SIGINT or
+// SIGTERM stop the tree in order and set the exit status, as nursery.Main
+// does for a nursery.
+//
 // # Ownership
 //
 // One goroutine, the one that called Serve, owns the supervisor's state;

@@ -61,6 +61,9 @@ func TestMain(m *testing.M) {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	spawn.Main(ipc.MustNewTable(failOnce, nestedSupervisor, readyWhen, serveUntilCancelled))
+	if mode := os.Getenv(mainModeEnv); mode != "" {
+		os.Exit(runMainMode(mode))
+	}
 	goleak.VerifyTestMain(m)
 }
 

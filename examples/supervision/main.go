@@ -34,7 +34,7 @@ var work = ipc.NewFunc("pool.work", func(ctx context.Context, crashFile string) 
 
 func worker(name, crashFile string) supervisor.Child {
 	return supervisor.Child{Name: name, Restart: supervisor.Permanent,
-		Service: supervisor.Actor(work, crashFile, spawn.Options{Name: name})}
+		Service: supervisor.Actor(work, crashFile, spawn.Options{})} // the actor takes the child's name
 }
 
 func main() {
