@@ -420,7 +420,7 @@ func TestCancellerCrossesTheTree(t *testing.T) {
 		defer cancelCall()
 		done := make(chan error, 1)
 		go func() { _, err := relayCancel.Call(callCtx, a.Channel(), note); done <- err }()
-		waitForFile(t, note+".up")
+		proctest.Eventually(t, 20*time.Second, "the leaf to start", func() bool { _, err := os.Stat(note + ".up"); return err == nil })
 		cancelCall()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("the cancelled call returned %s", describe(err))
@@ -438,22 +438,6 @@ func TestCancellerCrossesTheTree(t *testing.T) {
 		t.Errorf("the leaf's canceller is %q, want the root", got)
 	}
 	noChildrenLeft(t)
-}
-
-// waitForFile waits, a bounded time, for a test function in another
-// process to create path.
-func waitForFile(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear", path)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func TestRemoteSelfCancel(t *testing.T) {

@@ -307,16 +307,7 @@ func TestCancellerReachesPython(t *testing.T) {
 		defer cancel()
 		done := make(chan error, 1)
 		go func() { _, err := relay.Call(callCtx, mid.Channel(), note); done <- err }()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if _, err := os.Stat(note + ".up"); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the Python function did not start")
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		proctest.Eventually(t, 20*time.Second, "the Python function to start", func() bool { _, err := os.Stat(note + ".up"); return err == nil })
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("the cancelled call returned %v", err)
