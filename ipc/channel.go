@@ -63,11 +63,13 @@ type Options struct {
 	// takes its identity from it. Package spawn sets it; nil sends none.
 	HelloSpec protocol.Raw
 	// SpecFromHello, on the responder, makes it read the initiator's hello
-	// before it sends its own, and gives it the hello's spec; it returns
-	// the identity this end then introduces itself with (Actor is
-	// ignored). A hello without a spec fails the handshake. Package spawn's
-	// child side sets it when started with ARBOR_SPEC=handshake.
-	SpecFromHello func(spec protocol.Raw) (protocol.ActorID, error)
+	// before it sends its own, and gives it the hello's spec and these
+	// Options to complete: it sets the Actor this end then introduces
+	// itself with, and may set Logger, BaseContext and Heartbeat, which
+	// take effect from then on. A hello without a spec, or an error from
+	// SpecFromHello, fails the handshake. Package spawn's child side sets
+	// it when started with ARBOR_SPEC=handshake.
+	SpecFromHello func(spec protocol.Raw, opts *Options) error
 	// Explain, if set, is asked once why the peer went away, with the
 	// connection error (io.EOF, a reset), before pending calls fail. What
 	// it returns becomes the Cause of the *PeerGoneError they fail with;
@@ -227,11 +229,17 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	ch.parity = ch.nextID % 2
 	first := &firstBytes{r: conn}
 	ch.frames = envelope.NewFrameReader(first, opts.MaxFrame)
-	err := ch.handshake(ctx, opts, first)
+	err := ch.handshake(ctx, &opts, first)
 	first.stop()
 	if err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if opts.SpecFromHello != nil { // the spec completed opts
+		ch.beat = opts.Heartbeat
+		if opts.Logger != nil {
+			ch.log = opts.Logger
+		}
 	}
 	ch.log = ch.log.With("peer", ch.peer.String())
 	base := context.Background()
@@ -255,27 +263,33 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 	return ch, nil
 }
 
-// heartbeat pings the peer every ch.beat and ends the channel when two have
-// passed with nothing read from the peer. It sends without waiting for the
-// answer (which is counted off like a cancellation's), so that a peer that
-// does not answer cannot hold it up.
+// heartbeat pings the peer every ch.beat and ends the channel once two
+// beats have passed with nothing read from the peer. It looks four times a
+// beat, so the end comes at most a quarter beat late. It sends without
+// waiting for the answer (which is counted off like a cancellation's), so
+// that a peer that does not answer cannot hold it up.
 func (ch *Channel) heartbeat() {
 	defer ch.wg.Done()
-	tick := time.NewTicker(ch.beat)
-	defer tick.Stop()
-	last, quiet := ch.heard.Load(), 0
+	look := time.NewTicker(ch.beat / 4)
+	defer look.Stop()
+	last, heardAt, pingedAt := ch.heard.Load(), time.Now(), time.Time{}
 	for {
+		var now time.Time
 		select {
 		case <-ch.done:
 			return
-		case <-tick.C:
+		case now = <-look.C:
 		}
-		if now := ch.heard.Load(); now != last {
-			last, quiet = now, 0
-		} else if quiet++; quiet >= 2 {
-			ch.lost(&HeartbeatError{Silence: time.Duration(quiet) * ch.beat})
+		if n := ch.heard.Load(); n != last {
+			last, heardAt = n, now
+		} else if now.Sub(heardAt) >= 2*ch.beat {
+			ch.lost(&HeartbeatError{Silence: 2 * ch.beat})
 			return
 		}
+		if now.Sub(pingedAt) < ch.beat {
+			continue
+		}
+		pingedAt = now
 		ctx, cancel := context.WithTimeout(context.Background(), ch.beat)
 		ch.sendStart(ctx, &envelope.Start{Function: fnPing, FuncKind: protocol.FuncUnary}, flushAsync,
 			func(cid uint64) { ch.cancels[cid] = true })
@@ -312,7 +326,7 @@ func (f *firstBytes) bytes() []byte {
 	return append([]byte(nil), f.seen...)
 }
 
-func (ch *Channel) handshake(ctx context.Context, opts Options, first *firstBytes) error {
+func (ch *Channel) handshake(ctx context.Context, opts *Options, first *firstBytes) error {
 	initiator := opts.Initiator
 	// The handshake runs before the reader and writer exist, so a ctx that
 	// ends during it closes the connection to unblock the read.
@@ -325,7 +339,7 @@ func (ch *Channel) handshake(ctx context.Context, opts Options, first *firstByte
 		return &HandshakeError{Reason: reason, Received: received, Err: err}
 	}
 	if opts.SpecFromHello != nil {
-		return ch.handshakeForSpec(opts.SpecFromHello, first, fail)
+		return ch.handshakeForSpec(opts, first, fail)
 	}
 	hello := &envelope.Hello{Version: protocol.Current(), Actor: ch.self, PID: int64(os.Getpid()), Initiator: initiator, Spec: opts.HelloSpec}
 	frame, err := envelope.AppendFrame(nil, hello, ch.maxFrame)
@@ -353,7 +367,7 @@ func (ch *Channel) handshake(ctx context.Context, opts Options, first *firstByte
 
 // handshakeForSpec is the responder's handshake when its identity comes in
 // the initiator's hello: read that hello first, then answer with its own.
-func (ch *Channel) handshakeForSpec(identity func(protocol.Raw) (protocol.ActorID, error), first *firstBytes, fail func(string, []byte, error) error) error {
+func (ch *Channel) handshakeForSpec(opts *Options, first *firstBytes, fail func(string, []byte, error) error) error {
 	peer, err := ch.readHello(false, first, fail)
 	if err != nil {
 		return err
@@ -361,9 +375,13 @@ func (ch *Channel) handshakeForSpec(identity func(protocol.Raw) (protocol.ActorI
 	if len(peer.Spec) == 0 {
 		return fail(fmt.Sprintf("the parent's hello (protocol %s) carries no spec, which a child started with ARBOR_SPEC=handshake needs (1.3)", peer.Version), nil, nil)
 	}
-	if ch.self, err = identity(peer.Spec); err != nil {
+	if err := opts.SpecFromHello(peer.Spec, opts); err != nil {
 		return fail("the spec in the parent's hello", nil, err)
 	}
+	if opts.Actor.UUID == "" {
+		return fail("the spec in the parent's hello gives this actor no uuid", nil, nil)
+	}
+	ch.self = opts.Actor
 	hello := &envelope.Hello{Version: protocol.Current(), Actor: ch.self, PID: int64(os.Getpid())}
 	frame, err := envelope.AppendFrame(nil, hello, ch.maxFrame)
 	if err == nil {

@@ -33,7 +33,7 @@ func (e *PeerGoneError) Unwrap() error { return e.Cause }
 func (e *PeerGoneError) Is(target error) bool { return target == protocol.ErrExited }
 
 // HeartbeatError is the cause of a *PeerGoneError when nothing arrived from
-// the peer for Silence, two heartbeats (Options.Heartbeat): the peer, or the
+// the peer for two heartbeats (Options.Heartbeat), Silence: the peer, or the
 // link to it, is gone without an end of stream.
 type HeartbeatError struct {
 	Silence time.Duration

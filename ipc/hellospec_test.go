@@ -45,13 +45,14 @@ func TestSpecInTheHello(t *testing.T) {
 	}
 	parentOpts := Options{Actor: protocol.ActorID{Name: "root", UUID: "u-root"}, Initiator: true, HelloSpec: spec}
 	var seen protocol.Raw
-	parent, child, perr, cerr := openBoth(t, parentOpts, Options{SpecFromHello: func(s protocol.Raw) (protocol.ActorID, error) {
+	parent, child, perr, cerr := openBoth(t, parentOpts, Options{SpecFromHello: func(s protocol.Raw, o *Options) error {
 		seen = append(protocol.Raw(nil), s...)
 		var v struct {
 			Actor protocol.ActorID `msgpack:"actor"`
 		}
 		err := msgpack.Unmarshal(s, &v)
-		return v.Actor, err
+		o.Actor, o.Heartbeat = v.Actor, time.Second
+		return err
 	}})
 	if perr != nil || cerr != nil {
 		t.Fatalf("open: parent %v, child %v", perr, cerr)
@@ -62,6 +63,9 @@ func TestSpecInTheHello(t *testing.T) {
 	want := protocol.ActorID{Name: "root.remote", UUID: "u-remote"}
 	if child.Self() != want || parent.Peer() != want || child.Peer().Name != "root" {
 		t.Errorf("child %v, parent's peer %v, child's peer %v", child.Self(), parent.Peer(), child.Peer())
+	}
+	if child.beat != time.Second {
+		t.Errorf("the heartbeat the spec set is %v", child.beat)
 	}
 	if err := Ping(context.Background(), parent); err != nil {
 		t.Fatal(err)
@@ -81,7 +85,7 @@ func TestSpecInTheHello(t *testing.T) {
 // hello carries none, fails its handshake saying so, and so does the parent.
 func TestSpecMissingFromTheHello(t *testing.T) {
 	_, _, perr, cerr := openBoth(t, Options{Actor: protocol.ActorID{Name: "root"}, Initiator: true},
-		Options{SpecFromHello: func(protocol.Raw) (protocol.ActorID, error) { return protocol.ActorID{Name: "x"}, nil }})
+		Options{SpecFromHello: func(_ protocol.Raw, o *Options) error { o.Actor = protocol.ActorID{Name: "x", UUID: "u"}; return nil }})
 	var he *HandshakeError
 	if !errors.As(cerr, &he) || !strings.Contains(cerr.Error(), "carries no spec") {
 		t.Errorf("the child's handshake ended with %v", cerr)

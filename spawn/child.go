@@ -14,6 +14,7 @@ import (
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // stopFunc is the runtime function a parent calls to stop its child
@@ -122,13 +123,7 @@ func Main(functions *ipc.Table) {
 
 func runChild(sp *spec, functions *ipc.Table) error {
 	os.Unsetenv(specEnv) // programs this actor runs are not actors unless it spawns them
-	level := hclog.LevelFromString(sp.LogLevel)
-	if level == hclog.NoLevel {
-		level = hclog.Info
-	}
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name: sp.Actor.Name, Level: level, JSONFormat: true, Output: os.Stderr,
-	})
+	logger := actorLogger(sp)
 
 	// SIGTERM and SIGINT stop the actor like a stop request. A terminal's
 	// Ctrl-C does not reach it (it has a process group of its own), so a
@@ -152,9 +147,19 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	base = context.WithValue(base, stopKey{}, (chan<- protocol.ActorID)(stop))
 	base = context.WithValue(base, registryKey{}, started)
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
-	ch, err := ipc.Open(ctx, conn, ipc.Options{
-		Actor: sp.Actor, Functions: table, Logger: logger, BaseContext: base,
-	})
+	opts := ipc.Options{Actor: sp.Actor, Functions: table, Logger: logger, BaseContext: base, Heartbeat: sp.heartbeat()}
+	if sp.fromHello {
+		opts.SpecFromHello = func(raw protocol.Raw, o *ipc.Options) error {
+			if err := msgpack.Unmarshal(raw, sp); err != nil {
+				return fmt.Errorf("not a spec: %w", err)
+			}
+			logger = actorLogger(sp)
+			o.Actor, o.Logger, o.Heartbeat = sp.Actor, logger, sp.heartbeat()
+			o.BaseContext = context.WithValue(base, loggerKey{}, logger)
+			return nil
+		}
+	}
+	ch, err := ipc.Open(ctx, conn, opts)
 	cancel()
 	if err != nil {
 		return err
@@ -207,6 +212,16 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		// is over.
 	}
 	return nil
+}
+
+// actorLogger is the logger an actor's code logs with: hclog JSON lines on
+// stderr, which the parent forwards, at the spec's level.
+func actorLogger(sp *spec) hclog.Logger {
+	level := hclog.LevelFromString(sp.LogLevel)
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: sp.Actor.Name, Level: level, JSONFormat: true, Output: os.Stderr})
 }
 
 // inherited wraps an inherited descriptor as a pollable file, so that

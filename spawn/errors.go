@@ -33,6 +33,12 @@ type ExitError struct {
 	// Plain is true for a plain program (StartCommand), which the message
 	// calls a process rather than an actor.
 	Plain bool
+	// Launcher is the launcher the actor ran through (Options.Launcher),
+	// if any: PID and Code are then the launcher's, which reports the far
+	// side's status as its own, except where it failed itself.
+	Launcher string
+
+	sshFailed bool // OpenSSH's client exited 255: its own failure, not the program's
 }
 
 // what names the kind of process in messages.
@@ -49,8 +55,13 @@ func (e *ExitError) Error() string {
 	switch {
 	case e.Signal != 0:
 		fmt.Fprintf(&b, "killed by signal %s", e.Signal)
+	case e.sshFailed:
+		b.WriteString("lost: ssh exited with status 255, its own failure (the host could not be reached, or the connection broke), not the program's")
 	default:
 		fmt.Fprintf(&b, "exited with status %d", e.Code)
+	}
+	if e.Launcher != "" && !e.sshFailed {
+		fmt.Fprintf(&b, " (through %s)", e.Launcher)
 	}
 	if e.Stopped {
 		b.WriteString(" after arbor stopped it")

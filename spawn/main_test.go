@@ -86,6 +86,8 @@ func TestMain(m *testing.M) {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	switch os.Getenv(modeEnv) {
+	case "relay":
+		relay() // a launcher whose link can be cut (launcher_test.go)
 	case "panic-at-start":
 		panic("boom at start")
 	case "hang":

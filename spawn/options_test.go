@@ -38,6 +38,8 @@ var optionSamples = map[string]any{
 	"Stdout":           io.Discard,
 	"Stderr":           io.Discard,
 	"Limits":           &Limits{OpenFiles: 64},
+	"Launcher":         []string{"ssh", "-T", "host"},
+	"Heartbeat":        time.Second,
 }
 
 func TestWithDefaultsMergesEveryField(t *testing.T) {

@@ -37,6 +37,7 @@ type process struct {
 	exited     chan struct{} // closed by reap once exit is set
 	exit       *ExitError
 	outputDone chan struct{} // closed when the forwarders have finished
+	launcher   launch        // how it runs, when through a launcher (Options.Launcher)
 }
 
 // newProcess makes the handle of a program about to start, with the
@@ -240,7 +241,8 @@ func (p *process) reap() {
 		}
 	}
 	ps := p.cmd.ProcessState
-	e := &ExitError{Actor: p.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped, Plain: p.plain}
+	e := &ExitError{Actor: p.id, PID: pid, Code: ps.ExitCode(), Stopped: stopped, Plain: p.plain, Launcher: p.launcher.binary}
+	e.sshFailed = p.launcher.ssh && e.Code == 255
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		e.Signal = ws.Signal()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Default durations; see Options.
@@ -85,6 +86,24 @@ type Options struct {
 	// Limits bound the child's resources (Linux). Start fails with a
 	// *StartError that says why when a limit cannot be enforced here.
 	Limits *Limits
+	// Launcher, if set, is an argv prefix that runs the actor elsewhere and
+	// carries its stdin and stdout: {"ssh", "-T", "host"}, {"docker",
+	// "exec", "-i", "ctr"}, {"kubectl", "exec", "-i", "pod", "--"},
+	// {"srun", "-N1", "-n1"}. Binary is then the program's path on the far
+	// side, and required. The channel runs over the launcher's stdio
+	// (Transport does not apply), the spec travels in the parent's hello,
+	// and the far side's stderr is its log, forwarded as for a local
+	// actor (PROTOCOL.md §12.7). Heartbeats are on by default. Stop's
+	// signals reach the launcher's process group, whose end closes the
+	// far side's stdin.
+	Launcher []string
+	// Heartbeat is the period of the heartbeats between this side and the
+	// actor (PROTOCOL.md §12.5): either side that hears nothing for two
+	// of them ends the channel, the child stopping what it runs and
+	// exiting. Zero means none for a local actor, whose parent-death
+	// signal and end of stream suffice, and DefaultLauncherHeartbeat
+	// through a Launcher; negative means none.
+	Heartbeat time.Duration
 }
 
 // Limits are resource limits for a child. Zero fields set nothing. The
@@ -176,6 +195,12 @@ func (o Options) WithDefaults(d Options) Options {
 	if o.Limits == nil {
 		o.Limits = d.Limits
 	}
+	if o.Launcher == nil {
+		o.Launcher = d.Launcher
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = d.Heartbeat
+	}
 	return o
 }
 
@@ -207,6 +232,9 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	}
 	a, parent := newActor(ctx, opts, "actor", false)
 	p := a.proc
+	if p.binary == "" && len(opts.Launcher) > 0 {
+		return nil, p.startError("starting through a launcher", errors.New("Options.Binary is empty: through a launcher it is the program's path on the far side"))
+	}
 	if p.binary == "" {
 		self, err := os.Executable()
 		if err != nil {
@@ -218,7 +246,21 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String()}
+	how := launchFor(opts, p.binary)
+	if how.remote {
+		opts.Transport = Stdio
+		p.binary, p.launcher = how.binary, how
+	}
+	opts.Args = how.args
+	beat := heartbeatFor(opts)
+	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String(), HeartbeatMS: beat.Milliseconds()}
+	var helloSpec protocol.Raw
+	if how.remote {
+		var err error
+		if helloSpec, err = msgpack.Marshal(&sp); err != nil {
+			return nil, p.startError("encoding the spec", err)
+		}
+	}
 
 	tr, err := newParentTransport(opts.Transport, &sp)
 	if err != nil {
@@ -230,8 +272,10 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	specJSON, _ := json.Marshal(sp)
-	env = append(append(make([]string, 0, len(env)+1), env...), specEnv+"="+string(specJSON))
+	if !how.remote { // through a launcher, the command line says ARBOR_SPEC=handshake
+		specJSON, _ := json.Marshal(sp)
+		env = append(append(make([]string, 0, len(env)+1), env...), specEnv+"="+string(specJSON))
+	}
 	if err := p.start(opts, env, tr, nil); err != nil {
 		tr.abort()
 		return nil, err
@@ -250,6 +294,8 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 			Functions: opts.Functions,
 			Logger:    p.log,
 			Explain:   p.explain,
+			HelloSpec: helloSpec,
+			Heartbeat: beat,
 		})
 	}
 	if err == nil && a.ch.Peer().UUID != p.id.UUID {
@@ -396,6 +442,8 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		// Cancelled: the child's exit, if any, is the consequence.
 		se.Reason, se.Err, se.Exit = "cancelled during the handshake", ctx.Err(), nil
+	case exitedAlready && p.exit.sshFailed:
+		se.Reason, se.Exit = "ssh could not reach the far side", p.exit
 	case exitedAlready && p.exit.Panic != "":
 		se.Reason, se.Exit = "the actor crashed before the handshake", p.exit
 	case exitedAlready:
@@ -494,6 +542,14 @@ func (a *Actor) Stop(ctx context.Context) error {
 	}
 }
 
+// afterGrace is closed once d has passed; never for Forever.
+func afterGrace(d time.Duration) <-chan time.Time {
+	if d == Forever {
+		return nil
+	}
+	return time.After(max(d, 0))
+}
+
 // escalate runs Stop's steps until the actor is gone, asking it to stop on
 // behalf of by. Its lifetime is bounded by the actor's: it returns when the
 // process has been reaped, and after the stop request has ended.
@@ -510,6 +566,7 @@ func (a *Actor) escalate(by protocol.ActorID) {
 		return
 	}
 	asked := make(chan struct{})
+	lost := make(chan struct{}) // the request cannot arrive: the channel is gone
 	go func() {
 		defer close(asked)
 		ctx := context.Background()
@@ -518,11 +575,20 @@ func (a *Actor) escalate(by protocol.ActorID) {
 			ctx, cancel = context.WithTimeout(ctx, a.grace)
 			defer cancel()
 		}
-		stopFunc.Call(ctx, a.ch, stopArgs{By: by}) // the actor's own exit is the answer that counts
+		// The actor's own exit is the answer that counts; a channel
+		// already lost (a heartbeat missed over a launcher's cut link,
+		// say) means nobody hears the request, so the signals come at
+		// once.
+		if _, err := stopFunc.Call(ctx, a.ch, stopArgs{By: by}); errors.As(err, new(*ipc.PeerGoneError)) {
+			close(lost)
+		}
 	}()
 	defer func() { <-asked }()
-	if waited(a.done, a.grace) {
+	select {
+	case <-a.done:
 		return
+	case <-lost:
+	case <-afterGrace(a.grace):
 	}
 	a.proc.terminate()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/arbor-go/arbor/protocol"
 )
@@ -45,15 +46,29 @@ func (t Transport) String() string {
 	return fmt.Sprintf("transport(%d)", int(t))
 }
 
-// spec is what a parent tells its child about itself.
+// spec is what a parent tells its child about itself: as JSON in
+// ARBOR_SPEC, or as a msgpack map in its hello (PROTOCOL.md §12.1, §12.7).
 type spec struct {
-	Actor     protocol.ActorID `json:"actor"`
-	Parent    protocol.ActorID `json:"parent"`
-	LogLevel  string           `json:"log_level"`
-	Transport string           `json:"transport"`
-	Addr      string           `json:"addr,omitempty"`
-	Secret    string           `json:"secret,omitempty"`
+	Actor     protocol.ActorID `json:"actor" msgpack:"actor"`
+	Parent    protocol.ActorID `json:"parent" msgpack:"parent"`
+	LogLevel  string           `json:"log_level" msgpack:"log_level"`
+	Transport string           `json:"transport" msgpack:"transport"`
+	Addr      string           `json:"addr,omitempty" msgpack:"addr,omitempty"`
+	Secret    string           `json:"secret,omitempty" msgpack:"secret,omitempty"`
+	// HeartbeatMS is the heartbeat period in milliseconds; 0: none.
+	HeartbeatMS int64 `json:"heartbeat_ms,omitempty" msgpack:"heartbeat_ms,omitempty"`
+
+	// fromHello: ARBOR_SPEC was "handshake", and the rest comes in the
+	// parent's hello.
+	fromHello bool
 }
+
+// specHandshake, as ARBOR_SPEC, says the spec comes in the parent's hello:
+// the child was started through a launcher, which carries no environment
+// and no JSON through a remote shell's quoting (PROTOCOL.md §12.7).
+const specHandshake = "handshake"
+
+func (s *spec) heartbeat() time.Duration { return time.Duration(s.HeartbeatMS) * time.Millisecond }
 
 // childSpec returns the spec this process was started with, if it was
 // started as an actor.
@@ -61,6 +76,9 @@ func childSpec() (*spec, bool, error) {
 	raw, ok := os.LookupEnv(specEnv)
 	if !ok {
 		return nil, false, nil
+	}
+	if raw == specHandshake {
+		return &spec{Transport: Stdio.String(), fromHello: true}, true, nil
 	}
 	var s spec
 	if err := json.Unmarshal([]byte(raw), &s); err != nil {
