@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,7 @@ var (
 		os.Exit(code)
 		return 0, nil
 	})
+	fail  = ipc.NewFunc("test.fail", func(ctx context.Context, msg string) (int, error) { return 0, errors.New(msg) })
 	block = ipc.NewFunc("test.block", func(ctx context.Context, _ struct{}) (int, error) {
 		<-ctx.Done()
 		return 0, ctx.Err()
@@ -286,5 +288,5 @@ var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string)
 })
 
 func init() {
-	testFuncs = ipc.MustNewTable(echo, pid, exit, block, stubborn, count, say, tree, keeper, linger)
+	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, block, stubborn, count, say, tree, keeper, linger)
 }

@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
 )
@@ -275,6 +277,9 @@ func (p *process) endOutput() {
 // explain turns the end of the channel into the child's exit status, when
 // the child has exited or does so shortly.
 func (p *process) explain(cause error) error {
+	if errors.As(cause, new(*ipc.HeartbeatError)) {
+		return cause // the link is cut: no exit status is coming to wait for
+	}
 	select {
 	case <-p.exited:
 		return p.exit

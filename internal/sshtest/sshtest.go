@@ -1,0 +1,211 @@
+// Package sshtest runs a real OpenSSH server for tests: on a loopback port,
+// or inside a network namespace of its own joined to this one by a veth
+// pair, so that a test can cut the link between the two "hosts". Keys are
+// generated for each server; the client needs no ~/.ssh.
+//
+// Tests that use it need root (sshd, network namespaces) and Debian's
+// openssh-server; without them they skip, saying why, unless
+// ARBOR_REQUIRE_SSHD=1 (CI) makes that a failure.
+package sshtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const sshd = "/usr/sbin/sshd"
+
+// Server is a running sshd.
+type Server struct {
+	Addr string // host address the client connects to
+	Port int
+	dir  string
+	ns   string // network namespace, if any
+	veth string // this side's end of the veth pair, if any
+}
+
+// Options say where the server runs.
+type Options struct {
+	// Netns runs the server in a network namespace of its own, reached
+	// over a veth pair (Cut takes the link down).
+	Netns bool
+}
+
+var serial atomic.Int32
+
+// Require skips t (or fails it under ARBOR_REQUIRE_SSHD=1) unless sshd,
+// ssh and, for a namespace, ip can run here as root.
+func Require(t testing.TB, netns bool) {
+	t.Helper()
+	why := ""
+	switch {
+	case os.Geteuid() != 0:
+		why = "not root"
+	case !executable(sshd):
+		why = sshd + " is missing (Debian's openssh-server)"
+	case lookPath("ssh") == "" || lookPath("ssh-keygen") == "":
+		why = "ssh or ssh-keygen is missing (Debian's openssh-client)"
+	case netns && lookPath("ip") == "":
+		why = "ip is missing (Debian's iproute2)"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("ARBOR_REQUIRE_SSHD") == "1" {
+		t.Fatalf("a real sshd is required here (ARBOR_REQUIRE_SSHD=1), but %s", why)
+	}
+	t.Skipf("no real sshd: %s", why)
+}
+
+// Start runs a server for the rest of the test.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	Require(t, opts.Netns)
+	s := &Server{dir: t.TempDir(), Addr: "127.0.0.1"}
+	for _, key := range []string{"host_key", "client_key"} {
+		run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(s.dir, key))
+	}
+	pub, err := os.ReadFile(filepath.Join(s.dir, "client_key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "authorized_keys"), pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
+		t.Fatal(err)
+	}
+	s.Port = 22
+	if opts.Netns {
+		s.joinNamespace(t)
+	} else {
+		s.Port = freePort(t)
+	}
+	config := fmt.Sprintf(`Port %d
+ListenAddress %s
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+`, s.Port, s.Addr, filepath.Join(s.dir, "host_key"), filepath.Join(s.dir, "authorized_keys"), filepath.Join(s.dir, "sshd.pid"))
+	cfg := filepath.Join(s.dir, "sshd_config")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// sshd daemonizes (no -D): it is not this process's child, so tests'
+	// checks for children left behind do not see it, and neither does
+	// anything its sessions run. It is killed by its pid file.
+	logFile := filepath.Join(s.dir, "sshd.log")
+	argv := []string{sshd, "-f", cfg, "-E", logFile}
+	if s.ns != "" {
+		argv = append([]string{"ip", "netns", "exec", s.ns}, argv...)
+	}
+	run(t, argv[0], argv[1:]...)
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(s.dir, "sshd.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port)), time.Second)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logFile)
+			t.Fatalf("sshd did not listen on %s:%d: %v\n%s", s.Addr, s.Port, err, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// joinNamespace makes a network namespace for the server and a veth pair
+// between it and this one: 10.199.N.1 here, 10.199.N.2 there.
+func (s *Server) joinNamespace(t testing.TB) {
+	n := int(serial.Add(1))%200 + os.Getpid()%50
+	s.ns = fmt.Sprintf("arbor-ssh-%d-%d", os.Getpid(), n)
+	s.veth = fmt.Sprintf("arb%dh", n)
+	peer := fmt.Sprintf("arb%dp", n)
+	here, there := fmt.Sprintf("10.199.%d.1/24", n), fmt.Sprintf("10.199.%d.2/24", n)
+	run(t, "ip", "netns", "add", s.ns)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", s.veth).Run()
+		exec.Command("ip", "netns", "del", s.ns).Run()
+	})
+	run(t, "ip", "link", "add", s.veth, "type", "veth", "peer", "name", peer)
+	run(t, "ip", "link", "set", peer, "netns", s.ns)
+	run(t, "ip", "addr", "add", here, "dev", s.veth)
+	run(t, "ip", "link", "set", s.veth, "up")
+	run(t, "ip", "netns", "exec", s.ns, "ip", "addr", "add", there, "dev", peer)
+	run(t, "ip", "netns", "exec", s.ns, "ip", "link", "set", peer, "up")
+	run(t, "ip", "netns", "exec", s.ns, "ip", "link", "set", "lo", "up")
+	s.Addr = fmt.Sprintf("10.199.%d.2", n)
+}
+
+// Launcher is the ssh command that reaches the server as root, for
+// spawn.Options.Launcher; env, if given, are VAR=value words set on the far
+// side before the program runs.
+func (s *Server) Launcher(env ...string) []string {
+	argv := []string{"ssh", "-T", "-p", strconv.Itoa(s.Port), "-i", filepath.Join(s.dir, "client_key"),
+		"-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=" + filepath.Join(s.dir, "known_hosts"),
+		"-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+		"root@" + s.Addr}
+	if len(env) > 0 {
+		argv = append(append(argv, "env"), env...)
+	}
+	return argv
+}
+
+// Cut takes the link between the two hosts down: packets stop, and neither
+// side sees an end of stream. It works on a server in a namespace only.
+func (s *Server) Cut(t testing.TB) {
+	t.Helper()
+	if s.veth == "" {
+		t.Fatal("sshtest: Cut needs a server started with Netns")
+	}
+	run(t, "ip", "link", "set", s.veth, "down")
+}
+
+func run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&0o111 != 0
+}
+
+func lookPath(name string) string {
+	p, _ := exec.LookPath(name)
+	return p
+}
