@@ -1081,3 +1081,41 @@ func TestErrorTypesCross(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// TestThroughALauncher: a nursery whose actors run through a launcher
+// (spawn.Options.Launcher) keeps its guarantees: a failure stops the
+// siblings, and a subtree's error keeps its type, source and relay path.
+func TestThroughALauncher(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := WithDefaults(spawn.Options{Binary: self, Launcher: []string{"sh", "-c", `exec "$@"`, "sh"}})
+	var daemonDone <-chan struct{}
+	err = Open(context.Background(), func(ctx context.Context, n *Nursery) error {
+		d, err := n.StartActor(spawn.Options{Name: "daemon"})
+		if err != nil {
+			return err
+		}
+		daemonDone = d.Done()
+		_, err = RunInActor(n, tree, treeArgs{Depth: 2, Breadth: 2, Path: "t", Failing: "t.1.0"}, spawn.Options{Name: "top"})
+		return err
+	}, far)
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) || re.Message != "leaf t.1.0 failed" || re.Source.Name != "root.top.n1.n0" {
+		t.Fatalf("got %s", describe(err))
+	}
+	var relay []string
+	for _, a := range re.Relay {
+		relay = append(relay, a.Name)
+	}
+	if strings.Join(relay, " ") != "root.top.n1 root.top" {
+		t.Fatalf("relay path %v", relay)
+	}
+	select {
+	case <-daemonDone:
+	default:
+		t.Fatal("the sibling daemon outlived the nursery")
+	}
+	noChildrenLeft(t)
+}

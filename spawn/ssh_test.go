@@ -60,13 +60,23 @@ func TestSSH(t *testing.T) {
 	if got, err := echo.Call(ctx, a.Channel(), "still here"); err != nil || got != "still here" {
 		t.Errorf("echo after the cancellation: %q, %v", got, err)
 	}
+	// The far side starts an actor of its own there: the stop reaches it
+	// across.
+	tr, err := tree.Open(ctx, a.Channel(), struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grandchild, err := tr.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Wait(); err != nil {
 		t.Errorf("Wait after a stop over ssh: %v", err)
 	}
-	gone(t, "the far side", remote)
+	gone(t, "the far side and its own actor", remote, grandchild)
 	noChildrenLeft(t)
 }
 
