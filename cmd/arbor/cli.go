@@ -78,6 +78,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "parallel":
 		status, err = runParallel(ctx, args[1:], stdin, stdout, stderr)
+	case "remote-job": // what arbor parallel -S runs on a host
+		return runRemoteJob(args[1:], stderr)
 	case "schema":
 		err = runSchema(ctx, args[1:], stdout)
 	case "supervise":

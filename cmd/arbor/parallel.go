@@ -705,12 +705,32 @@ func (p *parallelRun) attempt(ctx context.Context, j *job) *jobResult {
 	if !grouped {
 		p.announce(j)
 	}
+	login := p.loginFor(j.slot)
+	remote := login != nil && login.remote()
+	workdir := ""
+	if remote {
+		workdir = p.remoteWorkdir(j)
+		p.remoteOptions(&opts, login, j, workdir)
+		if p.c.transfer {
+			if err := p.sendInputs(ctx, login, j, workdir); err != nil {
+				r.startErr, r.code = err, 255
+				return r
+			}
+		}
+	}
 	a, err := p.startJob(ctx, j, opts)
 	if err != nil {
 		r.couldNotStart(err)
 		return r
 	}
 	p.await(ctx, a, r)
+	if remote {
+		// Even after an interrupt: what the job made is brought back,
+		// within a bound, as the host may be gone.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), remoteCopyTimeout)
+		p.bringBack(bctx, login, j, workdir)
+		cancel()
+	}
 	for _, l := range lines {
 		l.flush()
 	}

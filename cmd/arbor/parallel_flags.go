@@ -68,6 +68,15 @@ type parallelConfig struct {
 	resume     bool
 	resumeFail bool
 	halt       haltPolicy
+
+	// Where jobs run (parallel_remote.go): empty, this machine only.
+	logins      []sshLogin
+	envNames    []string // --env: variables set for remote jobs
+	transfer    bool     // --transfer: send the job's input files to its host
+	returns     []string // --return: templates of files to bring back
+	cleanup     bool     // --cleanup: remove what was sent and brought back
+	workdir     string   // --workdir: where a remote job runs
+	remoteArbor string   // --remote-arbor: the arbor program on the hosts
 }
 
 // sourceSpec is one input source as given on the command line.
@@ -126,8 +135,10 @@ type parallelFlags struct {
 	// The job log.
 	joblog             string
 	resume, resumeFail bool
-	// Remote jobs, refused but for ':'.
-	sshLogins, envNames []string
+	// Remote jobs.
+	sshLogins, sshLoginFiles, envNames, returns, trc []string
+	transfer, cleanup                                bool
+	workdir, sshCmd, remoteArbor                     string
 
 	help bool
 }
@@ -186,7 +197,17 @@ func newParallelFlags() *parallelFlags {
 	fs.IntVarP(&f.maxLines, "max-lines", "L", 0, "same as -N: up to N inputs per job")
 	fs.StringVar(&f.argSep, "arg-sep", ":::", "use STR instead of ::: (and STR+ for :::+)")
 	fs.StringVar(&f.argFileSep, "arg-file-sep", "::::", "use STR instead of :::: (and STR+ for ::::+)")
-	fs.StringArrayVarP(&f.sshLogins, "sshlogin", "S", nil, "where to run jobs; only ':' (this machine) for now")
+	fs.StringArrayVarP(&f.sshLogins, "sshlogin", "S", nil, "run jobs on HOST, [user@]host, N/host (N at once there), ':' (this machine) or a whole ssh command; comma-separated, repeatable")
+	fs.StringArrayVar(&f.sshLoginFiles, "sshloginfile", nil, "read sshlogins from FILE, one per line (# comments)")
+	fs.StringVar(&f.sshCmd, "ssh", "ssh", "the ssh command for sshlogins that are a host")
+	fs.StringVar(&f.remoteArbor, "remote-arbor", "arbor", "the arbor program on the hosts, which runs each job there under its own process group")
+	fs.BoolVar(&f.transfer, "transfer", false, "send the job's input files to its host before it runs")
+	fs.StringArrayVar(&f.returns, "return", nil, "bring FILE (replacement strings work) back from the host after the job")
+	fs.BoolVar(&f.cleanup, "cleanup", false, "remove the files sent and brought back from the host after the job")
+	fs.StringArrayVar(&f.trc, "trc", nil, "same as --transfer --return FILE --cleanup")
+	fs.StringVar(&f.workdir, "workdir", "", "run remote jobs in DIR: '.' is this directory's path, '...' a directory of the job's own")
+	fs.StringVar(&f.workdir, "wd", "", "same as --workdir")
+	fs.StringArrayVar(&f.sshLoginFiles, "slf", nil, "same as --sshloginfile")
 	fs.StringVar(&f.joblog, "joblog", "", "write GNU's 9-column job log to FILE (- is stdout)")
 	fs.BoolVar(&f.resume, "resume", false, "with --joblog: skip the jobs the log has")
 	fs.BoolVar(&f.resumeFail, "resume-failed", false, "with --joblog: skip the jobs the log has as succeeded, rerun the others")
@@ -196,7 +217,7 @@ func newParallelFlags() *parallelFlags {
 	fs.BoolVarP(&f.help, "help", "h", false, "print this help")
 	fs.StringVar(&f.halt, "halt-on-error", "never", "same as --halt")
 	fs.IntVarP(&f.maxLines, "l", "l", 0, "same as -L")
-	for _, alias := range []string{"l", "xapply", "lb", "res", "spreadstdin", "halt-on-error"} {
+	for _, alias := range []string{"l", "xapply", "lb", "res", "spreadstdin", "halt-on-error", "wd", "slf"} {
 		fs.MarkHidden(alias)
 	}
 	return f
@@ -221,7 +242,7 @@ func parseParallel(args []string, stdout io.Writer) (*parallelConfig, error) {
 	// Each step checks its flags and sets what they mean in c; the first
 	// wrong value stops parsing.
 	for _, step := range []func(*parallelConfig) error{
-		f.slotsAndHalt, f.records, f.output, f.timing, f.pipeChunks, f.refuseUnsupported, f.commandAndSources,
+		f.slotsAndHalt, f.records, f.output, f.timing, f.pipeChunks, f.remotes, f.refuseUnsupported, f.commandAndSources,
 	} {
 		if err := step(c); err != nil {
 			return nil, err
@@ -361,21 +382,8 @@ func (f *parallelFlags) pipeChunks(c *parallelConfig) (err error) {
 	return nil
 }
 
-// refuseUnsupported refuses what arbor cannot do yet (remote hosts) and
-// what GNU parallel refuses too.
+// refuseUnsupported refuses what GNU parallel refuses too.
 func (f *parallelFlags) refuseUnsupported(c *parallelConfig) error {
-	for _, s := range f.sshLogins {
-		for _, host := range strings.Split(s, ",") {
-			if host != ":" {
-				return usagef("parallel: -S %s: remote hosts are not supported yet (they come with remote actors); only ':' (this machine) is", host)
-			}
-		}
-	}
-	for _, name := range f.envNames {
-		if name == "" || strings.ContainsAny(name, "= ") {
-			return usagef("parallel: --env %q: want a variable name", name)
-		}
-	}
 	if (c.resume || c.resumeFail) && c.joblog == "" {
 		return usagef("parallel: --resume and --resume-failed need --joblog FILE")
 	}

@@ -58,7 +58,12 @@ Where arbor differs from GNU parallel, on purpose:
     runs; GNU parallel refuses lines past about 63 KiB.
   - A bad command line prints one line on stderr saying what is wrong
     (GNU parallel prints its usage on stdout); both exit 255.
-  - -S accepts only ':' (this machine) until remote actors land.
+  - -S runs each remote job under 'arbor remote-job' on the host (the
+    arbor there: --remote-arbor, default arbor on its PATH), which runs
+    it in a process group of its own and stops that group when the
+    connection goes; GNU parallel needs perl there instead. Slots per
+    host are N/host or -j; the host's CPU count is not asked. --pipe
+    with remote hosts is refused.
   - --results takes a directory only (no .csv, .tsv or .json).
   - -k with --line-buffer prints each job's output whole, in order.
   - Not supported: Perl replacement strings ({= ... =}) and --plus, -i,

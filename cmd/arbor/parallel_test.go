@@ -127,7 +127,9 @@ func TestParallelFlags(t *testing.T) {
 		{"--retries counts attempts", []string{"--retries", "3", "echo try; exit 2", ":::", "a"}, "", "try\n", 1},
 		{"--env is accepted", []string{"--env", "HOME", "echo", ":::", "a"}, "", "a\n", 0},
 		{"-S : is this machine", []string{"-S", ":", "echo", ":::", "a"}, "", "a\n", 0},
-		{"-S host is not yet", []string{"-S", "otherhost", "echo", ":::", "a"}, "", "", 255},
+		{"-S a host that cannot be reached fails its job", []string{"-S", "nohost.invalid", "echo", ":::", "a"}, "", "", 1},
+		{"--transfer needs a remote host", []string{"-S", ":", "--transfer", "echo", ":::", "a"}, "", "", 255},
+		{"-S 0/host", []string{"-S", "0/nohost.invalid", "echo", ":::", "a"}, "", "", 255},
 		{"PARALLEL_SEQ", []string{"-k", "echo $PARALLEL_SEQ", ":::", "a", "b"}, "", "1 a\n2 b\n", 0},
 
 		// --pipe.
