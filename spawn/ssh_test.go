@@ -16,11 +16,21 @@ import (
 // runtime otherwise sleeps a second before exiting.
 const farEnv = "GORACE=atexit_sleep_ms=0"
 
-// TestSSH: an actor on the far side of a real sshd answers calls, streams,
-// fails with its error boxed, has its calls cancelled, and stops when
-// asked, leaving no process on either side.
+// TestSSH: an actor on the far side of a real sshd, on this host's loopback
+// and on another "host" (a network namespace over a veth pair), answers
+// calls, streams, fails with its error boxed, has its calls cancelled, and
+// stops when asked with the actor it started there, leaving no process on
+// either side.
 func TestSSH(t *testing.T) {
-	srv := sshtest.Start(t, sshtest.Options{})
+	for _, where := range []struct {
+		name  string
+		netns bool
+	}{{"loopback", false}, {"netns", true}} {
+		t.Run(where.name, func(t *testing.T) { testSSH(t, sshtest.Start(t, sshtest.Options{Netns: where.netns})) })
+	}
+}
+
+func testSSH(t *testing.T, srv *sshtest.Server) {
 	a := start(t, Options{Name: "far", Binary: self(t), Launcher: srv.Launcher(farEnv)})
 	ctx := context.Background()
 	remote, err := pid.Call(ctx, a.Channel(), struct{}{})

@@ -140,10 +140,12 @@ PrintMotd no
 // joinNamespace makes a network namespace for the server and a veth pair
 // between it and this one: 10.199.N.1 here, 10.199.N.2 there.
 func (s *Server) joinNamespace(t testing.TB) {
-	n := int(serial.Add(1))%200 + os.Getpid()%50
-	s.ns = fmt.Sprintf("arbor-ssh-%d-%d", os.Getpid(), n)
-	s.veth = fmt.Sprintf("arb%dh", n)
-	peer := fmt.Sprintf("arb%dp", n)
+	k := int(serial.Add(1))
+	n := (os.Getpid() + k) % 250 // the subnet
+	s.ns = fmt.Sprintf("arbor-ssh-%d-%d", os.Getpid(), k)
+	// Interface names are global here and at most 15 bytes.
+	s.veth = fmt.Sprintf("arb%d.%dh", os.Getpid()%100000, k%1000)
+	peer := fmt.Sprintf("arb%d.%dp", os.Getpid()%100000, k%1000)
 	here, there := fmt.Sprintf("10.199.%d.1/24", n), fmt.Sprintf("10.199.%d.2/24", n)
 	run(t, "ip", "netns", "add", s.ns)
 	t.Cleanup(func() {
