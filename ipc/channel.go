@@ -52,13 +52,14 @@ type Options struct {
 	BaseContext context.Context
 	// Heartbeat, if positive, makes this end call arbor.ping every
 	// Heartbeat and end the channel with a *PeerGoneError whose cause is a
-	// *HeartbeatError once nothing at all has arrived from the peer for
+	// *HeartbeatError once no byte at all has arrived from the peer for
 	// two of them: the lifeline where a cut link delivers no end of stream
-	// (a launcher's connection across a network). Any frame counts, so a
-	// busy channel needs no ping answered in time. Zero: no heartbeat; the
-	// end of the stream is then the only sign.
+	// (a launcher's connection across a network). Any byte counts, so a
+	// busy channel, or a large frame arriving slowly, needs no ping
+	// answered in time. Zero: no heartbeat; the end of the stream is then
+	// the only sign. Values under a millisecond are a millisecond.
 	Heartbeat time.Duration
-	// HelloSpec, on the initiator, is sent in its hello (PROTOCOL.md §12.4,
+	// HelloSpec, on the initiator, is sent in its hello (PROTOCOL.md §12.7,
 	// 1.3): the spec of a child started with ARBOR_SPEC=handshake, which
 	// takes its identity from it. Package spawn sets it; nil sends none.
 	HelloSpec protocol.Raw
@@ -121,7 +122,7 @@ type Channel struct {
 	stall    time.Duration // StallTimeout
 	explain  func(error) error
 	beat     time.Duration // Heartbeat
-	heard    atomic.Uint64 // frames read from the peer, for the heartbeat
+	heard    atomic.Uint64 // reads that brought bytes from the peer, for the heartbeat
 
 	// base is the parent of every served call's ctx. It only carries the
 	// channel (for ChannelFrom) and is never cancelled: end cancels each
@@ -227,7 +228,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		ch.nextID = 1
 	}
 	ch.parity = ch.nextID % 2
-	first := &firstBytes{r: conn}
+	first := &firstBytes{r: conn, heard: &ch.heard}
 	ch.frames = envelope.NewFrameReader(first, opts.MaxFrame)
 	err := ch.handshake(ctx, &opts, first)
 	first.stop()
@@ -257,6 +258,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		ch.w.loop()
 	}()
 	if ch.beat > 0 {
+		ch.beat = max(ch.beat, time.Millisecond)
 		ch.wg.Add(1)
 		go ch.heartbeat()
 	}
@@ -290,7 +292,8 @@ func (ch *Channel) heartbeat() {
 			continue
 		}
 		pingedAt = now
-		ctx, cancel := context.WithTimeout(context.Background(), ch.beat)
+		// A full queue holds a ping back at most until the next look.
+		ctx, cancel := context.WithTimeout(context.Background(), ch.beat/4)
 		ch.sendStart(ctx, &envelope.Start{Function: fnPing, FuncKind: protocol.FuncUnary}, flushAsync,
 			func(cid uint64) { ch.cancels[cid] = true })
 		cancel()
@@ -300,14 +303,19 @@ func (ch *Channel) heartbeat() {
 // firstBytes keeps the first bytes read from the peer during the handshake,
 // so that a peer that is not an arbor actor can be quoted in the error.
 type firstBytes struct {
-	r    io.Reader
-	done atomic.Bool // set after the handshake; Read then only passes through
-	mu   sync.Mutex
-	seen []byte
+	r     io.Reader
+	heard *atomic.Uint64 // counts every read that brings bytes: the heartbeat's sign of life
+	done  atomic.Bool    // set after the handshake; Read then only passes through
+	mu    sync.Mutex
+	seen  []byte
 }
 
 func (f *firstBytes) Read(p []byte) (int, error) {
 	n, err := f.r.Read(p)
+	if n > 0 {
+		// Bytes, not frames: a large frame arriving slowly is life too.
+		f.heard.Add(1)
+	}
 	if !f.done.Load() {
 		f.mu.Lock()
 		if len(f.seen) < 64 {
@@ -622,7 +630,6 @@ func (ch *Channel) readLoop() {
 			ch.lost(err)
 			return
 		}
-		ch.heard.Add(1)
 		m, err := dec.Decode(body)
 		if err != nil {
 			// The frame boundary is intact, so one bad message costs only

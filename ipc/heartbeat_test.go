@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
 )
 
 // link joins two conns and can be cut: after cut, what either side writes
@@ -95,15 +98,50 @@ func TestHeartbeatEndsACutChannel(t *testing.T) {
 // TestHeartbeatKeepsAQuietChannel: an idle channel whose peer answers its
 // pings stays up, heartbeat after heartbeat.
 func TestHeartbeatKeepsAQuietChannel(t *testing.T) {
-	parent, child := heartbeatPair(t, newLink(), 5*time.Millisecond)
-	deadline := time.Now().Add(10 * time.Second)
-	for parent.heard.Load() < 40 || child.heard.Load() < 40 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pings read: parent %d, child %d, want 40 each", parent.heard.Load(), child.heard.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	parent, child := heartbeatPair(t, newLink(), 50*time.Millisecond)
+	// 20 reads each way: at least ten beats, every one answered.
+	proctest.Eventually(t, 20*time.Second, "twenty heartbeats", func() bool { return parent.heard.Load() >= 20 && child.heard.Load() >= 20 })
 	if parent.Err() != nil || child.Err() != nil {
 		t.Fatalf("a quiet channel ended: parent %v, child %v", parent.Err(), child.Err())
+	}
+}
+
+// throttled writes in small pieces, slowly: a large frame takes many
+// heartbeats to cross.
+type throttled struct {
+	io.ReadWriteCloser
+	chunk int
+	pause time.Duration
+}
+
+func (c *throttled) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		piece := b[:min(c.chunk, len(b))]
+		m, err := c.ReadWriteCloser.Write(piece)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[m:]
+		time.Sleep(c.pause)
+	}
+	return n, nil
+}
+
+// TestHeartbeatSparesASlowFrame: a result of 1 MiB that takes about ten
+// heartbeats to arrive is life, not silence: every byte counts.
+func TestHeartbeatSparesASlowFrame(t *testing.T) {
+	const beat = 50 * time.Millisecond
+	big := NewFunc("test.big", func(context.Context, int) (string, error) { return strings.Repeat("x", 1<<20), nil })
+	tr := transport{"throttled pipes", func(t testing.TB) (io.ReadWriteCloser, io.ReadWriteCloser) {
+		a, b := pipePair(t)
+		// The child's writes: 16 KiB every 8 ms, 2 MB/s, about 0.5 s.
+		return a, &throttled{ReadWriteCloser: b, chunk: 16 << 10, pause: 8 * time.Millisecond}
+	}}
+	parent, _ := pair(t, tr, MustNewTable(big), nil, func(o *Options) { o.Heartbeat = beat })
+	got, err := big.Call(context.Background(), parent, 0)
+	if err != nil || len(got) != 1<<20 {
+		t.Fatalf("a slow 1 MiB result: %d bytes, %v", len(got), err)
 	}
 }

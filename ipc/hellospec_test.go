@@ -36,7 +36,7 @@ func openBoth(t *testing.T, popts, copts Options) (parent, child *Channel, perr,
 }
 
 // TestSpecInTheHello: a child that takes its identity from the parent's
-// hello (ARBOR_SPEC=handshake, PROTOCOL.md §12.4) introduces itself with
+// hello (ARBOR_SPEC=handshake, PROTOCOL.md §12.7) introduces itself with
 // it; a child that does not expect one ignores it (a 1.2 peer).
 func TestSpecInTheHello(t *testing.T) {
 	spec, err := msgpack.Marshal(map[string]any{"actor": map[string]string{"name": "root.remote", "uuid": "u-remote"}})

@@ -56,7 +56,7 @@ func (e *ExitError) Error() string {
 	case e.Signal != 0:
 		fmt.Fprintf(&b, "killed by signal %s", e.Signal)
 	case e.sshFailed:
-		b.WriteString("lost: ssh exited with status 255, its own failure (the host could not be reached, or the connection broke), not the program's")
+		b.WriteString("lost: ssh exited with status 255, most likely its own failure (the host could not be reached, or the connection broke) rather than the program's")
 	default:
 		fmt.Fprintf(&b, "exited with status %d", e.Code)
 	}

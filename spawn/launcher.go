@@ -2,8 +2,9 @@ package spawn
 
 import (
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/arbor-go/arbor/internal/shellword"
 )
 
 // DefaultLauncherHeartbeat is the heartbeat period of an actor started
@@ -26,8 +27,7 @@ type launch struct {
 // its arguments: the far side's environment is not this one, and a value
 // of that form crosses any launcher and any remote shell unquoted.
 // OpenSSH's client hands its command to the remote user's shell as one
-// string, so each word is quoted for a POSIX shell there; other launchers
-// (docker exec, kubectl exec, srun) pass argv as it is.
+// string, so each word is quoted for a POSIX shell there; other launchers (docker exec, kubectl exec, srun) pass argv as it is.
 func launchFor(opts Options, binary string) launch {
 	if len(opts.Launcher) == 0 {
 		return launch{binary: binary, args: opts.Args}
@@ -35,21 +35,13 @@ func launchFor(opts Options, binary string) launch {
 	l := launch{binary: opts.Launcher[0], remote: true, ssh: filepath.Base(opts.Launcher[0]) == "ssh"}
 	words := append([]string{"env", specEnv + "=" + specHandshake, binary}, opts.Args...)
 	if l.ssh {
-		for i, w := range words {
-			words[i] = shellQuote(w)
-		}
+		// (No exec in front: the launcher's own words may come before
+		// these, and the actor needs none, as the end of the session
+		// closes its stdin, which is its channel.)
+		words = shellword.Line(words)
 	}
 	l.args = append(append([]string(nil), opts.Launcher[1:]...), words...)
 	return l
-}
-
-// shellQuote quotes w for a POSIX shell, leaving words of only safe
-// characters as they are.
-func shellQuote(w string) string {
-	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:@%+,") == "" {
-		return w
-	}
-	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 // heartbeat is the heartbeat period for opts: Options.Heartbeat, or the
@@ -62,4 +54,10 @@ func heartbeatFor(opts Options) time.Duration {
 		return DefaultLauncherHeartbeat
 	}
 	return opts.Heartbeat
+}
+
+// heartbeatMS is beat in whole milliseconds for the spec, rounded up: a
+// beat under a millisecond is still a beat on the child's side.
+func heartbeatMS(beat time.Duration) int64 {
+	return int64((beat + time.Millisecond - 1) / time.Millisecond)
 }

@@ -253,7 +253,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	}
 	opts.Args = how.args
 	beat := heartbeatFor(opts)
-	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String(), HeartbeatMS: beat.Milliseconds()}
+	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String(), HeartbeatMS: heartbeatMS(beat)}
 	var helloSpec protocol.Raw
 	if how.remote {
 		var err error
@@ -443,7 +443,7 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 		// Cancelled: the child's exit, if any, is the consequence.
 		se.Reason, se.Err, se.Exit = "cancelled during the handshake", ctx.Err(), nil
 	case exitedAlready && p.exit.sshFailed:
-		se.Reason, se.Exit = "ssh could not reach the far side", p.exit
+		se.Reason, se.Exit = "ssh could not reach the far side (it exited 255)", p.exit
 	case exitedAlready && p.exit.Panic != "":
 		se.Reason, se.Exit = "the actor crashed before the handshake", p.exit
 	case exitedAlready:
@@ -460,7 +460,11 @@ func (a *Actor) failStart(ctx, hctx context.Context, err error) error {
 // own reaps the process and then closes what depends on it. It is the
 // goroutine behind Wait.
 func (a *Actor) own() {
+	watched := a.watchLink()
 	a.proc.reap()
+	if watched != nil {
+		<-watched
+	}
 	// The channel ends by itself when the child's end closes with it; wait
 	// a moment for that, so calls in flight fail with the exit status
 	// rather than with ErrClosed, then close it in any case.
@@ -477,6 +481,38 @@ func (a *Actor) own() {
 		a.registry.remove(a)
 	}
 	close(a.done)
+}
+
+// watchLink ends the launcher of an actor whose heartbeat was lost: across
+// a cut link nothing else would (ssh retransmits for many minutes), and the
+// actor's end, which a nursery or a supervisor waits for, must come. The
+// goroutine it starts ends by the time the process is reaped; the channel
+// it returns is closed then.
+func (a *Actor) watchLink() <-chan struct{} {
+	if !a.proc.launcher.remote {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-a.started:
+		case <-a.proc.exited:
+			return
+		}
+		if a.ch == nil {
+			return
+		}
+		select {
+		case <-a.ch.Done():
+			if errors.As(a.ch.Err(), new(*ipc.HeartbeatError)) {
+				a.proc.log.Warn("the heartbeat was lost: ending the launcher", "launcher", a.proc.launcher.binary)
+				a.proc.terminate()
+			}
+		case <-a.proc.exited:
+		}
+	}()
+	return done
 }
 
 // identityError is a child whose hello names another actor than the one it

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/shellword"
 	"github.com/arbor-go/arbor/spawn"
 )
 
@@ -179,28 +180,22 @@ func (p *parallelRun) remoteOptions(opts *spawn.Options, l *sshLogin, j *job, wo
 // the job's environment variables set. Every word is quoted for the
 // remote user's shell, which ssh hands the command to as one line.
 func (p *parallelRun) remoteCommand(l *sshLogin, j *job, workdir string) []string {
-	words := []string{"env", "PARALLEL_SEQ=" + strconv.Itoa(j.seq), "PARALLEL_JOBSLOT=" + strconv.Itoa(j.slot), "PARALLEL_SSHLOGIN=" + l.name}
+	// exec: remote-job takes the place of the login shell, so that the
+	// session's end orphans remote-job itself, which it watches for.
+	words := []string{"exec", "env", "PARALLEL_SEQ=" + strconv.Itoa(j.seq), "PARALLEL_JOBSLOT=" + strconv.Itoa(j.slot), "PARALLEL_SSHLOGIN=" + l.name}
 	for _, name := range p.c.envNames {
 		if v, ok := os.LookupEnv(name); ok {
 			words = append(words, name+"="+v)
 		}
 	}
-	words = append(words, p.c.remoteArbor, "remote-job", "--workdir", workdir, "--")
-	words = append(words, j.argv...)
+	// The command line as the host's sh reads it: j.argv was resolved
+	// here (this machine's PATH and $SHELL), which the host may not have.
+	words = append(words, p.c.remoteArbor, "remote-job", "--workdir", workdir, "--", "sh", "-c", j.command)
 	argv := append([]string(nil), l.ssh[1:]...)
 	for _, w := range words {
-		argv = append(argv, shellWord(w))
+		argv = append(argv, shellword.Quote(w))
 	}
 	return argv
-}
-
-// shellWord quotes w for a POSIX shell, leaving words of only safe
-// characters as they are.
-func shellWord(w string) string {
-	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:@%+,") == "" {
-		return w
-	}
-	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 // onHost runs a shell script on l (with args as $1, $2, ...), stdin from
@@ -209,7 +204,7 @@ func shellWord(w string) string {
 func onHost(ctx context.Context, l *sshLogin, in io.Reader, out io.Writer, script string, args ...string) error {
 	argv := append([]string(nil), l.ssh[1:]...)
 	for _, w := range append([]string{"sh", "-c", script, "sh"}, args...) {
-		argv = append(argv, shellWord(w))
+		argv = append(argv, shellword.Quote(w))
 	}
 	cmd := exec.CommandContext(ctx, l.ssh[0], argv...)
 	cmd.Stdin, cmd.Stdout = in, out
@@ -277,12 +272,13 @@ func (p *parallelRun) bringBack(ctx context.Context, l *sshLogin, j *job, workdi
 		(&template{words: [][]token{parseWord(ret, p.c.replace, nil, false)}}).render(&b, j.records, j.seq, j.slot)
 		file := b.String()
 		remote := inWorkdir(workdir, file)
-		remove = append(remove, remote)
 		if err := p.fetch(ctx, l, remote, file); err != nil {
 			p.outMu.Lock()
 			fmt.Fprintf(p.stderr, "arbor parallel: --return %s: %v\n", file, err)
 			p.outMu.Unlock()
+			continue // --cleanup leaves it there: it is the only copy
 		}
+		remove = append(remove, remote)
 	}
 	if !p.c.cleanup {
 		return

@@ -483,7 +483,12 @@ func (f *fields) decodeField(r *wire.Reader, bit uint32) error {
 		f.items, err = decodeUint32(r)
 	case bitSpec:
 		start := r.Off
-		if f.spec, err = r.Raw(); err == nil && wire.TypeName(f.spec[0]) != "map" {
+		f.spec, err = r.Raw()
+		switch {
+		case err != nil:
+		case f.spec[0] == 0xc0:
+			f.spec = nil // nil: no spec
+		case wire.TypeName(f.spec[0]) != "map":
 			r.Off = start
 			return r.Errorf("spec is a %s, not a map", wire.TypeName(f.spec[0]))
 		}

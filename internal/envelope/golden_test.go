@@ -124,7 +124,7 @@ var goldenVectors = []struct {
 		&Error{Err: &protocol.RemoteError{Code: protocol.CodeProtocol, Type: "arbor.protocol", Message: "yield for call id 9, which was never started", Source: rootActor}}},
 }
 
-// helloSpec is the spec of the hello-spec vector (PROTOCOL.md §12.4); the
+// helloSpec is the spec of the hello-spec vector (PROTOCOL.md §12.7); the
 // child checks it against the same keys as spec.json.
 var helloSpec = mpMap("actor", mpMap("name", mpStr(workerActor.Name), "uuid", mpStr(workerActor.UUID)),
 	"parent", mpMap("name", mpStr(poolActor.Name), "uuid", mpStr(poolActor.UUID)),

@@ -84,7 +84,7 @@ type Hello struct {
 	Initiator bool
 	// Spec (1.3), sent by an initiator to a child started with
 	// ARBOR_SPEC=handshake, is the child's spec as a msgpack map
-	// (PROTOCOL.md §12.4): the child reads it before it sends its own
+	// (PROTOCOL.md §12.7): the child reads it before it sends its own
 	// hello. Empty: none, and the field is left off the wire.
 	Spec protocol.Raw
 }

@@ -101,6 +101,8 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PrintMotd no
+ClientAliveInterval 1
+ClientAliveCountMax 2
 `, s.Port, s.Addr, filepath.Join(s.dir, "host_key"), filepath.Join(s.dir, "authorized_keys"), filepath.Join(s.dir, "sshd.pid"))
 	cfg := filepath.Join(s.dir, "sshd_config")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
@@ -149,6 +151,15 @@ func (s *Server) joinNamespace(t testing.TB) {
 	here, there := fmt.Sprintf("10.199.%d.1/24", n), fmt.Sprintf("10.199.%d.2/24", n)
 	run(t, "ip", "netns", "add", s.ns)
 	t.Cleanup(func() {
+		// What still runs in the namespace (a session over the cut link,
+		// what a failed test left) goes with it.
+		if out, err := exec.Command("ip", "netns", "pids", s.ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
 		exec.Command("ip", "link", "del", s.veth).Run()
 		exec.Command("ip", "netns", "del", s.ns).Run()
 	})

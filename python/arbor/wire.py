@@ -311,7 +311,9 @@ def decode(body):
                 raise ValueError("the key %r twice" % key)
             if key in PAYLOAD_KEYS:
                 value = Raw(b[vi:i])
-                if key == "spec" and _map_header(b, vi) is None:
+                if key == "spec" and b[vi] == 0xc0:
+                    value = Raw(b"")  # nil: no spec
+                elif key == "spec" and _map_header(b, vi) is None:
                     raise ValueError("spec is not a map")
             elif key == "err":
                 value = decode_error(b, vi, i)
