@@ -36,6 +36,7 @@ var (
 	callParent = ipc.NewFunc[map[string]any, int]("call_parent", nil)
 	whoami     = ipc.NewFunc[any, map[string]any]("whoami", nil)
 	noteCanc   = ipc.NewFunc[string, any]("note_canceller", nil)
+	nap        = ipc.NewFunc[float64, string]("nap", nil)
 )
 
 type pair struct {
@@ -323,6 +324,32 @@ func TestCancellerReachesPython(t *testing.T) {
 	}
 	if string(b) != "root" {
 		t.Errorf("the Python function's canceller is %q, want the root", b)
+	}
+}
+
+// TestPythonThroughALauncher: a Python actor started through a launcher
+// (protocol 1.3: ARBOR_SPEC=handshake, its spec in the parent's hello,
+// heartbeats) has its name, answers, lives through a call longer than
+// several heartbeats, and stops when asked.
+func TestPythonThroughALauncher(t *testing.T) {
+	py := pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		a, err := n.StartActor(spawn.Options{Name: "far-py", Binary: py, Args: []string{filepath.Join(pyenv.Dir(), "tests", "worker.py")},
+			Launcher: []string{"sh", "-c", `exec "$@"`, "sh"}, Heartbeat: 50 * time.Millisecond})
+		if err != nil {
+			return err
+		}
+		if got, err := square.Call(ctx, a.Channel(), 7); err != nil || got != 49 {
+			t.Errorf("square through a launcher = %d, %v", got, err)
+		}
+		// Six beats long: both sides' heartbeats must keep the channel.
+		if got, err := nap.Call(ctx, a.Channel(), 0.3); err != nil || got != "root.far-py" {
+			t.Errorf("nap through a launcher = %q, %v", got, err)
+		}
+		return a.Stop(ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -8,6 +8,8 @@ import socket
 import sys
 import threading
 
+import msgpack
+
 from . import channel as chan
 from .log import JSONLineHandler, LEVELS
 
@@ -21,11 +23,21 @@ class SpecError(Exception):
 
 
 def read_spec(raw):
-    """Parses and checks an ARBOR_SPEC value."""
+    """Parses and checks an ARBOR_SPEC value. "handshake" (1.3) means the
+    spec comes in the parent's hello, over stdio (PROTOCOL.md section 12.7):
+    the result then has "from_hello" and only the transport."""
+    if raw == "handshake":
+        return {"from_hello": True, "transport": "stdio", "actor": {"name": "", "uuid": ""},
+                "parent": {"name": "", "uuid": ""}, "log_level": ""}
     try:
         spec = json.loads(raw)
     except ValueError as e:
         raise SpecError("%s is not valid JSON: %s" % (SPEC_ENV, e))
+    return check_spec(spec)
+
+
+def check_spec(spec):
+    """Checks a spec's fields, from ARBOR_SPEC's JSON or a hello's map."""
     if not isinstance(spec, dict):
         raise SpecError("%s is not a JSON object" % SPEC_ENV)
     for key in ("actor", "parent"):
@@ -40,6 +52,8 @@ def read_spec(raw):
         raise SpecError("%s: the unix transport needs addr and secret" % SPEC_ENV)
     if not isinstance(spec.get("log_level", ""), str):
         raise SpecError("%s: log_level must be a string" % SPEC_ENV)
+    if not isinstance(spec.get("heartbeat_ms", 0), int):
+        raise SpecError("%s: heartbeat_ms must be an integer" % SPEC_ENV)
     return spec
 
 
@@ -156,9 +170,20 @@ def _serve(spec, functions, on_stop):
     table.table = dict(functions.table if functions else {})
     table.add("arbor.stop", "func", serve_stop)
     reader, write, close = connect(spec)
+    base = {"logger": logger, "spec": spec}
     ch = chan.Channel(reader, write, close, spec["actor"], initiator=False, functions=table, logger=logger,
-                      base={"logger": logger, "spec": spec})
-    ch.handshake()
+                      base=base)
+
+    def from_hello(raw):
+        given = check_spec(msgpack.unpackb(raw, raw=False))
+        spec.update(given)
+        spec.pop("from_hello", None)
+        ch.logger = base["logger"] = actor_logger(spec)
+        return spec["actor"]
+
+    ch.handshake(spec_from_hello=from_hello if spec.get("from_hello") else None)
+    logger = ch.logger
+    ch.start_heartbeat(spec.get("heartbeat_ms", 0) / 1000.0)
     watcher = threading.Thread(target=lambda: (ch.wait(), stop.set()), daemon=True)
     watcher.start()
     while not stop.wait(3600):

@@ -255,12 +255,14 @@ class BufferedReader:
         self._recv = recv
         self._close = close
         self._buf = bytearray()
+        self.heard = 0  # reads that brought bytes: the heartbeat's sign of life
 
     def read(self, n):
         while len(self._buf) < n:
             chunk = self._recv(max(1 << 16, n - len(self._buf)))
             if not chunk:
                 break
+            self.heard += 1
             self._buf += chunk
         out = bytes(self._buf[:n])
         del self._buf[:n]
@@ -326,10 +328,16 @@ class Channel:
 
     # --- lifecycle ---
 
-    def handshake(self, timeout=10.0):
+    def handshake(self, timeout=10.0, spec=None, spec_from_hello=None):
+        """Says hello and reads the peer's. An initiator may send `spec`
+        (msgpack bytes) in its hello, for a child started with
+        ARBOR_SPEC=handshake (PROTOCOL.md section 12.7). A responder given
+        spec_from_hello reads the initiator's hello first, passes it the
+        hello's spec (bytes) and introduces itself as the actor it returns."""
         hello = Message("hello", ver=[wire.MAJOR, wire.MINOR], actor=self.actor, pid=os.getpid(),
-                        init=self.initiator)
-        self._writer.send(wire.frame(hello))
+                        init=self.initiator, spec=wire.Raw(spec or b""))
+        if spec_from_hello is None:
+            self._writer.send(wire.frame(hello))
         got = {}
 
         def first():
@@ -360,9 +368,46 @@ class Channel:
         self.peer = msg.get("actor") or {"name": "", "uuid": ""}
         self.peer_version = (major, minor)
         self.peer_pid = msg.get("pid")
+        if spec_from_hello is not None:
+            if not msg.get("spec"):
+                self._fail_open("the parent's hello (protocol %d.%d) carries no spec, which a child started with "
+                                "ARBOR_SPEC=handshake needs (1.3)" % (major, minor))
+            try:
+                actor = spec_from_hello(bytes(msg.get("spec")))
+            except Exception as e:  # noqa: BLE001 - any bad spec fails the handshake
+                self._fail_open("the spec in the parent's hello: %s" % e)
+            self.actor = {"name": actor.get("name", ""), "uuid": actor.get("uuid", "")}
+            hello.fields["actor"] = self.actor
+            self._writer.send(wire.frame(hello))
         self._read_thread = threading.Thread(target=self._read_loop, name="arbor-reader", daemon=True)
         self._read_thread.start()
         return self
+
+    def start_heartbeat(self, beat):
+        """Pings the peer every `beat` seconds and ends the channel once two
+        beats pass with nothing read from it (PROTOCOL.md section 12.5)."""
+        if not beat or beat <= 0:
+            return
+        t = threading.Thread(target=self._heartbeat, args=(max(beat, 0.001),), name="arbor-heartbeat", daemon=True)
+        t.start()
+
+    def _heartbeat(self, beat):
+        heard = lambda: getattr(self._reader, "heard", 0)  # noqa: E731
+        last, heard_at, pinged_at = heard(), time.monotonic(), 0.0
+        while not self._done.wait(beat / 4):
+            now = time.monotonic()
+            if heard() != last:
+                last, heard_at = heard(), now
+            elif now - heard_at >= 2 * beat:
+                self._end(PeerGone("heartbeat lost: nothing from the peer for %g s" % (2 * beat)))
+                self._reader.close()  # the reader thread may wait on a dead link
+                return
+            if now - pinged_at >= beat:
+                pinged_at = now
+                try:
+                    self.start_call("arbor.ping")  # the answer, or any frame, is the sign
+                except PeerGone:
+                    return
 
     def _fail_open(self, why):
         self._writer.close()

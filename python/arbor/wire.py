@@ -12,7 +12,7 @@ import struct
 
 import msgpack
 
-MAJOR, MINOR = 1, 2  # decodes 1.3 hellos; takes no spec from one, sends no heartbeat yet
+MAJOR, MINOR = 1, 3
 MAX_FRAME = 16 << 20
 MAX_DEPTH = 64
 MAX_ERROR_DEPTH = 8

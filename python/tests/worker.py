@@ -51,6 +51,13 @@ def note_canceller(ctx, path):
         raise
 
 
+@functions.func("nap")
+def nap(ctx, seconds):
+    """Sleeps, then says who it is: a call longer than heartbeats."""
+    ctx.sleep(seconds)
+    return ctx.actor["name"]
+
+
 @functions.context("echo")
 def echo(ctx, factor):
     ctx.start("ready")
