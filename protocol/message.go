@@ -72,8 +72,8 @@ type Version struct {
 	Major, Minor uint16
 }
 
-// Current returns the protocol version this implementation speaks: 1.3.
-func Current() Version { return Version{Major: 1, Minor: 3} }
+// Current returns the protocol version this implementation speaks: 1.4.
+func Current() Version { return Version{Major: 1, Minor: 4} }
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 

@@ -164,6 +164,9 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	if err != nil {
 		return err
 	}
+	upstream.mu.Lock()
+	upstream.ch = ch // the registry's calls go up this channel
+	upstream.mu.Unlock()
 
 	// The reasons wrap context.Canceled: the calls being served see a
 	// cancellation, and report it as one, naming who asked.

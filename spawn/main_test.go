@@ -32,6 +32,8 @@ var (
 		os.Exit(code)
 		return 0, nil
 	})
+	// find looks a name up in the tree from inside an actor.
+	find  = ipc.NewFunc("test.find", func(ctx context.Context, name string) (Entry, error) { return Find(ctx, name) })
 	fail  = ipc.NewFunc("test.fail", func(ctx context.Context, msg string) (int, error) { return 0, errors.New(msg) })
 	block = ipc.NewFunc("test.block", func(ctx context.Context, _ struct{}) (int, error) {
 		<-ctx.Done()
@@ -288,5 +290,5 @@ var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string)
 })
 
 func init() {
-	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, block, stubborn, count, say, tree, keeper, linger)
+	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, block, stubborn, count, say, tree, keeper, linger)
 }

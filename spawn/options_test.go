@@ -40,6 +40,7 @@ var optionSamples = map[string]any{
 	"Limits":           &Limits{OpenFiles: 64},
 	"Launcher":         []string{"ssh", "-T", "host"},
 	"Heartbeat":        time.Second,
+	"Aliases":          []string{"w"},
 }
 
 func TestWithDefaultsMergesEveryField(t *testing.T) {

@@ -97,6 +97,9 @@ type Options struct {
 	// signals reach the launcher's process group, whose end closes the
 	// far side's stdin.
 	Launcher []string
+	// Aliases are more names the actor is registered under in the tree,
+	// beside its full name (Find, WaitFor).
+	Aliases []string
 	// Heartbeat is the period of the heartbeats between this side and the
 	// actor (PROTOCOL.md §12.5): either side that hears nothing for two
 	// of them ends the channel, the child stopping what it runs and
@@ -201,6 +204,9 @@ func (o Options) WithDefaults(d Options) Options {
 	if o.Heartbeat == 0 {
 		o.Heartbeat = d.Heartbeat
 	}
+	if o.Aliases == nil {
+		o.Aliases = d.Aliases
+	}
 	return o
 }
 
@@ -285,13 +291,18 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	hctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
 	defer cancel()
 	conn, err := tr.connect(hctx, p.log, p.pid(), p.exited)
+	var funcs *ipc.Table
+	if err == nil {
+		// A parent serves its child the tree's registry too.
+		funcs, err = opts.Functions.WithRuntime(treeFuncs...)
+	}
 	if err != nil {
 		tr.abort()
 	} else {
 		a.ch, err = ipc.Open(hctx, conn, ipc.Options{
 			Actor:     parent,
 			Initiator: true,
-			Functions: opts.Functions,
+			Functions: funcs,
 			Logger:    p.log,
 			Explain:   p.explain,
 			HelloSpec: helloSpec,
@@ -308,6 +319,9 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		// this one too. own removes it again once it has exited.
 		a.registry = reg
 		reg.add(a)
+	}
+	if err == nil {
+		a.enter(ctx, opts, parent)
 	}
 	close(a.started)
 	if err != nil {
@@ -479,6 +493,9 @@ func (a *Actor) own() {
 	a.proc.endOutput()
 	if a.registry != nil {
 		a.registry.remove(a)
+	}
+	if a.ch != nil {
+		a.leave() // before Done: once an actor has ended, Find does not find it
 	}
 	close(a.done)
 }

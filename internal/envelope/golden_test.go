@@ -69,6 +69,8 @@ var goldenVectors = []struct {
 		&Start{CID: 9, Function: "arbor.cancel", FuncKind: protocol.FuncUnary, Args: cancelByArgs}},
 	{"start-deepest", "args at the nesting limit (§2): 63 arrays around an empty one are 64 levels, accepted",
 		&Start{CID: 11, Function: "math.sum", FuncKind: protocol.FuncUnary, Args: protocol.Raw(append(bytes.Repeat([]byte{0x91}, 63), 0x90))}},
+	{"start-register", "(1.4) a parent registers its child in the tree (§13): args is an Entry, {name, aliases, uuid, parent, pid, host, seq}",
+		&Start{CID: 13, Function: "arbor.register", FuncKind: protocol.FuncUnary, Args: registerEntry}},
 	{"start-schema", "ask for the peer's function schemas; args is nil",
 		&Start{CID: 7, Function: "arbor.schema", FuncKind: protocol.FuncUnary}},
 	{"startack-func", "the callee accepted unary call 1",
@@ -129,6 +131,12 @@ var goldenVectors = []struct {
 var helloSpec = mpMap("actor", mpMap("name", mpStr(workerActor.Name), "uuid", mpStr(workerActor.UUID)),
 	"parent", mpMap("name", mpStr(poolActor.Name), "uuid", mpStr(poolActor.UUID)),
 	"log_level", mpStr("debug"), "transport", mpStr("stdio"), "heartbeat_ms", protocol.Raw{0xcd, 0x07, 0xd0})
+
+// registerEntry is the Entry of start-register: root.pool.worker-1, alias
+// "cache", pid 70000 on node-3, not yet numbered (seq 0: the root numbers
+// entries). spawn's TestRegistryVector checks Go encodes an Entry so.
+var registerEntry = mpMap("name", mpStr(workerActor.Name), "aliases", mpArray(mpStr("cache")), "uuid", mpStr(workerActor.UUID),
+	"parent", mpStr(poolActor.UUID), "pid", protocol.Raw{0xce, 0x00, 0x01, 0x11, 0x70}, "host", mpStr("node-3"), "seq", protocol.Raw{0x00})
 
 // cancelByArgs is {"cid": 3, "by": rootActor}.
 var cancelByArgs = mpMap("cid", protocol.Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
