@@ -137,7 +137,28 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		return fmt.Errorf("connecting to the parent over %s: %w", sp.Transport, err)
 	}
 	stop := make(chan protocol.ActorID, 1)
-	table, err := functions.WithRuntime(stopFunc)
+	// Peers connect to this process's own socket (Dial); it is made
+	// before the handshake, so that the parent's first question, where
+	// it is, has an answer.
+	var peers *peerListener
+	defer func() {
+		if peers != nil && peers.dir != "" {
+			os.RemoveAll(peers.dir) // whichever way it exits, no socket is left behind
+		}
+	}()
+	openPeers := func() {
+		treeSecret.value = sp.PeerSecret
+		var err error
+		if peers, err = listenForPeers(sp.Actor, functions, logger); err != nil {
+			logger.Warn("this actor takes no peers: its socket could not be made", "error", err)
+		}
+	}
+	table, err := functions.WithRuntime(stopFunc, peerAddrFunc.Implement(func(context.Context, struct{}) (string, error) {
+		if peers == nil {
+			return "", nil
+		}
+		return peers.addr, nil
+	}))
 	if err != nil {
 		conn.Close()
 		return err
@@ -156,8 +177,11 @@ func runChild(sp *spec, functions *ipc.Table) error {
 			logger = actorLogger(sp)
 			o.Actor, o.Logger, o.Heartbeat = sp.Actor, logger, sp.heartbeat()
 			o.BaseContext = context.WithValue(base, loggerKey{}, logger)
+			openPeers()
 			return nil
 		}
+	} else {
+		openPeers()
 	}
 	ch, err := ipc.Open(ctx, conn, opts)
 	cancel()
@@ -168,6 +192,16 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	upstream.ch = ch // the registry's calls go up this channel
 	upstream.mu.Unlock()
 
+	serveUntilStopped(ch, sp, stop, signals, peers, started, logger)
+	return nil
+}
+
+// serveUntilStopped serves until a stop request, a signal or the parent's
+// end, then stops in order: the calls the parent's channel serves, those
+// of peers' channels, the actors this one started; then it closes the
+// channel. A second signal, or served calls that ignore their cancellation
+// once the parent is gone, cut that short.
+func serveUntilStopped(ch *ipc.Channel, sp *spec, stop <-chan protocol.ActorID, signals <-chan os.Signal, peers *peerListener, started *registry, logger hclog.Logger) {
 	// The reasons wrap context.Canceled: the calls being served see a
 	// cancellation, and report it as one, naming who asked.
 	var reason error
@@ -197,8 +231,12 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	go func() {
 		err := ch.CancelServed(drainCtx, by, reason)
 		if err == nil {
-			// Actors this one started and still holds stop next, before
-			// it goes.
+			// What peers' channels serve is cancelled too, then the
+			// actors this one started and still holds stop, before it
+			// goes.
+			if peers != nil {
+				peers.close(drainCtx, by, reason)
+			}
 			started.stopAll(drainCtx)
 		}
 		drained <- err
@@ -214,7 +252,6 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		// A signal while stopping means now: the parent's grace period
 		// is over.
 	}
-	return nil
 }
 
 // actorLogger is the logger an actor's code logs with: hclog JSON lines on

@@ -60,6 +60,41 @@ func relay() {
 	os.Exit(0)
 }
 
+// streamAll streams n items from a's test.count and fails the test unless
+// all of them came.
+func streamAll(t *testing.T, a *Actor, n int) {
+	t.Helper()
+	s, err := count.Open(context.Background(), a.Channel(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, err := range s.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("streamed %d of %d items", got, n)
+	}
+}
+
+// grandchildOf has a start an actor of its own (test.tree) and returns its
+// pid; the grandchild lives until a stops.
+func grandchildOf(t *testing.T, a *Actor) int {
+	t.Helper()
+	s, err := tree.Open(context.Background(), a.Channel(), struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
 func self(t *testing.T) string {
 	t.Helper()
 	p, err := os.Executable()
@@ -85,20 +120,7 @@ func TestLauncher(t *testing.T) {
 			if got, err := echo.Call(ctx, a.Channel(), "over the launcher"); err != nil || got != "over the launcher" {
 				t.Fatalf("echo = %q, %v", got, err)
 			}
-			s, err := count.Open(ctx, a.Channel(), 1000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 0
-			for _, err := range s.All() {
-				if err != nil {
-					t.Fatal(err)
-				}
-				n++
-			}
-			if n != 1000 {
-				t.Fatalf("streamed %d items, want 1000", n)
-			}
+			streamAll(t, a, 1000)
 			if _, err := say.Call(ctx, a.Channel(), "hello"); err != nil {
 				t.Fatal(err)
 			}

@@ -32,6 +32,39 @@ var (
 		os.Exit(code)
 		return 0, nil
 	})
+	// whoCalls says which actor the call came from.
+	whoCalls = ipc.NewFunc("test.whoCalls", func(ctx context.Context, _ struct{}) (string, error) {
+		ch, _ := ipc.ChannelFrom(ctx)
+		return ch.Peer().Name, nil
+	})
+	// callPeer dials a sibling by name and asks it who calls, then streams
+	// n items from it, returning what the sibling said and the sum.
+	callPeer = ipc.NewFunc("test.callPeer", func(ctx context.Context, a struct {
+		Name string
+		N    int
+	}) ([2]string, error) {
+		ch, err := Dial(ctx, a.Name, nil)
+		if err != nil {
+			return [2]string{}, err
+		}
+		defer ch.Close()
+		who, err := whoCalls.Call(ctx, ch, struct{}{})
+		if err != nil {
+			return [2]string{}, err
+		}
+		s, err := count.Open(ctx, ch, a.N)
+		if err != nil {
+			return [2]string{}, err
+		}
+		sum := 0
+		for v, err := range s.All() {
+			if err != nil {
+				return [2]string{}, err
+			}
+			sum += v
+		}
+		return [2]string{who, strconv.Itoa(sum)}, nil
+	})
 	// find looks a name up in the tree from inside an actor.
 	find  = ipc.NewFunc("test.find", func(ctx context.Context, name string) (Entry, error) { return Find(ctx, name) })
 	fail  = ipc.NewFunc("test.fail", func(ctx context.Context, msg string) (int, error) { return 0, errors.New(msg) })
@@ -290,5 +323,5 @@ var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string)
 })
 
 func init() {
-	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, block, stubborn, count, say, tree, keeper, linger)
+	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, whoCalls, callPeer, block, stubborn, count, say, tree, keeper, linger)
 }

@@ -223,6 +223,7 @@ type Actor struct {
 	ch       *ipc.Channel  // nil for a plain program
 	grace    time.Duration // how long the stop request may take before the signals
 	registry *registry     // the actor process's registry this actor is in, if any
+	peerAddr string        // its peer socket, as it said; its directory is removed once it has ended
 
 	started   chan struct{} // closed when Start has set ch, or given up on it
 	done      chan struct{} // closed once everything the Actor owns has ended
@@ -259,7 +260,8 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	}
 	opts.Args = how.args
 	beat := heartbeatFor(opts)
-	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String(), HeartbeatMS: heartbeatMS(beat)}
+	sp := spec{Actor: p.id, Parent: parent, LogLevel: level.String(), Transport: opts.Transport.String(), HeartbeatMS: heartbeatMS(beat),
+		PeerSecret: secretOfTree()}
 	var helloSpec protocol.Raw
 	if how.remote {
 		var err error

@@ -57,6 +57,8 @@ type spec struct {
 	Secret    string           `json:"secret,omitempty" msgpack:"secret,omitempty"`
 	// HeartbeatMS is the heartbeat period in milliseconds; 0: none.
 	HeartbeatMS int64 `json:"heartbeat_ms,omitempty" msgpack:"heartbeat_ms,omitempty"`
+	// PeerSecret is the tree's secret, which peers present (§13.1).
+	PeerSecret string `json:"peer_secret,omitempty" msgpack:"peer_secret,omitempty"`
 
 	// fromHello: ARBOR_SPEC was "handshake", and the rest comes in the
 	// parent's hello.

@@ -40,20 +40,7 @@ func testSSH(t *testing.T, srv *sshtest.Server) {
 	if remote == a.PID() {
 		t.Fatalf("the far side's pid %d is the launcher's", remote)
 	}
-	s, err := count.Open(ctx, a.Channel(), 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, err := range s.All() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 10000 {
-		t.Fatalf("streamed %d of 10000 items over ssh", n)
-	}
+	streamAll(t, a, 10000)
 	// A failure arrives boxed, with its source.
 	_, err = fail.Call(ctx, a.Channel(), "disk full on the far side")
 	var re *protocol.RemoteError
@@ -72,14 +59,7 @@ func testSSH(t *testing.T, srv *sshtest.Server) {
 	}
 	// The far side starts an actor of its own there: the stop reaches it
 	// across.
-	tr, err := tree.Open(ctx, a.Channel(), struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grandchild, err := tr.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	grandchild := grandchildOf(t, a)
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ type Entry struct {
 	Parent  string   `msgpack:"parent"` // the parent's uuid; empty for the root
 	PID     int      `msgpack:"pid"`    // on its host; the launcher's for one started through a Launcher
 	Host    string   `msgpack:"host"`   // where its parent runs; "" across a launcher
+	Addr    string   `msgpack:"addr"`   // its peer socket (Dial); "" if it takes no peers
 	// Seq orders entries by registration: of two actors with a name, Find
 	// gives the one registered first that still lives.
 	Seq uint64 `msgpack:"seq"`
@@ -146,20 +148,26 @@ const registryTimeout = 5 * time.Second
 // enter registers a started actor; a parent that does not serve the
 // registry (one before protocol 1.4, or in another language) is no error.
 func (a *Actor) enter(ctx context.Context, opts Options, parent protocol.ActorID) {
-	host := ""
-	if !a.proc.launcher.remote {
-		host, _ = os.Hostname()
-	}
-	e := Entry{Name: a.proc.id.Name, Aliases: opts.Aliases, UUID: a.proc.id.UUID, Parent: parent.UUID, PID: a.proc.pid(), Host: host}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
 	defer cancel()
+	e := Entry{Name: a.proc.id.Name, Aliases: opts.Aliases, UUID: a.proc.id.UUID, Parent: parent.UUID, PID: a.proc.pid()}
+	if !a.proc.launcher.remote {
+		e.Host, _ = os.Hostname()
+		// Where it takes peers (Dial); a child that does not say takes none.
+		e.Addr, _ = peerAddrFunc.Call(rctx, a.ch, struct{}{})
+		a.peerAddr = e.Addr
+	}
 	if err := register(rctx, e); err != nil && !errors.Is(err, protocol.ErrUnknownFunction) {
 		a.proc.log.Debug("could not register the actor in the tree", "error", err)
 	}
 }
 
-// leave unregisters an actor that has ended.
+// leave unregisters an actor that has ended, and removes its peer socket's
+// directory, which a child killed with SIGKILL leaves behind.
 func (a *Actor) leave() {
+	if dir := filepath.Dir(a.peerAddr); a.peerAddr != "" && strings.HasPrefix(filepath.Base(dir), peerDirPrefix) {
+		os.RemoveAll(dir)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 	defer cancel()
 	if err := unregister(ctx, a.proc.id.UUID); err != nil && !errors.Is(err, protocol.ErrUnknownFunction) {

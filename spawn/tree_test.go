@@ -21,14 +21,7 @@ import (
 func TestRegistryFindsTheTree(t *testing.T) {
 	ctx := context.Background()
 	mid := start(t, Options{Name: "mid", Aliases: []string{"middle"}})
-	s, err := tree.Open(ctx, mid.Channel(), struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grandchild, err := s.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	grandchild := grandchildOf(t, mid)
 	e, err := Find(ctx, "root.mid.grandchild")
 	if err != nil || e.PID != grandchild || e.Parent != mid.ID().UUID {
 		t.Fatalf("Find(root.mid.grandchild) = %+v, %v; want pid %d under %s", e, err, grandchild, mid.ID())
@@ -57,14 +50,7 @@ func TestRegistryFindsTheTree(t *testing.T) {
 func TestRegistryForgetsTheDead(t *testing.T) {
 	ctx := context.Background()
 	mid := start(t, Options{Name: "mid"})
-	s, err := tree.Open(ctx, mid.Channel(), struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grandchild, err := s.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	grandchild := grandchildOf(t, mid)
 	gone := func(name string) time.Duration {
 		t.Helper()
 		begin := time.Now()
@@ -83,13 +69,7 @@ func TestRegistryForgetsTheDead(t *testing.T) {
 		t.Fatalf("its parent went with it: %v", err)
 	}
 	// A killed actor takes its subtree out of the registry with it.
-	s2, err := tree.Open(ctx, mid.Channel(), struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s2.Recv(); err != nil {
-		t.Fatal(err)
-	}
+	grandchildOf(t, mid)
 	syscall.Kill(mid.PID(), syscall.SIGKILL)
 	t.Logf("a SIGKILLed actor left the registry in %v", gone("root.mid").Round(time.Millisecond))
 	if _, err := Find(ctx, "root.mid.grandchild"); !errors.Is(err, ErrNotFound) {
@@ -163,7 +143,7 @@ func TestRegistryVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := Entry{Name: "root.pool.worker-1", Aliases: []string{"cache"}, UUID: "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f",
-		Parent: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", PID: 70000, Host: "node-3"}
+		Parent: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", PID: 70000, Host: "node-3", Addr: "/tmp/arbor-peer-1234/peer.sock"}
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true) // as ipc's payloads

@@ -133,10 +133,11 @@ var helloSpec = mpMap("actor", mpMap("name", mpStr(workerActor.Name), "uuid", mp
 	"log_level", mpStr("debug"), "transport", mpStr("stdio"), "heartbeat_ms", protocol.Raw{0xcd, 0x07, 0xd0})
 
 // registerEntry is the Entry of start-register: root.pool.worker-1, alias
-// "cache", pid 70000 on node-3, not yet numbered (seq 0: the root numbers
+// "cache", pid 70000 on node-3, its peer socket, not yet numbered (seq 0: the root numbers
 // entries). spawn's TestRegistryVector checks Go encodes an Entry so.
 var registerEntry = mpMap("name", mpStr(workerActor.Name), "aliases", mpArray(mpStr("cache")), "uuid", mpStr(workerActor.UUID),
-	"parent", mpStr(poolActor.UUID), "pid", protocol.Raw{0xce, 0x00, 0x01, 0x11, 0x70}, "host", mpStr("node-3"), "seq", protocol.Raw{0x00})
+	"parent", mpStr(poolActor.UUID), "pid", protocol.Raw{0xce, 0x00, 0x01, 0x11, 0x70}, "host", mpStr("node-3"),
+	"addr", mpStr("/tmp/arbor-peer-1234/peer.sock"), "seq", protocol.Raw{0x00})
 
 // cancelByArgs is {"cid": 3, "by": rootActor}.
 var cancelByArgs = mpMap("cid", protocol.Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
