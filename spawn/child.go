@@ -146,10 +146,14 @@ func runChild(sp *spec, functions *ipc.Table) error {
 			os.RemoveAll(peers.dir) // whichever way it exits, no socket is left behind
 		}
 	}()
-	openPeers := func() {
+	openPeers := func(base context.Context) {
 		treeSecret.value = sp.PeerSecret
-		var err error
-		if peers, err = listenForPeers(sp.Actor, functions, logger); err != nil {
+		// Peers may call the actor's functions, and stop it (StopActor).
+		peerFuncs, err := functions.WithRuntime(stopFunc)
+		if err == nil {
+			peers, err = listenForPeers(sp.Actor, peerFuncs, logger, base)
+		}
+		if err != nil {
 			logger.Warn("this actor takes no peers: its socket could not be made", "error", err)
 		}
 	}
@@ -177,11 +181,11 @@ func runChild(sp *spec, functions *ipc.Table) error {
 			logger = actorLogger(sp)
 			o.Actor, o.Logger, o.Heartbeat = sp.Actor, logger, sp.heartbeat()
 			o.BaseContext = context.WithValue(base, loggerKey{}, logger)
-			openPeers()
+			openPeers(o.BaseContext)
 			return nil
 		}
 	} else {
-		openPeers()
+		openPeers(base)
 	}
 	ch, err := ipc.Open(ctx, conn, opts)
 	cancel()

@@ -65,6 +65,10 @@ var (
 		}
 		return [2]string{who, strconv.Itoa(sum)}, nil
 	})
+	// stopPeer stops a sibling by name.
+	stopPeer = ipc.NewFunc("test.stopPeer", func(ctx context.Context, name string) (struct{}, error) {
+		return struct{}{}, StopActor(ctx, name)
+	})
 	// find looks a name up in the tree from inside an actor.
 	find  = ipc.NewFunc("test.find", func(ctx context.Context, name string) (Entry, error) { return Find(ctx, name) })
 	fail  = ipc.NewFunc("test.fail", func(ctx context.Context, msg string) (int, error) { return 0, errors.New(msg) })
@@ -323,5 +327,5 @@ var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string)
 })
 
 func init() {
-	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, whoCalls, callPeer, block, stubborn, count, say, tree, keeper, linger)
+	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, whoCalls, callPeer, stopPeer, block, stubborn, count, say, tree, keeper, linger)
 }

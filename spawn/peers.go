@@ -57,18 +57,19 @@ type peerListener struct {
 	funcs     *ipc.Table
 	self      protocol.ActorID
 	log       hclog.Logger
+	base      context.Context // the values of served calls' ctx: the actor's logger, its stop
 
 	mu    sync.Mutex
 	chans map[*ipc.Channel]struct{}
 	wg    sync.WaitGroup
 }
 
-func listenForPeers(self protocol.ActorID, funcs *ipc.Table, log hclog.Logger) (*peerListener, error) {
+func listenForPeers(self protocol.ActorID, funcs *ipc.Table, log hclog.Logger, base context.Context) (*peerListener, error) {
 	ln, addr, dir, err := listenPeerSocket(self.UUID)
 	if err != nil {
 		return nil, err
 	}
-	l := &peerListener{dir: dir, addr: addr, ln: ln, funcs: funcs, self: self, log: log, chans: map[*ipc.Channel]struct{}{}}
+	l := &peerListener{dir: dir, addr: addr, ln: ln, funcs: funcs, self: self, log: log, base: base, chans: map[*ipc.Channel]struct{}{}}
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
@@ -102,7 +103,7 @@ func (l *peerListener) serve(conn *net.UnixConn) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
-	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: l.self, Functions: l.funcs, Logger: l.log})
+	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: l.self, Functions: l.funcs, Logger: l.log, BaseContext: l.base})
 	cancel()
 	if err != nil {
 		l.log.Warn("a peer's handshake failed", "error", err)
@@ -186,4 +187,19 @@ func DialEntry(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 		return nil, fmt.Errorf("spawn: the peer at %s is %s, not %s (%s)", e.Addr, ch.Peer(), e.Name, e.UUID)
 	}
 	return ch, nil
+}
+
+// StopActor asks the actor of this tree named name to stop, as its parent's
+// stop request does: it cancels what it serves, on behalf of the caller,
+// so that every call to it ends with an error naming this actor as the
+// canceller; then it exits, and its parent sees it end. It returns once
+// the actor has taken the request, not when it has exited.
+func StopActor(ctx context.Context, name string) error {
+	ch, err := Dial(ctx, name, nil)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	_, err = stopFunc.Call(ctx, ch, stopArgs{By: ch.Self()})
+	return err
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/arbor-go/arbor/protocol"
 )
 
 // TestPeersCallEachOther: an actor finds its sibling by name and calls it
@@ -65,5 +67,39 @@ func TestPeerWithoutTheSecretIsRefused(t *testing.T) {
 	}
 	if got, err := echo.Call(ctx, b.Channel(), "still here"); err != nil || got != "still here" {
 		t.Errorf("after the refusal: %q, %v", got, err)
+	}
+}
+
+// TestStopActorByName: an actor stops its sibling by name. The calls the
+// sibling was serving end as cancelled, naming the actor that asked, and
+// the sibling exits.
+func TestStopActorByName(t *testing.T) {
+	ctx := context.Background()
+	a := start(t, Options{Name: "a"})
+	b := start(t, Options{Name: "b"})
+	blocked := make(chan error, 1)
+	go func() { _, err := block.Call(ctx, b.Channel(), struct{}{}); blocked <- err }()
+	if _, err := echo.Call(ctx, b.Channel(), "the block call is in"); err != nil { // calls are served in order of arrival
+		t.Fatal(err)
+	}
+	if _, err := stopPeer.Call(ctx, a.Channel(), "root.b"); err != nil {
+		t.Fatal(err)
+	}
+	var re *protocol.RemoteError
+	select {
+	case err := <-blocked:
+		if !errors.As(err, &re) || !errors.Is(err, context.Canceled) || re.Canceller.Name != "root.a" {
+			t.Errorf("the stopped actor's call ended with %v, want a cancellation by root.a", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stopped actor's call did not end")
+	}
+	select {
+	case <-b.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stopped actor did not exit")
+	}
+	if _, err := Find(ctx, "root.b"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the stopped actor is still registered: %v", err)
 	}
 }
