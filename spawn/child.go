@@ -147,7 +147,10 @@ func runChild(sp *spec, functions *ipc.Table) error {
 		}
 	}()
 	openPeers := func(base context.Context) {
-		treeSecret.value = sp.PeerSecret
+		adoptSecret(sp.PeerSecret)
+		if sp.fromHello {
+			return // across a launcher: no peer could reach the socket, and every local user could
+		}
 		// Peers may call the actor's functions, and stop it (StopActor).
 		peerFuncs, err := functions.WithRuntime(stopFunc)
 		if err == nil {
@@ -187,6 +190,12 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	} else {
 		openPeers(base)
 	}
+	// A call served as soon as the channel opens may ask the registry:
+	// until the channel is known, parentChannel waits for it, so that
+	// this process never answers as if it were the root.
+	upstream.mu.Lock()
+	upstream.ready = make(chan struct{})
+	upstream.mu.Unlock()
 	ch, err := ipc.Open(ctx, conn, opts)
 	cancel()
 	if err != nil {
@@ -194,6 +203,7 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	}
 	upstream.mu.Lock()
 	upstream.ch = ch // the registry's calls go up this channel
+	close(upstream.ready)
 	upstream.mu.Unlock()
 
 	serveUntilStopped(ch, sp, stop, signals, peers, started, logger)
@@ -216,6 +226,9 @@ func serveUntilStopped(ch *ipc.Channel, sp *spec, stop <-chan protocol.ActorID, 
 		reason = fmt.Errorf("actor stopped by its parent: %w", context.Canceled)
 		if !onBehalf.IsZero() {
 			by = onBehalf
+			if onBehalf.UUID != ch.Peer().UUID && !isAncestorName(onBehalf.Name, sp.Actor.Name) {
+				reason = fmt.Errorf("actor stopped by %s: %w", onBehalf.Name, context.Canceled) // a peer (StopActor)
+			}
 		}
 	case sig := <-signals:
 		reason = fmt.Errorf("actor received %v: %w", sig, context.Canceled)

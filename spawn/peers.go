@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,14 +13,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/peercred"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/hashicorp/go-hclog"
 )
 
 // Peers (PROTOCOL.md §13.1): every actor process listens on a unix socket
-// of its own, in a private directory, and its parent puts the socket's
-// path in the actor's registry entry. Dial finds an actor by name and
+// of its own (abstract on Linux, a file in a private directory elsewhere),
+// and its parent puts the socket's address in the actor's registry entry. Dial finds an actor by name and
 // connects to it directly, presenting the tree's secret, which the root
 // made and every spec carries down; the two then speak the protocol on a
 // channel of their own, as a parent and a child do, and either can call
@@ -33,13 +35,19 @@ var treeSecret struct {
 
 func secretOfTree() string {
 	treeSecret.once.Do(func() {
-		if treeSecret.value == "" {
-			var b [32]byte
-			rand.Read(b[:])
-			treeSecret.value = hex.EncodeToString(b[:])
-		}
+		var b [32]byte
+		rand.Read(b[:])
+		treeSecret.value = hex.EncodeToString(b[:])
 	})
 	return treeSecret.value
+}
+
+// adoptSecret makes given this process's tree secret, before anything
+// reads it; an empty one (a parent that sends none) leaves it to be made.
+func adoptSecret(given string) {
+	if given != "" {
+		treeSecret.once.Do(func() { treeSecret.value = given })
+	}
 }
 
 // peerDirPrefix names the private directories of peer sockets.
@@ -59,9 +67,10 @@ type peerListener struct {
 	log       hclog.Logger
 	base      context.Context // the values of served calls' ctx: the actor's logger, its stop
 
-	mu    sync.Mutex
-	chans map[*ipc.Channel]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	chans   map[*ipc.Channel]struct{}
+	pending map[*net.UnixConn]struct{} // connections before their handshake is done
+	wg      sync.WaitGroup
 }
 
 func listenForPeers(self protocol.ActorID, funcs *ipc.Table, log hclog.Logger, base context.Context) (*peerListener, error) {
@@ -69,7 +78,8 @@ func listenForPeers(self protocol.ActorID, funcs *ipc.Table, log hclog.Logger, b
 	if err != nil {
 		return nil, err
 	}
-	l := &peerListener{dir: dir, addr: addr, ln: ln, funcs: funcs, self: self, log: log, base: base, chans: map[*ipc.Channel]struct{}{}}
+	l := &peerListener{dir: dir, addr: addr, ln: ln, funcs: funcs, self: self, log: log, base: base,
+		chans: map[*ipc.Channel]struct{}{}, pending: map[*net.UnixConn]struct{}{}}
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
@@ -93,26 +103,23 @@ func (l *peerListener) accept() {
 // serve checks a connection's secret, then serves this actor's functions
 // on it until either side closes it.
 func (l *peerListener) serve(conn *net.UnixConn) {
-	want := secretOfTree() + "\n"
-	got := make([]byte, len(want))
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	if _, err := io.ReadFull(conn, got); err != nil || subtle.ConstantTimeCompare(got, []byte(want)) != 1 {
-		l.log.Warn("refused a peer connection without the tree's secret")
-		conn.Close()
-		return
-	}
-	conn.SetReadDeadline(time.Time{})
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
-	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: l.self, Functions: l.funcs, Logger: l.log, BaseContext: l.base})
-	cancel()
-	if err != nil {
-		l.log.Warn("a peer's handshake failed", "error", err)
-		return
-	}
 	l.mu.Lock()
 	if l.chans == nil { // closing
 		l.mu.Unlock()
+		conn.Close()
+		return
+	}
+	l.pending[conn] = struct{}{}
+	l.mu.Unlock()
+	ch, err := l.admit(conn)
+	l.mu.Lock()
+	delete(l.pending, conn)
+	if err == nil && l.chans == nil { // closing meanwhile
 		ch.Close()
+		err = errors.New("closing")
+	}
+	if err != nil {
+		l.mu.Unlock()
 		return
 	}
 	l.chans[ch] = struct{}{}
@@ -124,19 +131,56 @@ func (l *peerListener) serve(conn *net.UnixConn) {
 	ch.Close()
 }
 
-// close stops accepting, cancels what the peers' channels serve, closes
-// them and waits for every goroutine it owns.
+// admit checks a connection: a process of this user's (where the system
+// says), then the tree's secret within a second, then the handshake. It
+// closes a connection it refuses.
+func (l *peerListener) admit(conn *net.UnixConn) (*ipc.Channel, error) {
+	if _, uid, ok := peercred.Of(conn); ok && uid != os.Getuid() {
+		conn.Close()
+		return nil, errors.New("another user's process")
+	}
+	want := secretOfTree() + "\n"
+	got := make([]byte, len(want))
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := io.ReadFull(conn, got); err != nil || subtle.ConstantTimeCompare(got, []byte(want)) != 1 {
+		l.log.Debug("refused a peer connection without the tree's secret")
+		conn.Close()
+		return nil, errors.New("no secret")
+	}
+	conn.SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
+	defer cancel()
+	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: l.self, Functions: l.funcs, Logger: l.log, BaseContext: l.base})
+	if err != nil {
+		l.log.Warn("a peer's handshake failed", "error", err)
+	}
+	return ch, err
+}
+
+// close stops accepting, closes the connections not yet admitted, cancels
+// what the peers' channels serve and closes them (unless their calls
+// ignore the cancellation past ctx: with the parent gone nobody waits for
+// those), and waits, at most until ctx ends, for the goroutines it owns.
 func (l *peerListener) close(ctx context.Context, by protocol.ActorID, reason error) {
 	l.ln.Close()
 	l.mu.Lock()
 	chans := l.chans
 	l.chans = nil
+	for conn := range l.pending {
+		conn.Close()
+	}
 	l.mu.Unlock()
 	for ch := range chans {
-		ch.CancelServed(ctx, by, reason)
-		ch.Close()
+		if ch.CancelServed(ctx, by, reason) == nil {
+			ch.Close()
+		}
 	}
-	l.wg.Wait()
+	waited := make(chan struct{})
+	go func() { l.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
 	if l.dir != "" {
 		os.RemoveAll(l.dir)
 	}
@@ -163,10 +207,21 @@ func DialEntry(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 	if host, _ := os.Hostname(); e.Host != host {
 		return nil, fmt.Errorf("spawn: actor %s runs on %q, not on this machine; peers connect on one machine only", e.Name, e.Host)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultHandshakeTimeout)
+		defer cancel()
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", e.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("spawn: connecting to actor %s: %w", e.Name, err)
+	}
+	// The secret goes only to the process the registry names: another
+	// could have taken an address whose actor has just died.
+	if pid, _, ok := peercred.Of(conn); ok && pid != e.PID {
+		conn.Close()
+		return nil, fmt.Errorf("spawn: the socket of actor %s is held by pid %d, not by the actor (pid %d)", e.Name, pid, e.PID)
 	}
 	if _, err := io.WriteString(conn, secretOfTree()+"\n"); err != nil {
 		conn.Close()
@@ -178,7 +233,9 @@ func DialEntry(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 	} else if up := parentChannel(); up != nil {
 		self = up.Self()
 	}
-	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: self, Initiator: true, Functions: functions})
+	// The calls the peer makes on it run with the values of ctx (the
+	// dialing actor's logger, its registry of the actors it starts).
+	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: self, Initiator: true, Functions: functions, BaseContext: ctx})
 	if err != nil {
 		return nil, fmt.Errorf("spawn: connecting to actor %s: %w", e.Name, err)
 	}

@@ -270,6 +270,11 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 		}
 	}
 
+	// A parent serves its child the tree's registry too.
+	funcs, err := opts.Functions.WithRuntime(treeFuncs...)
+	if err != nil {
+		return nil, p.startError("the functions to serve the child", err)
+	}
 	tr, err := newParentTransport(opts.Transport, &sp)
 	if err != nil {
 		return nil, p.startError("setting up the "+opts.Transport.String()+" transport", err)
@@ -293,11 +298,6 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 	hctx, cancel := context.WithTimeout(ctx, orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout))
 	defer cancel()
 	conn, err := tr.connect(hctx, p.log, p.pid(), p.exited)
-	var funcs *ipc.Table
-	if err == nil {
-		// A parent serves its child the tree's registry too.
-		funcs, err = opts.Functions.WithRuntime(treeFuncs...)
-	}
 	if err != nil {
 		tr.abort()
 	} else {

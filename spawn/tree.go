@@ -66,17 +66,29 @@ func init() {
 }
 
 // upstream is the channel to this process's parent, in an actor process;
-// nil in the root, which holds the registry. Set once, in runChild.
+// nil in the root, which holds the registry. Set once, in runChild: ready
+// is made before the channel opens and closed once ch is set.
 var upstream struct {
-	mu sync.Mutex
-	ch *ipc.Channel
+	mu    sync.Mutex
+	ready chan struct{}
+	ch    *ipc.Channel
 }
 
 func parentChannel() *ipc.Channel {
 	upstream.mu.Lock()
+	ready := upstream.ready
+	upstream.mu.Unlock()
+	if ready != nil {
+		<-ready
+	}
+	upstream.mu.Lock()
 	defer upstream.mu.Unlock()
 	return upstream.ch
 }
+
+// isAncestorName reports whether name is an ancestor's of actor, by their
+// dotted full names: a stop on behalf of one is a stop from above.
+func isAncestorName(name, actor string) bool { return strings.HasPrefix(actor, name+".") }
 
 // Find returns the living actor of this tree named name (its full name or
 // one of its aliases), or ErrNotFound. Of several with the name, it is the
@@ -148,7 +160,7 @@ const registryTimeout = 5 * time.Second
 // enter registers a started actor; a parent that does not serve the
 // registry (one before protocol 1.4, or in another language) is no error.
 func (a *Actor) enter(ctx context.Context, opts Options, parent protocol.ActorID) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryTimeout)
+	rctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	e := Entry{Name: a.proc.id.Name, Aliases: opts.Aliases, UUID: a.proc.id.UUID, Parent: parent.UUID, PID: a.proc.pid()}
 	if !a.proc.launcher.remote {
@@ -158,14 +170,16 @@ func (a *Actor) enter(ctx context.Context, opts Options, parent protocol.ActorID
 		a.peerAddr = e.Addr
 	}
 	if err := register(rctx, e); err != nil && !errors.Is(err, protocol.ErrUnknownFunction) {
-		a.proc.log.Debug("could not register the actor in the tree", "error", err)
+		a.proc.log.Warn("the actor is not in the tree's registry: Find will not find it", "error", err)
 	}
 }
 
 // leave unregisters an actor that has ended, and removes its peer socket's
 // directory, which a child killed with SIGKILL leaves behind.
 func (a *Actor) leave() {
-	if dir := filepath.Dir(a.peerAddr); a.peerAddr != "" && strings.HasPrefix(filepath.Base(dir), peerDirPrefix) {
+	// Only a directory of the kind a child makes, where it makes them.
+	if dir := filepath.Dir(a.peerAddr); a.peerAddr != "" && filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
+		strings.HasPrefix(filepath.Base(dir), peerDirPrefix) {
 		os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
@@ -183,7 +197,14 @@ type treeRegistry struct {
 	seq     uint64
 	byUUID  map[string]*Entry
 	changed chan struct{} // closed, and replaced, when an actor registers
+	// gone remembers the uuids removed lately (at most maxGone): a
+	// registration that arrives after its actor, or its parent, was
+	// removed (it crossed the removal on the way up) is dropped.
+	gone      map[string]bool
+	goneOrder []string
 }
+
+const maxGone = 4096
 
 func (t *treeRegistry) changes() <-chan struct{} {
 	t.mu.Lock()
@@ -194,6 +215,10 @@ func (t *treeRegistry) changes() <-chan struct{} {
 func (t *treeRegistry) add(e Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.gone[e.UUID] || t.gone[e.Parent] {
+		return
+	}
+	e.Aliases = append([]string(nil), e.Aliases...)
 	t.seq++
 	e.Seq = t.seq
 	t.byUUID[e.UUID] = &e
@@ -213,8 +238,19 @@ func (t *treeRegistry) remove(uuid string) {
 			}
 		}
 	}
+	if t.gone == nil {
+		t.gone = map[string]bool{}
+	}
 	for id := range gone {
 		delete(t.byUUID, id)
+		if !t.gone[id] {
+			t.gone[id] = true
+			t.goneOrder = append(t.goneOrder, id)
+		}
+	}
+	for len(t.goneOrder) > maxGone {
+		delete(t.gone, t.goneOrder[0])
+		t.goneOrder = t.goneOrder[1:]
 	}
 }
 
