@@ -10,14 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/arbor-go/arbor/internal/peercred"
+	"github.com/arbor-go/arbor/internal/control"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/supervisor"
@@ -25,39 +23,13 @@ import (
 )
 
 // The control socket speaks arbor's own protocol: arbor ps, stop and
-// restart are calls of these functions.
-
-// psEntry is one child in arbor ps.
-type psEntry struct {
-	App      string  `json:"app" msgpack:"-"`  // filled in by arbor ps
-	Spec     string  `json:"spec" msgpack:"-"` // the app's spec file: apps of the same name are told apart by it
-	Name     string  `json:"name" msgpack:"name"`
-	PID      int     `json:"pid" msgpack:"pid"`
-	State    string  `json:"state" msgpack:"state"`
-	Restarts int     `json:"restarts" msgpack:"restarts"`
-	Uptime   float64 `json:"uptime_seconds" msgpack:"uptime_seconds"`
-	LastExit string  `json:"last_exit,omitempty" msgpack:"last_exit"`
-}
-
-// appInfo says which app a control socket belongs to.
-type appInfo struct {
-	Name string `msgpack:"name"`
-	Spec string `msgpack:"spec"` // the spec file's absolute path
-}
-
-var (
-	ctlInfo    = ipc.NewFunc[struct{}, appInfo]("arborctl.info", nil)
-	ctlPs      = ipc.NewFunc[struct{}, []psEntry]("arborctl.ps", nil)
-	ctlStop    = ipc.NewFunc[string, struct{}]("arborctl.stop", nil)
-	ctlRestart = ipc.NewFunc[string, struct{}]("arborctl.restart", nil)
-	ctlReload  = ipc.NewFunc[struct{}, string]("arborctl.reload", nil)
-)
+// restart are calls of the functions of internal/control.
 
 // entries lists every child of the tree, depth first, by full name.
-func (g *group) entries() []psEntry {
-	var out []psEntry
+func (g *group) entries() []control.PsEntry {
+	var out []control.PsEntry
 	for _, c := range g.sup.Snapshot() {
-		e := psEntry{Name: g.prefix + c.Name, PID: c.PID, State: string(c.State), Restarts: c.Restarts, Uptime: c.Uptime.Seconds()}
+		e := control.PsEntry{Name: g.prefix + c.Name, PID: c.PID, State: string(c.State), Restarts: c.Restarts, Uptime: c.Uptime.Seconds()}
 		if c.LastExit != nil {
 			e.LastExit = c.LastExit.Error()
 		}
@@ -81,64 +53,7 @@ func (g *group) find(full string) (*supervisor.Supervisor, string, bool) {
 	return g.sup, name, true
 }
 
-// controlServer serves the control functions on a unix socket.
-type controlServer struct {
-	log   func(string) // warnings
-	ln    net.Listener
-	path  string
-	table *ipc.Table
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	chans map[*ipc.Channel]bool
-}
-
-// privateDir makes sure dir exists, is a directory of this user's (not a
-// link) and is closed to everyone else: the default control directory,
-// whose name others can guess and create first.
-func privateDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	switch {
-	case !fi.IsDir():
-		return fmt.Errorf("%s is not a directory", dir)
-	case ok && int(st.Uid) != os.Getuid():
-		return fmt.Errorf("%s belongs to user %d, not to this user (%d): refusing to use it", dir, st.Uid, os.Getuid())
-	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("%s is open to other users (mode %v): refusing to use it", dir, fi.Mode().Perm())
-	}
-	return nil
-}
-
-func serveControl(path string, root *group, info appInfo, reload func(context.Context) (string, error), book *logBook, warn func(string)) (*controlServer, error) {
-	dir := filepath.Dir(path)
-	if dir == controlDir() {
-		if err := privateDir(dir); err != nil {
-			return nil, err
-		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		// A directory given with --control is the user's to set up: it is
-		// created if missing, never chmodded.
-		return nil, err
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("%s is in use by another arbor supervise", path)
-	}
-	os.Remove(path) // a socket left by a run that was killed
-	// The socket is created closed to others (umask), not chmodded after:
-	// nobody else can connect in between.
-	old := syscall.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, err
-	}
+func serveControl(path string, root *group, info control.AppInfo, reload func(context.Context) (string, error), book *logBook, warn func(string)) (*control.Server, error) {
 	act := func(op func(*supervisor.Supervisor, context.Context, string) error) func(context.Context, string) (struct{}, error) {
 		return func(ctx context.Context, name string) (struct{}, error) {
 			sup, child, ok := root.find(name)
@@ -148,69 +63,14 @@ func serveControl(path string, root *group, info appInfo, reload func(context.Co
 			return struct{}{}, op(sup, ctx, child)
 		}
 	}
-	s := &controlServer{log: warn, ln: ln, path: path, chans: map[*ipc.Channel]bool{}, table: ipc.MustNewTable(
-		ctlInfo.Implement(func(context.Context, struct{}) (appInfo, error) { return info, nil }),
-		ctlPs.Implement(func(context.Context, struct{}) ([]psEntry, error) { return root.entries(), nil }),
-		ctlStop.Implement(act((*supervisor.Supervisor).StopChild)),
-		ctlRestart.Implement(act((*supervisor.Supervisor).RestartChild)),
-		ctlReload.Implement(func(ctx context.Context, _ struct{}) (string, error) { return reload(ctx) }),
+	return control.Serve(path, actorID("supervise"), ipc.MustNewTable(
+		control.Info.Implement(func(context.Context, struct{}) (control.AppInfo, error) { return info, nil }),
+		control.Ps.Implement(func(context.Context, struct{}) ([]control.PsEntry, error) { return root.entries(), nil }),
+		control.Stop.Implement(act((*supervisor.Supervisor).StopChild)),
+		control.Restart.Implement(act((*supervisor.Supervisor).RestartChild)),
+		control.Reload.Implement(func(ctx context.Context, _ struct{}) (string, error) { return reload(ctx) }),
 		ctlLogs.Implement(book.serveLogs),
-	)}
-	s.wg.Add(1)
-	go s.accept()
-	return s, nil
-}
-
-func (s *controlServer) accept() {
-	defer s.wg.Done()
-	for {
-		conn, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		// Only this user (or root) may drive this supervise, whatever the
-		// socket's mode has become.
-		if _, uid, ok := peercred.Of(conn); ok && uid != os.Getuid() && uid != 0 {
-			s.log("refused a control connection from user " + strconv.Itoa(uid))
-			conn.Close()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: actorID("supervise"), Functions: s.table})
-			cancel()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.chans[ch] = true
-			s.mu.Unlock()
-			<-ch.Done()
-			ch.Close()
-			s.mu.Lock()
-			delete(s.chans, ch)
-			s.mu.Unlock()
-		}()
-	}
-}
-
-// close stops serving, ends every control connection and removes the
-// socket.
-func (s *controlServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	var open []*ipc.Channel
-	for ch := range s.chans {
-		open = append(open, ch)
-	}
-	s.mu.Unlock()
-	for _, ch := range open {
-		ch.Close() // its goroutine sees Done and finishes
-	}
-	s.wg.Wait()
-	os.Remove(s.path)
+	), warn)
 }
 
 var controlExamples = map[string]string{
@@ -317,16 +177,16 @@ func (cc *controlCommand) callOne(ctx context.Context, stdout io.Writer) error {
 		}
 		return nil
 	case "reload":
-		summary, err := ctlReload.Call(ctx, ch, struct{}{})
+		summary, err := control.Reload.Call(ctx, ch, struct{}{})
 		if err != nil {
 			return plainRemote(err)
 		}
 		fmt.Fprintln(stdout, summary)
 		return nil
 	}
-	f := ctlStop
+	f := control.Stop
 	if cc.name == "restart" {
-		f = ctlRestart
+		f = control.Restart
 	}
 	_, err = f.Call(ctx, ch, cc.child)
 	return plainRemote(err)
@@ -335,7 +195,7 @@ func (cc *controlCommand) callOne(ctx context.Context, stdout io.Writer) error {
 // ps asks every arbor supervise it finds for its children, and prints
 // them as a table, or as JSON.
 func (cc *controlCommand) ps(ctx context.Context, stdout io.Writer) error {
-	var all []psEntry
+	var all []control.PsEntry
 	running := 0
 	for _, path := range cc.paths {
 		ch, info, err := dialControl(ctx, path, cc.name)
@@ -345,7 +205,7 @@ func (cc *controlCommand) ps(ctx context.Context, stdout io.Writer) error {
 			}
 			return err
 		}
-		entries, err := ctlPs.Call(ctx, ch, struct{}{})
+		entries, err := control.Ps.Call(ctx, ch, struct{}{})
 		ch.Close()
 		if err != nil {
 			return plainRemote(err)
@@ -367,7 +227,7 @@ func (cc *controlCommand) ps(ctx context.Context, stdout io.Writer) error {
 
 // printPs prints arbor ps's table; with several apps, each row starts with
 // its app's spec file.
-func printPs(stdout io.Writer, all []psEntry, severalApps bool) error {
+func printPs(stdout io.Writer, all []control.PsEntry, severalApps bool) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	header := "NAME\tPID\tSTATE\tRESTARTS\tUPTIME"
 	if severalApps {
@@ -393,9 +253,9 @@ var errNotRunning = errors.New("not running")
 // controlPaths says which control sockets a command talks to: the one
 // given, that of the spec file given or of ./Procfile, else every one in
 // the per-user directory.
-func controlPaths(control, file string) ([]string, error) {
-	if control != "" {
-		return []string{control}, nil
+func controlPaths(socket, file string) ([]string, error) {
+	if socket != "" {
+		return []string{socket}, nil
 	}
 	if file == "" {
 		if _, err := os.Stat("Procfile"); err == nil {
@@ -409,7 +269,7 @@ func controlPaths(control, file string) ([]string, error) {
 		}
 		return []string{path}, nil
 	}
-	found, _ := filepath.Glob(filepath.Join(controlDir(), "*.sock"))
+	found, _ := filepath.Glob(filepath.Join(control.Dir(), "*.sock"))
 	if len(found) == 0 {
 		return nil, errors.New("no arbor supervise is running (no Procfile here and no control socket); give --file or --control")
 	}
@@ -418,22 +278,22 @@ func controlPaths(control, file string) ([]string, error) {
 }
 
 // dialControl connects to a control socket and asks which app it serves.
-func dialControl(ctx context.Context, path, command string) (*ipc.Channel, appInfo, error) {
+func dialControl(ctx context.Context, path, command string) (*ipc.Channel, control.AppInfo, error) {
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
-			return nil, appInfo{}, fmt.Errorf("arbor supervise is %w for %s (no process listens on it)", errNotRunning, path)
+			return nil, control.AppInfo{}, fmt.Errorf("arbor supervise is %w for %s (no process listens on it)", errNotRunning, path)
 		}
-		return nil, appInfo{}, fmt.Errorf("connecting to %s: %w", path, err)
+		return nil, control.AppInfo{}, fmt.Errorf("connecting to %s: %w", path, err)
 	}
 	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: actorID(command), Initiator: true})
 	if err != nil {
-		return nil, appInfo{}, err
+		return nil, control.AppInfo{}, err
 	}
-	info, err := ctlInfo.Call(ctx, ch, struct{}{})
+	info, err := control.Info.Call(ctx, ch, struct{}{})
 	if err != nil {
 		ch.Close()
-		return nil, appInfo{}, plainRemote(err)
+		return nil, control.AppInfo{}, plainRemote(err)
 	}
 	return ch, info, nil
 }

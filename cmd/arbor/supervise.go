@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/control"
 	"github.com/arbor-go/arbor/spawn"
 	"github.com/arbor-go/arbor/supervisor"
 	"github.com/hashicorp/go-hclog"
@@ -287,19 +288,19 @@ func runSupervise(ctx context.Context, args []string, reloads <-chan os.Signal, 
 	if err := checkLimits(file, "", sp); err != nil {
 		return err
 	}
-	control := o.control
-	if control == "" {
-		if control, err = defaultControl(file); err != nil {
+	socket := o.control
+	if socket == "" {
+		if socket, err = defaultControl(file); err != nil {
 			return fmt.Errorf("control socket: %w", err)
 		}
 	}
 	app := &running{file: file, load: o.load, spec: sp, root: root, out: out, events: events}
-	ctl, err := serveControl(control, root, appInfo{Name: name, Spec: absPath(file)}, app.reload, book, func(msg string) { log.Warn(msg) })
+	ctl, err := serveControl(socket, root, control.AppInfo{Name: name, Spec: absPath(file)}, app.reload, book, func(msg string) { log.Warn(msg) })
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	defer ctl.close()
-	log.Info("control socket " + control)
+	defer ctl.Close()
+	log.Info("control socket " + socket)
 	defer app.reloadOnSignal(ctx, reloads, log)()
 	if reloads != nil {
 		log.Info("SIGHUP reloads " + file)
@@ -633,17 +634,6 @@ func (r *running) reload(ctx context.Context) (string, error) {
 	return "reloaded " + r.file + ": " + strings.Join(did, "; "), nil
 }
 
-// controlDir is the per-user directory of the default control sockets:
-// $XDG_RUNTIME_DIR/arbor where the login session provides one (private by
-// its rules), else $TMPDIR/arborctl-UID, which serveControl checks is this
-// user's and closed to others.
-func controlDir() string {
-	if run := os.Getenv("XDG_RUNTIME_DIR"); run != "" {
-		return filepath.Join(run, "arbor")
-	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("arborctl-%d", os.Getuid()))
-}
-
 // defaultControl is where a supervise run of the spec file listens, and
 // where ps, stop and restart look for it: one socket per spec file, named
 // after the file and a hash of its absolute path, so that two apps in two
@@ -655,7 +645,7 @@ func defaultControl(file string) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	base := strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
-	return filepath.Join(controlDir(), fmt.Sprintf("%s-%x.sock", base, sum[:4])), nil
+	return filepath.Join(control.Dir(), fmt.Sprintf("%s-%x.sock", base, sum[:4])), nil
 }
 
 // absPath is file's absolute path, or file when it has none.
