@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/arbor-go/arbor/internal/control"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/arbor-go/arbor/spawn"
@@ -46,6 +47,9 @@ type Nursery struct {
 	watchers sync.WaitGroup // goroutines that watch daemons and stop actors
 	unnamed  atomic.Int64   // RunInActor children named after their function, numbered
 	slots    chan struct{}  // WithLimit: one token per running actor; nil: no limit
+
+	controlApp string          // WithControl
+	control    *control.Server // its socket, while the nursery is open
 }
 
 // phase is where a nursery is in its life; it only moves forward.
@@ -110,6 +114,14 @@ func (n *Nursery) release() {
 // *Error listing what failed.
 func Open(ctx context.Context, body func(ctx context.Context, n *Nursery) error, opts ...Option) error {
 	n := newNursery(ctx, opts)
+	if n.controlApp != "" {
+		var err error
+		if n.control, err = n.serveControl(); err != nil {
+			n.unwatch()
+			n.cancel(err)
+			return fmt.Errorf("nursery: the control socket: %w", err)
+		}
+	}
 	returned := false
 	defer func() {
 		// Only when the body left by runtime.Goexit (t.Fatal in a test):
@@ -154,6 +166,9 @@ func (n *Nursery) teardown() error {
 		<-n.watched // the watch is cancelling the nursery: let it finish
 	}
 	n.cancel(errBodyReturned)
+	if n.control != nil {
+		n.control.Close()
+	}
 	if err := n.result(); err != nil {
 		return err
 	}

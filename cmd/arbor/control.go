@@ -74,7 +74,7 @@ func serveControl(path string, root *group, info control.AppInfo, reload func(co
 }
 
 var controlExamples = map[string]string{
-	"ps":      "Shows the children of a running arbor supervise: the one of the Procfile in the\ncurrent directory, else every one running.\n\nExamples:\n  arbor ps\n  arbor ps --file deploy/app.json\n  arbor ps --json --control /run/app.sock\n",
+	"ps":      "Shows the children of a running arbor supervise: the one of the Procfile in the\ncurrent directory, else every one running, and the actors of every program whose\nnursery serves the control socket (nursery.WithControl).\n\nExamples:\n  arbor ps\n  arbor ps --tree\n  arbor ps --file deploy/app.json\n  arbor ps --json --control /run/app.sock\n",
 	"stop":    "Stops a child of a running arbor supervise; it stays stopped until restarted.\n\nExamples:\n  arbor stop worker\n  arbor stop jobs.flaky\n",
 	"logs":    "Prints the last lines (up to 1000 each) of a running arbor supervise's\nchildren, or of one (a group's name takes its children too), and with -f\nthe new ones as they come.\n\nExamples:\n  arbor logs\n  arbor logs -f web\n  arbor logs -n 20 worker.2\n",
 	"reload":  "Makes a running arbor supervise re-read its spec: children whose definition\nchanged restart with the new one, new ones start, removed ones stop. A\ndaemon's SIGHUP does the same.\n\nExamples:\n  arbor reload\n  arbor reload --file deploy/app.json\n",
@@ -88,6 +88,7 @@ type controlCommand struct {
 	paths  []string // the control sockets it talks to
 	child  string   // NAME, for stop, restart and logs
 	asJSON bool     // ps --json
+	tree   bool     // ps --tree
 	follow bool     // logs -f
 	lines  int      // logs -n
 }
@@ -119,6 +120,7 @@ func parseControl(command string, args []string, stdout io.Writer) (*controlComm
 	control := fs.String("control", "", "the control socket of arbor supervise (default: that of --file)")
 	file := fs.String("file", "", "the spec file arbor supervise runs (default: ./Procfile if there is one, else every running app)")
 	fs.BoolVar(&cc.asJSON, "json", false, "print JSON (ps)")
+	fs.BoolVar(&cc.tree, "tree", false, "print the tree: each actor under its parent, with its host (ps)")
 	fs.BoolVarP(&cc.follow, "follow", "f", false, "keep printing new lines (logs)")
 	fs.IntVarP(&cc.lines, "lines", "n", 0, "print only the last N lines (logs; default: all kept)")
 	help := fs.BoolP("help", "h", false, "print this help")
@@ -222,14 +224,17 @@ func (cc *controlCommand) ps(ctx context.Context, stdout io.Writer) error {
 	if cc.asJSON {
 		return printJSON(stdout, all)
 	}
-	return printPs(stdout, all, running > 1)
+	return printPs(stdout, all, running > 1, cc.tree)
 }
 
 // printPs prints arbor ps's table; with several apps, each row starts with
 // its app's spec file.
-func printPs(stdout io.Writer, all []control.PsEntry, severalApps bool) error {
+func printPs(stdout io.Writer, all []control.PsEntry, severalApps, tree bool) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	header := "NAME\tPID\tSTATE\tRESTARTS\tUPTIME"
+	if tree {
+		header = "NAME\tPID\tHOST\tSTATE"
+	}
 	if severalApps {
 		header = "APP\t" + header
 	}
@@ -241,6 +246,14 @@ func printPs(stdout io.Writer, all []control.PsEntry, severalApps bool) error {
 		}
 		if severalApps {
 			fmt.Fprintf(tw, "%s\t", e.Spec) // two Procfiles are both "procfile": the path tells them apart
+		}
+		if tree { // each actor under its parent: two spaces a level
+			host := e.Host
+			if host == "" {
+				host = "-"
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\n", strings.Repeat("  ", strings.Count(e.Name, ".")), e.Name, pid, host, strings.ToUpper(e.State))
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Name, pid, strings.ToUpper(e.State), e.Restarts, (time.Duration(e.Uptime) * time.Second).Round(time.Second))
 	}
