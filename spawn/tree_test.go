@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/protocol"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -156,6 +157,47 @@ func TestRegistryVector(t *testing.T) {
 	var back Entry
 	if err := msgpack.Unmarshal(want, &back); err != nil || back.PID != 70000 || back.Aliases[0] != "cache" {
 		t.Fatalf("the vector decodes to %+v, %v", back, err)
+	}
+
+	// return-find: the root's answer, numbered.
+	data, err = os.ReadFile(filepath.Join(vectorDir, "return-find.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Fields struct {
+			V string `json:"v"`
+		} `json:"fields"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	found, _ := hex.DecodeString(r.Fields.V)
+	var got Entry
+	if err := msgpack.Unmarshal(found, &got); err != nil || got.Seq != 7 || got.Name != e.Name {
+		t.Fatalf("return-find decodes to %+v, %v", got, err)
+	}
+
+	// error-not-found: how ErrNotFound crosses, as this runtime boxes it.
+	data, err = os.ReadFile(filepath.Join(vectorDir, "error-not-found.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Fields struct {
+			Err struct {
+				Type, Msg, Name string
+			} `json:"err"`
+		} `json:"fields"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	mid := start(t, Options{Name: "mid"})
+	_, err = find.Call(context.Background(), mid.Channel(), "root.nobody")
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) || re.Name != ev.Fields.Err.Name || re.Type != ev.Fields.Err.Type || re.Message != ev.Fields.Err.Msg {
+		t.Errorf("ErrNotFound crosses as %+v; the vector says %+v", re, ev.Fields.Err)
 	}
 }
 

@@ -91,6 +91,11 @@ var goldenVectors = []struct {
 		&Return{CID: 5}},
 	{"return-schema", "the answer to arbor.schema (call 7): files.walk, a stream of strings taking a string, and math.add, a func taking [2]int and returning int",
 		&Return{CID: 7, Value: schemaValue}},
+	{"return-find", "(1.4) the answer to arbor.find (call 14): the Entry of root.pool.worker-1, numbered 7 by the root",
+		&Return{CID: 14, Value: foundEntry}},
+	{"error-not-found", "(1.4) arbor.find (call 16) of a name no living actor has: the sentinel arbor.not_found",
+		&Error{CID: 16, Err: &protocol.RemoteError{Type: "*errors.errorString", Message: `spawn: no actor of that name in the tree`,
+			Source: rootActor, Name: "arbor.not_found"}}},
 	{"credit", "the consumer of stream 3 grants 64 more yields",
 		&Credit{CID: 3, Items: 64}},
 	{"error-application", "an error returned by the function: code is the empty string",
@@ -138,6 +143,9 @@ var helloSpec = mpMap("actor", mpMap("name", mpStr(workerActor.Name), "uuid", mp
 var registerEntry = mpMap("name", mpStr(workerActor.Name), "aliases", mpArray(mpStr("cache")), "uuid", mpStr(workerActor.UUID),
 	"parent", mpStr(poolActor.UUID), "pid", protocol.Raw{0xce, 0x00, 0x01, 0x11, 0x70}, "host", mpStr("node-3"),
 	"addr", mpStr("/tmp/arbor-peer-1234/peer.sock"), "seq", protocol.Raw{0x00})
+
+// foundEntry is registerEntry as the root gives it back, with seq 7.
+var foundEntry = protocol.Raw(append(append([]byte(nil), registerEntry[:len(registerEntry)-1]...), 0x07))
 
 // cancelByArgs is {"cid": 3, "by": rootActor}.
 var cancelByArgs = mpMap("cid", protocol.Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
