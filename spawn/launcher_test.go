@@ -80,19 +80,26 @@ func streamAll(t *testing.T, a *Actor, n int) {
 	}
 }
 
-// grandchildOf has a start an actor of its own (test.tree) and returns its
-// pid; the grandchild lives until a stops.
-func grandchildOf(t *testing.T, a *Actor) int {
+// afterTheCut waits, right after a link was cut, for the call blocked
+// across it to fail with a lost heartbeat and for the far side (pid remote)
+// to exit, and says how long after the cut the far side was gone.
+func afterTheCut(t *testing.T, blocked <-chan error, remote int) time.Duration {
 	t.Helper()
-	s, err := tree.Open(context.Background(), a.Channel(), struct{}{})
-	if err != nil {
-		t.Fatal(err)
+	gone := make(chan time.Duration, 1)
+	go func() { gone <- waitGone(remote, 20*time.Second) }()
+	select {
+	case err := <-blocked:
+		if !errors.As(err, new(*ipc.HeartbeatError)) {
+			t.Errorf("a call across the cut link ended with %v, want a lost heartbeat", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a call across the cut link did not end")
 	}
-	pid, err := s.Recv()
-	if err != nil {
-		t.Fatal(err)
+	after := <-gone
+	if alive(remote) {
+		t.Fatalf("the far side still runs %v after the cut", after)
 	}
-	return pid
+	return after
 }
 
 func self(t *testing.T) string {
@@ -160,27 +167,7 @@ func TestLauncherCutLink(t *testing.T) {
 	if err := syscall.Kill(a.PID(), syscall.SIGUSR1); err != nil { // the relay is the launcher
 		t.Fatal(err)
 	}
-	cut := time.Now()
-	farGone := make(chan time.Duration, 1)
-	go func() {
-		for alive(remote) && time.Since(cut) < 20*time.Second {
-			time.Sleep(time.Millisecond)
-		}
-		farGone <- time.Since(cut)
-	}()
-	select {
-	case err := <-blocked:
-		var hb *ipc.HeartbeatError
-		if !errors.As(err, &hb) {
-			t.Errorf("a call across the cut link ended with %v, want a lost heartbeat", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("a call across a cut link did not end")
-	}
-	after := <-farGone
-	if alive(remote) {
-		t.Fatalf("the far side is still running %v after the cut", after)
-	}
+	after := afterTheCut(t, blocked, remote)
 	// Logged, not asserted: a loaded machine may take longer. The bound
 	// PROTOCOL.md §12.5 promises is two beats and a second.
 	t.Logf("the far side exited %v after the cut (bound: 2 x %v + 1s)", after.Round(time.Millisecond), beat)

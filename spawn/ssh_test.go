@@ -59,7 +59,7 @@ func testSSH(t *testing.T, srv *sshtest.Server) {
 	}
 	// The far side starts an actor of its own there: the stop reaches it
 	// across.
-	grandchild := grandchildOf(t, a)
+	grandchild := openTree(t, a)
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -129,20 +129,7 @@ func TestSSHLinkCut(t *testing.T) {
 	go func() { _, err := block.Call(ctx, a.Channel(), struct{}{}); blocked <- err }()
 	srv.Cut(t)
 	cut := time.Now()
-	gone := make(chan time.Duration, 1)
-	go func() { gone <- waitGone(remote, 20*time.Second) }()
-	select {
-	case err := <-blocked:
-		if !errors.As(err, new(*ipc.HeartbeatError)) {
-			t.Errorf("a call across the cut link ended with %v, want a lost heartbeat", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("a call across the cut link did not end")
-	}
-	after := <-gone
-	if alive(remote) {
-		t.Fatalf("the far side still runs %v after the cut", after)
-	}
+	after := afterTheCut(t, blocked, remote)
 	t.Logf("the far side exited %v after the link was cut (bound: 2 x %v + 1s); the parent saw the lost heartbeat %v after",
 		after.Round(time.Millisecond), beat, time.Since(cut).Round(time.Millisecond))
 	// The ssh client would retransmit for minutes: the lost heartbeat ends

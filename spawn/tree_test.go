@@ -22,7 +22,7 @@ import (
 func TestRegistryFindsTheTree(t *testing.T) {
 	ctx := context.Background()
 	mid := start(t, Options{Name: "mid", Aliases: []string{"middle"}})
-	grandchild := grandchildOf(t, mid)
+	grandchild := openTree(t, mid)
 	e, err := Find(ctx, "root.mid.grandchild")
 	if err != nil || e.PID != grandchild || e.Parent != mid.ID().UUID {
 		t.Fatalf("Find(root.mid.grandchild) = %+v, %v; want pid %d under %s", e, err, grandchild, mid.ID())
@@ -51,7 +51,7 @@ func TestRegistryFindsTheTree(t *testing.T) {
 func TestRegistryForgetsTheDead(t *testing.T) {
 	ctx := context.Background()
 	mid := start(t, Options{Name: "mid"})
-	grandchild := grandchildOf(t, mid)
+	grandchild := openTree(t, mid)
 	gone := func(name string) time.Duration {
 		t.Helper()
 		begin := time.Now()
@@ -70,7 +70,7 @@ func TestRegistryForgetsTheDead(t *testing.T) {
 		t.Fatalf("its parent went with it: %v", err)
 	}
 	// A killed actor takes its subtree out of the registry with it.
-	grandchildOf(t, mid)
+	openTree(t, mid)
 	syscall.Kill(mid.PID(), syscall.SIGKILL)
 	t.Logf("a SIGKILLed actor left the registry in %v", gone("root.mid").Round(time.Millisecond))
 	if _, err := Find(ctx, "root.mid.grandchild"); !errors.Is(err, ErrNotFound) {
