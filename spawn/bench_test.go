@@ -217,3 +217,45 @@ func BenchmarkTransportRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPeerCall measures a call from the root to an actor on the
+// actor's peer socket (Dial), beside the same call on the actor's channel
+// from its parent (pipes), and the floor: 8-byte ping-pong with a child
+// blocking in read and write on a socketpair.
+func BenchmarkPeerCall(b *testing.B) {
+	ctx := context.Background()
+	a, err := Start(ctx, Options{Name: "peer"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Stop(ctx)
+	peer, err := Dial(ctx, "root.peer", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	r, w, stop := rawChild(b, true)
+	defer stop()
+	var buf [8]byte
+	const chunk = 200
+	rounds := max(b.N/chunk, 1)
+	per, base := alternate(b, rounds, func() {
+		for range chunk {
+			echo.Call(ctx, peer, "x")
+		}
+	}, func() {
+		for range chunk {
+			w.Write(buf[:])
+			io.ReadFull(r, buf[:])
+		}
+	})
+	parent, _ := alternate(b, rounds, func() {
+		for range chunk {
+			echo.Call(ctx, a.Channel(), "x")
+		}
+	}, func() {})
+	b.ReportMetric(float64(per.Nanoseconds())/chunk, "ns/peer-call")
+	b.ReportMetric(float64(parent.Nanoseconds())/chunk, "ns/parent-call")
+	b.ReportMetric(float64(base.Nanoseconds())/chunk, "baseline-ns/pingpong")
+	b.ReportMetric(float64(per)/float64(base), "x-baseline")
+}
