@@ -122,7 +122,11 @@ func Main(functions *ipc.Table) {
 }
 
 func runChild(sp *spec, functions *ipc.Table) error {
-	os.Unsetenv(specEnv) // programs this actor runs are not actors unless it spawns them
+	credential := os.Getenv(credentialEnv)
+	for _, name := range []string{specEnv, connectEnv, credentialEnv} {
+		os.Unsetenv(name) // programs this actor runs are not actors unless it spawns them
+	}
+	sp.credential = credential
 	logger := actorLogger(sp)
 
 	// SIGTERM and SIGINT stop the actor like a stop request. A terminal's
@@ -306,6 +310,11 @@ func childConn(sp *spec) (io.ReadWriteCloser, error) {
 			return nil, err
 		}
 		return &pipeConn{r: in, w: out}, nil
+	case "connect": // dial-in (PROTOCOL.md §13.2)
+		if sp.credential == "" {
+			return nil, fmt.Errorf("%s is set but %s is not: a dial-in needs its credential", connectEnv, credentialEnv)
+		}
+		return dialIn(sp.Addr, sp.credential)
 	case UnixSocket.String():
 		conn, err := net.DialTimeout("unix", sp.Addr, DefaultHandshakeTimeout)
 		if err != nil {

@@ -234,7 +234,7 @@ type Actor struct {
 // Start starts an actor process and completes the handshake with it. ctx
 // bounds the start only; the actor runs until it exits or is stopped.
 func Start(ctx context.Context, opts Options) (*Actor, error) {
-	if _, isChild := os.LookupEnv(specEnv); isChild {
+	if _, isChild := childSpecSet(); isChild {
 		return nil, ErrMainNotCalled
 	}
 	a, parent := newActor(ctx, opts, "actor", false)

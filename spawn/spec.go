@@ -60,9 +60,11 @@ type spec struct {
 	// PeerSecret is the tree's secret, which peers present (§13.1).
 	PeerSecret string `json:"peer_secret,omitempty" msgpack:"peer_secret,omitempty"`
 
-	// fromHello: ARBOR_SPEC was "handshake", and the rest comes in the
-	// parent's hello.
+	// fromHello: ARBOR_SPEC was "handshake", or the process dials in, and
+	// the rest comes in the parent's hello.
 	fromHello bool
+	// credential: a dial-in's ARBOR_CREDENTIAL.
+	credential string
 }
 
 // specHandshake, as ARBOR_SPEC, says the spec comes in the parent's hello:
@@ -77,6 +79,9 @@ func (s *spec) heartbeat() time.Duration { return time.Duration(s.HeartbeatMS) *
 func childSpec() (*spec, bool, error) {
 	raw, ok := os.LookupEnv(specEnv)
 	if !ok {
+		if sp, ok := connectSpec(); ok { // started by a scheduler, to dial in
+			return sp, true, nil
+		}
 		return nil, false, nil
 	}
 	if raw == specHandshake {

@@ -1,0 +1,150 @@
+package spawn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
+	"github.com/hashicorp/go-hclog"
+)
+
+// scheduled starts this test binary as a scheduler would start a job: not
+// as its child actor, just a process with the credential in its
+// environment.
+func scheduled(t *testing.T, env ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(self(t))
+	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
+// TestDialIn: a process started elsewhere with a credential joins the tree
+// over mutual TLS, is found in the registry, answers calls, and stops when
+// asked.
+func TestDialIn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Listen(ctx, "127.0.0.1:0", ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cred, err := l.Expect("job-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, stderr := scheduled(t, cred.Env()...)
+	j, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatalf("accept: %v\n%s", err, stderr)
+	}
+	if j.ID() != cred.ID || j.ID().Name != "root.job-7" {
+		t.Errorf("joined as %v, expected %v", j.ID(), cred.ID)
+	}
+	if got, err := echo.Call(ctx, j.Channel(), "over tls"); err != nil || got != "over tls" {
+		t.Errorf("echo = %q, %v", got, err)
+	}
+	if e, err := Find(ctx, "root.job-7"); err != nil || e.PID != cmd.Process.Pid {
+		t.Errorf("Find(root.job-7) = %+v, %v; want pid %d", e, err, cmd.Process.Pid)
+	}
+	if err := j.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("the joined process after its stop: %v\n%s", err, stderr)
+	}
+	if _, err := Find(ctx, "root.job-7"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the stopped child is still registered: %v", err)
+	}
+}
+
+// TestDialInRefusals: a credential of another listener, one used already,
+// and none at all are each refused; the refusals are logged, the process
+// that tried exits with status 2, and the listener goes on.
+func TestDialInRefusals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var log proctest.Buffer
+	l, err := Listen(ctx, "127.0.0.1:0", ListenOptions{Logger: hclog.New(&hclog.LoggerOptions{Output: &log})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	other, err := Listen(ctx, "127.0.0.1:0", ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	foreign, err := other.Expect("intruder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := l.Expect("job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedExit := func(what string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+		t.Helper()
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("%s: the process exited with %v, want status 2\n%s", what, err, stderr)
+		}
+	}
+	// The listener accepts all along, as a tree waiting for its jobs would.
+	joined := make(chan *Joined, 1)
+	go func() {
+		j, err := l.Accept(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		joined <- j
+	}()
+	// A credential another listener issued, for this listener's address.
+	env := foreign.Env()
+	env[0] = connectEnv + "=" + l.Addr()
+	cmd, stderr := scheduled(t, env...)
+	refusedExit("another listener's credential", cmd, stderr)
+	// No credential at all.
+	cmd, stderr = scheduled(t, connectEnv+"="+l.Addr())
+	refusedExit("no credential", cmd, stderr)
+	if !strings.Contains(stderr.String(), credentialEnv) {
+		t.Errorf("without a credential the process says %q", stderr)
+	}
+	// The right one joins, once.
+	cmd, _ = scheduled(t, cred.Env()...)
+	j := <-joined
+	if j == nil {
+		t.FailNow()
+	}
+	replay, replayErr := scheduled(t, cred.Env()...)
+	accepted := make(chan error, 1)
+	actx, stopAccept := context.WithCancel(ctx)
+	go func() { _, err := l.Accept(actx); accepted <- err }()
+	refusedExit("a credential used already", replay, replayErr)
+	stopAccept()
+	if err := <-accepted; !errors.Is(err, context.Canceled) {
+		t.Errorf("Accept after the refusals: %v, want it still waiting until cancelled", err)
+	}
+	if err := j.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if n := strings.Count(log.String(), "refused a dial-in"); n < 2 {
+		t.Errorf("%d refusals logged, want at least 2 (the foreign and the replayed):\n%s", n, log.String())
+	}
+	if !strings.Contains(log.String(), "used already") {
+		t.Errorf("the replay's refusal does not say so:\n%s", log.String())
+	}
+}
