@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -55,11 +56,29 @@ type ListenOptions struct {
 	// Heartbeat is the period of the heartbeats to each child; zero means
 	// DefaultLauncherHeartbeat, negative none.
 	Heartbeat time.Duration
+	// Advertise is the host:port the children dial, when it is not the
+	// address the listener is bound to (one bound to 0.0.0.0, or behind
+	// a NAT); empty means Addr.
+	Advertise string
+	// Lifetime bounds the certificates the listener mints, its own and
+	// the credentials: a credential must be used, and the listener
+	// restarted, within it. Zero means DefaultCredentialLifetime.
+	Lifetime time.Duration
 }
 
-// Listener accepts children that dial in.
+// DefaultCredentialLifetime is ListenOptions.Lifetime's default.
+const DefaultCredentialLifetime = 7 * 24 * time.Hour
+
+// Listener accepts children that dial in. It owns a goroutine that
+// accepts connections and one per connection being admitted; Close waits
+// for them.
 type Listener struct {
 	ln      net.Listener
+	joins   chan *Joined  // admitted, for Accept
+	closed  chan struct{} // closed by Close
+	ctx     context.Context
+	stopAll context.CancelFunc // ends the admissions in progress: Close
+	wg      sync.WaitGroup
 	opts    ListenOptions
 	log     hclog.Logger
 	parent  protocol.ActorID
@@ -73,15 +92,29 @@ type Listener struct {
 }
 
 type expected struct {
-	id   protocol.ActorID
-	used bool
+	id    protocol.ActorID
+	state joinState
 }
+
+// joinState is where an expected child's one join is.
+type joinState uint8
+
+const (
+	unused  joinState = iota
+	joining           // its TLS handshake passed; the arbor handshake runs
+	joined            // used: the credential joins no more
+)
 
 // Listen listens on addr (host:port; port 0 picks one) for children that
 // dial in. ctx names the parent (the actor whose served call it is, or the
 // root).
 func Listen(ctx context.Context, addr string, opts ListenOptions) (*Listener, error) {
-	l := &Listener{opts: opts, log: opts.Logger, expected: map[string]*expected{}, parent: rootID}
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = DefaultCredentialLifetime
+	}
+	l := &Listener{opts: opts, log: opts.Logger, expected: map[string]*expected{}, parent: rootID,
+		joins: make(chan *Joined), closed: make(chan struct{})}
+	l.ctx, l.stopAll = context.WithCancel(context.Background())
 	if l.log == nil {
 		l.log = hclog.NewNullLogger()
 	}
@@ -96,14 +129,76 @@ func Listen(ctx context.Context, addr string, opts ListenOptions) (*Listener, er
 		return nil, err
 	}
 	l.ln = ln
+	l.wg.Add(1)
+	go l.acceptLoop()
 	return l, nil
 }
 
-// Addr is where children dial in.
+// Addr is the address the listener is bound to.
 func (l *Listener) Addr() string { return l.ln.Addr().String() }
 
-// Close stops listening; children that have joined are not affected.
-func (l *Listener) Close() error { return l.ln.Close() }
+func (l *Listener) advertised() string {
+	if l.opts.Advertise != "" {
+		return l.opts.Advertise
+	}
+	return l.Addr()
+}
+
+// Close stops listening and admitting, and waits for the admissions in
+// progress; a child admitted but not taken by Accept is let go (its
+// channel closed). Children Accept returned are not affected.
+func (l *Listener) Close() error {
+	select {
+	case <-l.closed:
+		return nil
+	default:
+	}
+	close(l.closed)
+	l.stopAll()
+	err := l.ln.Close()
+	l.wg.Wait()
+	return err
+}
+
+// acceptLoop admits each connection in a goroutine of its own, so that a
+// client that says nothing holds up only itself (for the handshake's
+// bound).
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		raw, err := l.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			j, err := l.admit(raw)
+			if err != nil {
+				l.refused(raw.RemoteAddr(), err)
+				return
+			}
+			select {
+			case l.joins <- j:
+			case <-l.closed:
+				j.ch.Close()
+				<-j.done
+			}
+		}()
+	}
+}
+
+// refused logs a dial-in that did not join: at Warn when it presented no
+// valid credential (ErrCredential), at Debug when it hung up or timed out
+// before it said anything (a probe, a port scan).
+func (l *Listener) refused(from net.Addr, err error) {
+	var ne net.Error
+	if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
+		l.log.Debug("a dial-in went away before joining", "from", from.String(), "error", err)
+		return
+	}
+	l.log.Warn("refused a dial-in", "from", from.String(), "error", err)
+}
 
 func (l *Listener) mintAuthority() error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -111,7 +206,7 @@ func (l *Listener) mintAuthority() error {
 		return err
 	}
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "arbor dial-in CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(7 * 24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(l.opts.Lifetime),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -139,7 +234,7 @@ func (l *Listener) issue(name string, usage x509.ExtKeyUsage) (tls.Certificate, 
 		return tls.Certificate{}, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(7 * 24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(l.opts.Lifetime),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, l.ca, &key.PublicKey, l.caKey)
 	if err != nil {
@@ -194,7 +289,7 @@ func (l *Listener) Expect(name string) (*Credential, error) {
 	l.mu.Lock()
 	l.expected[leaf.SerialNumber.String()] = &expected{id: id}
 	l.mu.Unlock()
-	return &Credential{ID: id, addr: l.Addr(), bundle: bundle}, nil
+	return &Credential{ID: id, addr: l.advertised(), bundle: bundle}, nil
 }
 
 // Joined is a child that dialed in: its channel, until it ends.
@@ -229,55 +324,69 @@ func (j *Joined) Stop(ctx context.Context) error {
 	return err
 }
 
-// Accept waits for the next expected child to dial in, proves it, and
-// completes the handshake, giving it its spec in the listener's hello. A
-// dial-in without a valid credential, or with one already used, is refused
-// (logged, with ErrCredential) and Accept waits on.
+// Accept returns the next child that has dialed in with a valid credential
+// and completed its handshake (its spec came in the listener's hello), or
+// ctx's error. Dial-ins without a valid credential, or with one already
+// used, are refused meanwhile (logged, with ErrCredential); each is
+// admitted in a goroutine of its own, so none holds up another.
 func (l *Listener) Accept(ctx context.Context) (*Joined, error) {
-	stop := context.AfterFunc(ctx, func() { l.ln.(*net.TCPListener).SetDeadline(time.Now()) })
-	defer stop()
-	defer l.ln.(*net.TCPListener).SetDeadline(time.Time{})
-	for {
-		raw, err := l.ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			return nil, err
-		}
-		j, err := l.admit(ctx, raw)
-		if err != nil {
-			l.log.Warn("refused a dial-in", "from", raw.RemoteAddr().String(), "error", err)
-			continue
-		}
+	select {
+	case j := <-l.joins:
 		return j, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	case <-l.closed:
+		return nil, net.ErrClosed
 	}
 }
 
-func (l *Listener) admit(ctx context.Context, raw net.Conn) (*Joined, error) {
-	hctx, cancel := context.WithTimeout(ctx, DefaultHandshakeTimeout)
+// admit proves one connection and runs its handshake, within the
+// handshake's bound or until Close.
+func (l *Listener) admit(raw net.Conn) (*Joined, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, DefaultHandshakeTimeout)
 	defer cancel()
 	conn := tls.Server(raw, l.tlsConf)
-	if err := conn.HandshakeContext(hctx); err != nil {
+	if err := conn.HandshakeContext(ctx); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: %v", ErrCredential, err)
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("%w: %v", ErrCredential, err)
+		}
+		return nil, err
 	}
 	leaf := conn.ConnectionState().PeerCertificates[0]
 	l.mu.Lock()
 	exp, ok := l.expected[leaf.SerialNumber.String()]
-	used := ok && exp.used
+	state := unused
 	if ok {
-		exp.used = true
+		state = exp.state
+		if state == unused {
+			exp.state = joining
+		}
 	}
 	l.mu.Unlock()
 	switch {
 	case !ok:
 		conn.Close()
-		return nil, fmt.Errorf("%w: a certificate of this listener's that it expects no more", ErrCredential)
-	case used:
+		return nil, fmt.Errorf("%w: a certificate of this listener's that is no child's", ErrCredential)
+	case state != unused:
 		conn.Close()
 		return nil, fmt.Errorf("%w: the credential of %s was used already", ErrCredential, exp.id.Name)
 	}
+	j, err := l.join(ctx, conn, exp.id)
+	l.mu.Lock()
+	if err == nil {
+		exp.state = joined
+	} else if !errors.As(err, new(*identityError)) {
+		exp.state = unused // the child's own failure, or the network's: it may try again
+	}
+	l.mu.Unlock()
+	return j, err
+}
+
+// join runs the arbor handshake with a child that proved itself, giving it
+// its spec, and registers it in the tree.
+func (l *Listener) join(ctx context.Context, conn *tls.Conn, id protocol.ActorID) (*Joined, error) {
 	level := l.opts.LogLevel
 	if level == hclog.NoLevel {
 		level = hclog.Info
@@ -287,7 +396,7 @@ func (l *Listener) admit(ctx context.Context, raw net.Conn) (*Joined, error) {
 		beat = DefaultLauncherHeartbeat
 	}
 	beat = max(beat, 0)
-	sp := spec{Actor: exp.id, Parent: l.parent, LogLevel: level.String(), Transport: "connect", HeartbeatMS: heartbeatMS(beat), PeerSecret: secretOfTree()}
+	sp := spec{Actor: id, Parent: l.parent, LogLevel: level.String(), Transport: "connect", HeartbeatMS: heartbeatMS(beat), PeerSecret: secretOfTree()}
 	helloSpec, err := msgpack.Marshal(&sp)
 	if err != nil {
 		conn.Close()
@@ -298,26 +407,26 @@ func (l *Listener) admit(ctx context.Context, raw net.Conn) (*Joined, error) {
 		conn.Close()
 		return nil, err
 	}
-	ch, err := ipc.Open(hctx, conn, ipc.Options{Actor: l.parent, Initiator: true, Functions: funcs, Logger: l.log,
+	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: l.parent, Initiator: true, Functions: funcs, Logger: l.log,
 		HelloSpec: helloSpec, Heartbeat: beat})
 	if err != nil {
 		return nil, err
 	}
-	if ch.Peer().UUID != exp.id.UUID {
+	if ch.Peer().UUID != id.UUID {
 		ch.Close()
-		return nil, &identityError{got: ch.Peer(), want: exp.id}
+		return nil, &identityError{got: ch.Peer(), want: id}
 	}
-	j := &Joined{id: exp.id, ch: ch, done: make(chan struct{})}
-	if err := register(hctx, Entry{Name: exp.id.Name, UUID: exp.id.UUID, Parent: l.parent.UUID, PID: int(ch.PeerPID())}); err != nil &&
+	j := &Joined{id: id, ch: ch, done: make(chan struct{})}
+	if err := register(ctx, Entry{Name: id.Name, UUID: id.UUID, Parent: l.parent.UUID, PID: int(ch.PeerPID())}); err != nil &&
 		!errors.Is(err, protocol.ErrUnknownFunction) {
-		l.log.Warn("the joined child is not in the tree's registry", "child", exp.id.Name, "error", err)
+		l.log.Warn("the joined child is not in the tree's registry", "child", id.Name, "error", err)
 	}
 	go func() { // owned by j: Done closes when it ends
 		defer close(j.done)
 		<-ch.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
 		defer cancel()
-		unregister(ctx, exp.id.UUID)
+		unregister(ctx, id.UUID)
 	}()
 	return j, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -146,5 +147,42 @@ func TestDialInRefusals(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "used already") {
 		t.Errorf("the replay's refusal does not say so:\n%s", log.String())
+	}
+}
+
+// TestDialInSilentClient: a connection that says nothing (a probe) holds up
+// neither a child that dials in meanwhile nor Close.
+func TestDialInSilentClient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Listen(ctx, "127.0.0.1:0", ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	cred, err := l.Expect("job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, stderr := scheduled(t, cred.Env()...)
+	// Within the handshake's bound, which the silent client would use up
+	// if the listener admitted one connection at a time.
+	actx, stop := context.WithTimeout(ctx, DefaultHandshakeTimeout/2)
+	defer stop()
+	j, err := l.Accept(actx)
+	if err != nil {
+		t.Fatalf("a child behind a silent connection did not join: %v\n%s", err, stderr)
+	}
+	if err := j.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	proctest.Within(t, 5*time.Second, "Close with a silent connection open", func() { l.Close() })
+	if _, err := l.Accept(ctx); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
 	}
 }
