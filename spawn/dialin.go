@@ -112,14 +112,11 @@ func Listen(ctx context.Context, addr string, opts ListenOptions) (*Listener, er
 	if opts.Lifetime <= 0 {
 		opts.Lifetime = DefaultCredentialLifetime
 	}
-	l := &Listener{opts: opts, log: opts.Logger, expected: map[string]*expected{}, parent: rootID,
+	l := &Listener{opts: opts, log: opts.Logger, expected: map[string]*expected{}, parent: actingAs(ctx),
 		joins: make(chan *Joined), closed: make(chan struct{})}
 	l.ctx, l.stopAll = context.WithCancel(context.Background())
 	if l.log == nil {
 		l.log = hclog.NewNullLogger()
-	}
-	if ch, ok := ipc.ChannelFrom(ctx); ok {
-		l.parent = ch.Self()
 	}
 	if err := l.mintAuthority(); err != nil {
 		return nil, fmt.Errorf("spawn: dial-in credentials: %w", err)
@@ -205,7 +202,7 @@ func (l *Listener) mintAuthority() error {
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "arbor dial-in CA"},
+	tmpl := &x509.Certificate{SerialNumber: newSerial(), Subject: pkix.Name{CommonName: "arbor dial-in CA"},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(l.opts.Lifetime),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -216,7 +213,11 @@ func (l *Listener) mintAuthority() error {
 		return err
 	}
 	l.caKey, l.caPEM = key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	server, err := l.issue(listenerName, x509.ExtKeyUsageServerAuth)
+	certPEM, keyPEM, _, err := l.issue(listenerName, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return err
+	}
+	server, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return err
 	}
@@ -227,28 +228,29 @@ func (l *Listener) mintAuthority() error {
 	return nil
 }
 
-// issue makes a key and a certificate for name, signed by the authority.
-func (l *Listener) issue(name string, usage x509.ExtKeyUsage) (tls.Certificate, error) {
+// issue makes a key and a certificate for name, signed by the authority,
+// as PEM.
+func (l *Listener) issue(name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte, serial *big.Int, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, nil, nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+	tmpl := &x509.Certificate{SerialNumber: newSerial(), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(l.opts.Lifetime),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, l.ca, &key.PublicKey, l.caKey)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, nil, nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, nil, nil, err
 	}
-	return tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), tmpl.SerialNumber, nil
 }
 
-func serial() *big.Int {
+func newSerial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	return n
 }
@@ -271,23 +273,13 @@ func (c *Credential) Env() []string {
 // (under the listener's parent).
 func (l *Listener) Expect(name string) (*Credential, error) {
 	id := protocol.ActorID{Name: l.parent.Name + "." + name, UUID: protocol.NewUUID()}
-	cert, err := l.issue(id.UUID, x509.ExtKeyUsageClientAuth)
+	certPEM, keyPEM, serial, err := l.issue(id.UUID, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		return nil, err
-	}
-	bundle := append(append(append([]byte(nil), l.caPEM...),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})...),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})...)
+	bundle := append(append(append([]byte(nil), l.caPEM...), certPEM...), keyPEM...)
 	l.mu.Lock()
-	l.expected[leaf.SerialNumber.String()] = &expected{id: id}
+	l.expected[serial.String()] = &expected{id: id}
 	l.mu.Unlock()
 	return &Credential{ID: id, addr: l.advertised(), bundle: bundle}, nil
 }
@@ -479,11 +471,10 @@ func connectSpec() (*spec, bool) {
 	return &spec{Transport: "connect", Addr: addr, fromHello: true}, true
 }
 
-// childSpecSet reports whether this process was started as an actor, by
+// startedAsActor reports whether this process was started as an actor, by
 // its parent or to dial in.
-func childSpecSet() (string, bool) {
-	if v, ok := os.LookupEnv(specEnv); ok {
-		return v, true
-	}
-	return os.LookupEnv(connectEnv)
+func startedAsActor() bool {
+	_, spec := os.LookupEnv(specEnv)
+	_, connect := os.LookupEnv(connectEnv)
+	return spec || connect
 }

@@ -227,12 +227,7 @@ func DialEntry(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 		conn.Close()
 		return nil, fmt.Errorf("spawn: connecting to actor %s: %w", e.Name, err)
 	}
-	self := rootID
-	if ch, ok := ipc.ChannelFrom(ctx); ok {
-		self = ch.Self()
-	} else if up := parentChannel(); up != nil {
-		self = up.Self()
-	}
+	self := actingAs(ctx)
 	// The calls the peer makes on it run with the values of ctx (the
 	// dialing actor's logger, its registry of the actors it starts).
 	ch, err := ipc.Open(ctx, conn, ipc.Options{Actor: self, Initiator: true, Functions: functions, BaseContext: ctx})

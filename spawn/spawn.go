@@ -210,6 +210,19 @@ func (o Options) WithDefaults(d Options) Options {
 	return o
 }
 
+// actingAs is the actor this process acts as in ctx: the one whose served
+// call ctx belongs to; else, in an actor process, the actor itself; else
+// the root.
+func actingAs(ctx context.Context) protocol.ActorID {
+	if ch, ok := ipc.ChannelFrom(ctx); ok {
+		return ch.Self()
+	}
+	if up := parentChannel(); up != nil {
+		return up.Self()
+	}
+	return rootID
+}
+
 // rootID names this process when it spawns outside any actor. It is set
 // once, at package initialisation, and never changes.
 var rootID = protocol.ActorID{Name: "root", UUID: protocol.NewUUID()}
@@ -234,7 +247,7 @@ type Actor struct {
 // Start starts an actor process and completes the handshake with it. ctx
 // bounds the start only; the actor runs until it exits or is stopped.
 func Start(ctx context.Context, opts Options) (*Actor, error) {
-	if _, isChild := childSpecSet(); isChild {
+	if startedAsActor() {
 		return nil, ErrMainNotCalled
 	}
 	a, parent := newActor(ctx, opts, "actor", false)
@@ -337,10 +350,7 @@ func Start(ctx context.Context, opts Options) (*Actor, error) {
 func newActor(ctx context.Context, opts Options, defaultName string, plain bool) (*Actor, protocol.ActorID) {
 	parent := opts.Parent
 	if parent.IsZero() {
-		parent = rootID
-		if ch, ok := ipc.ChannelFrom(ctx); ok {
-			parent = ch.Self()
-		}
+		parent = actingAs(ctx)
 	}
 	name := opts.Name
 	if name == "" {

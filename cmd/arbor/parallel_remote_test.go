@@ -66,11 +66,27 @@ func TestParallelRemoteFiles(t *testing.T) {
 			t.Errorf("%s.up: %q, %v", f, b, err)
 		}
 	}
+	// A --return file the job did not make is reported; with --cleanup
+	// the job's directory is removed all the same, and the job's status
+	// is its own.
+	cmd2 := exec.Command(arborBin, "parallel", "-S", login(srv), "--remote-arbor", arborBin, "--workdir", "...",
+		"--trc", "{}.missing", "true", ":::", "one.txt")
+	cmd2.Dir = dir
+	var stderr2 bytes.Buffer
+	cmd2.Stderr = &stderr2
+	if err := cmd2.Run(); err != nil {
+		t.Errorf("a job whose --return file is missing: %v, want its own status 0\n%s", err, stderr2.String())
+	}
+	if !strings.Contains(stderr2.String(), "--return one.txt.missing") {
+		t.Errorf("the missing --return file is not reported:\n%s", stderr2.String())
+	}
 	host, _ := os.Hostname()
 	home, _ := os.UserHomeDir() // the sshd's user is root, as this test's
-	left, _ := filepath.Glob(filepath.Join(home, ".parallel", "tmp", host+"-"+strconv.Itoa(cmd.Process.Pid)+"-*"))
-	if len(left) > 0 {
-		t.Errorf("--cleanup left the job directories %v", left)
+	for _, c := range []*exec.Cmd{cmd, cmd2} {
+		left, _ := filepath.Glob(filepath.Join(home, ".parallel", "tmp", host+"-"+strconv.Itoa(c.Process.Pid)+"-*"))
+		if len(left) > 0 {
+			t.Errorf("--cleanup left the job directories %v", left)
+		}
 	}
 }
 
