@@ -1,7 +1,6 @@
 package spawn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -18,11 +17,17 @@ import (
 // scheduled starts this test binary as a scheduler would start a job: not
 // as its child actor, just a process with the credential in its
 // environment.
-func scheduled(t *testing.T, env ...string) (*exec.Cmd, *bytes.Buffer) {
+func scheduled(t *testing.T, env ...string) (*exec.Cmd, *proctest.Buffer) {
 	t.Helper()
-	cmd := exec.Command(self(t))
+	return startScheduled(t, exec.Command(self(t)), env...)
+}
+
+// startScheduled starts cmd, which runs this test binary (here, or on
+// another host), with env added to this process's environment.
+func startScheduled(t *testing.T, cmd *exec.Cmd, env ...string) (*exec.Cmd, *proctest.Buffer) {
+	t.Helper()
 	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
-	var stderr bytes.Buffer
+	var stderr proctest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -95,7 +100,7 @@ func TestDialInRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedExit := func(what string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	refusedExit := func(what string, cmd *exec.Cmd, stderr *proctest.Buffer) {
 		t.Helper()
 		err := cmd.Wait()
 		var exit *exec.ExitError

@@ -1,7 +1,9 @@
 // Package sshtest runs a real OpenSSH server for tests: on a loopback port,
 // or inside a network namespace of its own joined to this one by a veth
 // pair, so that a test can cut the link between the two "hosts". Keys are
-// generated for each server; the client needs no ~/.ssh.
+// generated for each server; the client needs no ~/.ssh. A Namespace alone
+// (NewNamespace) is such a second host without the server: a test runs
+// its own programs there (Command).
 //
 // Tests that use it need root (sshd, network namespaces) and Debian's
 // openssh-server; without them they skip, saying why, unless
@@ -29,8 +31,7 @@ type Server struct {
 	Addr string // host address the client connects to
 	Port int
 	dir  string
-	ns   string // network namespace, if any
-	veth string // this side's end of the veth pair, if any
+	ns   *Namespace // where the server runs, if not on this host's loopback
 }
 
 // Options say where the server runs.
@@ -57,9 +58,14 @@ func Require(t testing.TB, netns bool) {
 	case netns && lookPath("ip") == "":
 		why = "ip is missing (Debian's iproute2)"
 	}
-	if why == "" {
-		return
+	if why != "" {
+		unavailable(t, why)
 	}
+}
+
+// unavailable skips t, or fails it under ARBOR_REQUIRE_SSHD=1, saying why.
+func unavailable(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("ARBOR_REQUIRE_SSHD") == "1" {
 		t.Fatalf("a real sshd is required here (ARBOR_REQUIRE_SSHD=1), but %s", why)
 	}
@@ -86,7 +92,8 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	s.Port = 22
 	if opts.Netns {
-		s.joinNamespace(t)
+		s.ns = NewNamespace(t)
+		s.Addr = s.ns.There
 	} else {
 		s.Port = freePort(t)
 	}
@@ -113,8 +120,8 @@ ClientAliveCountMax 2
 	// anything its sessions run. It is killed by its pid file.
 	logFile := filepath.Join(s.dir, "sshd.log")
 	argv := []string{sshd, "-f", cfg, "-E", logFile}
-	if s.ns != "" {
-		argv = append([]string{"ip", "netns", "exec", s.ns}, argv...)
+	if s.ns != nil {
+		argv = append([]string{"ip", "netns", "exec", s.ns.Name}, argv...)
 	}
 	run(t, argv[0], argv[1:]...)
 	t.Cleanup(func() {
@@ -139,38 +146,71 @@ ClientAliveCountMax 2
 	}
 }
 
-// joinNamespace makes a network namespace for the server and a veth pair
-// between it and this one: 10.199.N.1 here, 10.199.N.2 there.
-func (s *Server) joinNamespace(t testing.TB) {
+// Namespace is another "host" for a test: a network namespace of its own,
+// joined to this one by a veth pair. Processes in it share this host's
+// pids and files; only the network differs.
+type Namespace struct {
+	Name  string // for ip netns
+	Here  string // this side's address on the link: 10.199.N.1
+	There string // the namespace's own address: 10.199.N.2
+	veth  string // this side's end of the veth pair
+}
+
+// NewNamespace makes a namespace for the rest of the test. It skips t (or
+// fails it under ARBOR_REQUIRE_SSHD=1) unless this runs as root with ip.
+// When the test ends, whatever still runs in the namespace is killed and
+// the namespace and its link are removed.
+func NewNamespace(t testing.TB) *Namespace {
+	t.Helper()
+	switch {
+	case os.Geteuid() != 0:
+		unavailable(t, "not root")
+	case lookPath("ip") == "":
+		unavailable(t, "ip is missing (Debian's iproute2)")
+	}
 	k := int(serial.Add(1))
 	n := (os.Getpid() + k) % 250 // the subnet
-	s.ns = fmt.Sprintf("arbor-ssh-%d-%d", os.Getpid(), k)
 	// Interface names are global here and at most 15 bytes.
-	s.veth = fmt.Sprintf("arb%d.%dh", os.Getpid()%100000, k%1000)
 	peer := fmt.Sprintf("arb%d.%dp", os.Getpid()%100000, k%1000)
-	here, there := fmt.Sprintf("10.199.%d.1/24", n), fmt.Sprintf("10.199.%d.2/24", n)
-	run(t, "ip", "netns", "add", s.ns)
+	ns := &Namespace{Name: fmt.Sprintf("arbor-ssh-%d-%d", os.Getpid(), k),
+		Here: fmt.Sprintf("10.199.%d.1", n), There: fmt.Sprintf("10.199.%d.2", n),
+		veth: fmt.Sprintf("arb%d.%dh", os.Getpid()%100000, k%1000)}
+	run(t, "ip", "netns", "add", ns.Name)
 	t.Cleanup(func() {
 		// What still runs in the namespace (a session over the cut link,
 		// what a failed test left) goes with it.
-		if out, err := exec.Command("ip", "netns", "pids", s.ns).Output(); err == nil {
+		if out, err := exec.Command("ip", "netns", "pids", ns.Name).Output(); err == nil {
 			for _, f := range strings.Fields(string(out)) {
 				if pid, err := strconv.Atoi(f); err == nil {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
 		}
-		exec.Command("ip", "link", "del", s.veth).Run()
-		exec.Command("ip", "netns", "del", s.ns).Run()
+		exec.Command("ip", "link", "del", ns.veth).Run()
+		exec.Command("ip", "netns", "del", ns.Name).Run()
 	})
-	run(t, "ip", "link", "add", s.veth, "type", "veth", "peer", "name", peer)
-	run(t, "ip", "link", "set", peer, "netns", s.ns)
-	run(t, "ip", "addr", "add", here, "dev", s.veth)
-	run(t, "ip", "link", "set", s.veth, "up")
-	run(t, "ip", "netns", "exec", s.ns, "ip", "addr", "add", there, "dev", peer)
-	run(t, "ip", "netns", "exec", s.ns, "ip", "link", "set", peer, "up")
-	run(t, "ip", "netns", "exec", s.ns, "ip", "link", "set", "lo", "up")
-	s.Addr = fmt.Sprintf("10.199.%d.2", n)
+	run(t, "ip", "link", "add", ns.veth, "type", "veth", "peer", "name", peer)
+	run(t, "ip", "link", "set", peer, "netns", ns.Name)
+	run(t, "ip", "addr", "add", ns.Here+"/24", "dev", ns.veth)
+	run(t, "ip", "link", "set", ns.veth, "up")
+	run(t, "ip", "netns", "exec", ns.Name, "ip", "addr", "add", ns.There+"/24", "dev", peer)
+	run(t, "ip", "netns", "exec", ns.Name, "ip", "link", "set", peer, "up")
+	run(t, "ip", "netns", "exec", ns.Name, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Command is the command that runs name with args inside the namespace,
+// through ip netns exec, which execs it: the process the command starts is
+// the program itself, with its pid.
+func (ns *Namespace) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// Cut takes the link between the two hosts down: packets stop, and neither
+// side sees an end of stream.
+func (ns *Namespace) Cut(t testing.TB) {
+	t.Helper()
+	run(t, "ip", "link", "set", ns.veth, "down")
 }
 
 // Launcher is the ssh command that reaches the server as root, for
@@ -191,10 +231,10 @@ func (s *Server) Launcher(env ...string) []string {
 // side sees an end of stream. It works on a server in a namespace only.
 func (s *Server) Cut(t testing.TB) {
 	t.Helper()
-	if s.veth == "" {
+	if s.ns == nil {
 		t.Fatal("sshtest: Cut needs a server started with Netns")
 	}
-	run(t, "ip", "link", "set", s.veth, "down")
+	s.ns.Cut(t)
 }
 
 func run(t testing.TB, name string, args ...string) {
