@@ -402,6 +402,9 @@ func (c *call) receive(m envelope.Message) {
 		if m.Err == nil {
 			m.Err = &protocol.RemoteError{Code: protocol.CodeProtocol, Message: "error without details"}
 		}
+		for _, hop := range c.ch.via {
+			m.Err = m.Err.RelayedThrough(hop)
+		}
 		c.finish(nil, m.Err)
 	case *envelope.Credit:
 		if c.kind != protocol.FuncContext {

@@ -71,6 +71,13 @@ type Options struct {
 	// SpecFromHello, fails the handshake. Package spawn's child side sets
 	// it when started with ARBOR_SPEC=handshake.
 	SpecFromHello func(spec protocol.Raw, opts *Options) error
+	// Via lists the actors the connection passes through between the two
+	// ends, in the order bytes from the peer cross them: a relay through
+	// the tree (package spawn's Dial). Every error the peer sends is noted
+	// as relayed through each of them in turn, so that its relay path
+	// names the hops, as if each had passed it on. Nil: a direct
+	// connection.
+	Via []protocol.ActorID
 	// Explain, if set, is asked once why the peer went away, with the
 	// connection error (io.EOF, a reset), before pending calls fail. What
 	// it returns becomes the Cause of the *PeerGoneError they fail with;
@@ -122,6 +129,7 @@ type Channel struct {
 	stall    time.Duration // StallTimeout
 	explain  func(error) error
 	beat     time.Duration // Heartbeat
+	via      []protocol.ActorID
 	heard    atomic.Uint64 // reads that brought bytes from the peer, for the heartbeat
 
 	// base is the parent of every served call's ctx. It only carries the
@@ -190,6 +198,7 @@ func Open(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Channel,
 		stall:    opts.StallTimeout,
 		explain:  opts.Explain,
 		beat:     opts.Heartbeat,
+		via:      append([]protocol.ActorID(nil), opts.Via...),
 		calls:    make(map[uint64]*call),
 		cancels:  make(map[uint64]bool),
 		tasks:    make(map[uint64]*task),

@@ -333,6 +333,21 @@ func (s *Session[S, I, O]) Recv() (I, error) {
 	return v, err
 }
 
+// RecvContext is Recv with a bound on the wait: a ctx that ends first
+// returns its error and leaves the session open.
+func (s *Session[S, I, O]) RecvContext(ctx context.Context) (I, error) {
+	var v I
+	raw, err := s.t.in.pop(s.t.ctx, ctx.Done())
+	if err == errWaitOver {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return v, err
+	}
+	err = decodePayload(s.t.fn, "sent value", raw, &v)
+	return v, err
+}
+
 // CloseSend tells the caller no more items will come.
 func (s *Session[S, I, O]) CloseSend() error { return s.t.closeSend() }
 

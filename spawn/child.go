@@ -152,19 +152,21 @@ func runChild(sp *spec, functions *ipc.Table) error {
 	}()
 	openPeers := func(base context.Context) {
 		adoptSecret(sp.PeerSecret)
+		// Peers may call the actor's functions, and stop it (StopActor),
+		// on its socket or through a relay.
+		peerFuncs, err := functions.WithRuntime(stopFunc)
+		if err != nil {
+			return // the table below fails the same way, and says so
+		}
+		serveRelays(peerFuncs, base, logger)
 		if sp.fromHello {
 			return // across a launcher: no peer could reach the socket, and every local user could
 		}
-		// Peers may call the actor's functions, and stop it (StopActor).
-		peerFuncs, err := functions.WithRuntime(stopFunc)
-		if err == nil {
-			peers, err = listenForPeers(sp.Actor, peerFuncs, logger, base)
-		}
-		if err != nil {
+		if peers, err = listenForPeers(sp.Actor, peerFuncs, logger, base); err != nil {
 			logger.Warn("this actor takes no peers: its socket could not be made", "error", err)
 		}
 	}
-	table, err := functions.WithRuntime(stopFunc, peerAddrFunc.Implement(func(context.Context, struct{}) (string, error) {
+	table, err := functions.WithRuntime(stopFunc, relayHandler, peerAddrFunc.Implement(func(context.Context, struct{}) (string, error) {
 		if peers == nil {
 			return "", nil
 		}
@@ -250,6 +252,9 @@ func serveUntilStopped(ch *ipc.Channel, sp *spec, stop <-chan protocol.ActorID, 
 	}
 	drained := make(chan error, 1)
 	go func() {
+		// The relays that end here first: their answers go back
+		// through calls the parent's channel serves.
+		closeRelays(drainCtx, by, reason)
 		err := ch.CancelServed(drainCtx, by, reason)
 		if err == nil {
 			// What peers' channels serve is cancelled too, then the

@@ -409,7 +409,7 @@ func (l *Listener) join(ctx context.Context, conn *tls.Conn, id protocol.ActorID
 		return nil, &identityError{got: ch.Peer(), want: id}
 	}
 	j := &Joined{id: id, ch: ch, done: make(chan struct{})}
-	if err := register(ctx, Entry{Name: id.Name, UUID: id.UUID, Parent: l.parent.UUID, PID: int(ch.PeerPID())}); err != nil &&
+	if err := register(ctx, Entry{Name: id.Name, UUID: id.UUID, Parent: l.parent.UUID, PID: int(ch.PeerPID())}, ch); err != nil &&
 		!errors.Is(err, protocol.ErrUnknownFunction) {
 		l.log.Warn("the joined child is not in the tree's registry", "child", id.Name, "error", err)
 	}

@@ -326,6 +326,72 @@ var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string)
 	return 0, os.WriteFile(marker, []byte("stopped gracefully"), 0o600)
 })
 
+// sprout starts a child of the actor, through the cuttable relay launcher
+// if asked (out of the parent's session, as on another machine, and with
+// no peer socket), reports its pid and keeps it until cancelled.
+var sprout = ipc.NewStream("test.sprout", func(ctx context.Context, a struct {
+	Name     string
+	Launched bool
+}, out *ipc.Yielder[int]) error {
+	opts := Options{Name: a.Name}
+	if a.Launched {
+		exe, _ := os.Executable()
+		opts.Binary, opts.Launcher, opts.Env = exe, []string{exe}, withMode("relay")
+	}
+	c, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer c.Stop(context.Background())
+	if err := out.Send(c.PID()); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+})
+
+// peerDo dials the actor named Name and calls one of its functions: Op is
+// "who" (whoCalls), "count" (streams Arg items, says their sum), "fail"
+// (with Arg as the message) or "block" (writing the file Arg, if set, once
+// connected); what the call returned is its
+// result, its error the peer's, as it came.
+var peerDo = ipc.NewFunc("test.peerDo", func(ctx context.Context, a struct{ Name, Op, Arg string }) (string, error) {
+	ch, err := Dial(ctx, a.Name, nil)
+	if err != nil {
+		return "", err
+	}
+	defer ch.Close()
+	switch a.Op {
+	case "who":
+		return whoCalls.Call(ctx, ch, struct{}{})
+	case "count":
+		n, _ := strconv.Atoi(a.Arg)
+		s, err := count.Open(ctx, ch, n)
+		if err != nil {
+			return "", err
+		}
+		sum := 0
+		for v, err := range s.All() {
+			if err != nil {
+				return "", err
+			}
+			sum += v
+		}
+		return strconv.Itoa(sum), nil
+	case "fail":
+		_, err := fail.Call(ctx, ch, a.Arg)
+		return "", err
+	case "block": // Arg, if set, is a file to write once connected
+		if a.Arg != "" {
+			os.WriteFile(a.Arg, nil, 0o600)
+		}
+		_, err := block.Call(ctx, ch, struct{}{})
+		return "", err
+	}
+	return "", fmt.Errorf("no op %q", a.Op)
+})
+
 func init() {
-	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, whoCalls, callPeer, stopPeer, block, stubborn, count, say, tree, keeper, linger)
+	testFuncs = ipc.MustNewTable(echo, pid, exit, fail, find, whoCalls, callPeer, stopPeer, block, stubborn, count, say, tree, keeper, linger,
+		sprout, peerDo)
 }

@@ -187,10 +187,15 @@ func (l *peerListener) close(ctx context.Context, by protocol.ActorID, reason er
 }
 
 // Dial opens a channel to the living actor of this tree named name (its
-// full name or an alias), straight to its process: no hop in between.
-// This side is the initiator and serves functions to it (nil: the runtime
-// functions only). The caller closes the channel. The actor must run on
-// this machine; an actor across a launcher, or the root, takes no peers.
+// full name or an alias). On one machine it connects to the actor's
+// process directly, with no hop in between; where that cannot reach it
+// (an actor across a launcher, on another host or in another network
+// namespace) it goes through the tree, relayed by the actors between the
+// two (PROTOCOL.md §13.3), and the relay path of the errors that come back
+// names them. Either way the channel works as one to a child does. This
+// side is the initiator and serves functions to the actor (nil: the
+// runtime functions only). The caller closes the channel. The root takes
+// no connections.
 func Dial(ctx context.Context, name string, functions *ipc.Table) (*ipc.Channel, error) {
 	e, err := Find(ctx, name)
 	if err != nil {
@@ -201,20 +206,36 @@ func Dial(ctx context.Context, name string, functions *ipc.Table) (*ipc.Channel,
 
 // DialEntry is Dial to an actor found already (Find, WaitFor, List).
 func DialEntry(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel, error) {
-	if e.Addr == "" {
-		return nil, fmt.Errorf("spawn: actor %s takes no peer connections (the root, an actor across a launcher, or one in another language)", e.Name)
-	}
-	if host, _ := os.Hostname(); e.Host != host {
-		return nil, fmt.Errorf("spawn: actor %s runs on %q, not on this machine; peers connect on one machine only", e.Name, e.Host)
+	if e.Parent == "" {
+		return nil, fmt.Errorf("spawn: %s is the root of the tree, which takes no peer connections", e.Name)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultHandshakeTimeout)
 		defer cancel()
 	}
+	if host, _ := os.Hostname(); e.Addr != "" && e.Host == host {
+		ch, err := dialDirect(ctx, e, functions)
+		if !errors.Is(err, errUnreachable) {
+			return ch, err
+		}
+		// Another network namespace (an abstract socket is local to
+		// one): through the tree.
+	}
+	return dialRelay(ctx, e, functions)
+}
+
+// errUnreachable marks a peer socket that could not be connected to.
+var errUnreachable = errors.New("no such socket here")
+
+// dialDirect connects to the actor's peer socket.
+func dialDirect(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", e.Addr)
 	if err != nil {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errUnreachable, err)
+		}
 		return nil, fmt.Errorf("spawn: connecting to actor %s: %w", e.Name, err)
 	}
 	// The secret goes only to the process the registry names: another

@@ -57,11 +57,15 @@ var (
 func init() {
 	protocol.RegisterSentinel("arbor.not_found", ErrNotFound)
 	treeFuncs = []ipc.Handler{
-		fnRegister.Implement(func(ctx context.Context, e Entry) (struct{}, error) { return struct{}{}, register(ctx, e) }),
+		fnRegister.Implement(func(ctx context.Context, e Entry) (struct{}, error) {
+			via, _ := ipc.ChannelFrom(ctx) // the child it came up from
+			return struct{}{}, register(ctx, e, via)
+		}),
 		fnUnregister.Implement(func(ctx context.Context, uuid string) (struct{}, error) { return struct{}{}, unregister(ctx, uuid) }),
 		fnFind.Implement(Find),
 		fnWaitFor.Implement(WaitFor),
 		fnList.Implement(List),
+		relayHandler,
 	}
 }
 
@@ -97,7 +101,7 @@ func Find(ctx context.Context, name string) (Entry, error) {
 	if up := parentChannel(); up != nil {
 		return fnFind.Call(ctx, up, name)
 	}
-	if e, ok := rootRegistry.find(name); ok {
+	if e, ok := below.find(name); ok {
 		return e, nil
 	}
 	return Entry{}, ErrNotFound
@@ -109,8 +113,8 @@ func WaitFor(ctx context.Context, name string) (Entry, error) {
 		return fnWaitFor.Call(ctx, up, name)
 	}
 	for {
-		changed := rootRegistry.changes()
-		if e, ok := rootRegistry.find(name); ok {
+		changed := below.changes()
+		if e, ok := below.find(name); ok {
 			return e, nil
 		}
 		select {
@@ -128,16 +132,18 @@ func List(ctx context.Context, prefix string) ([]Entry, error) {
 	if up := parentChannel(); up != nil {
 		return fnList.Call(ctx, up, prefix)
 	}
-	return rootRegistry.list(prefix), nil
+	return below.list(prefix), nil
 }
 
-// register records e in the root's registry, or passes it up.
-func register(ctx context.Context, e Entry) error {
+// register records e, reached through the child channel via, among the
+// actors below this process (the routes of relays, relay.go), and passes
+// it up; the root's record is the registry.
+func register(ctx context.Context, e Entry, via *ipc.Channel) error {
+	below.add(e, via)
 	if up := parentChannel(); up != nil {
 		_, err := fnRegister.Call(ctx, up, e)
 		return err
 	}
-	rootRegistry.add(e)
 	return nil
 }
 
@@ -145,11 +151,11 @@ func register(ctx context.Context, e Entry) error {
 // actor has ended, so has its subtree (or it is ending: each actor stops
 // when its parent goes).
 func unregister(ctx context.Context, uuid string) error {
+	below.remove(uuid)
 	if up := parentChannel(); up != nil {
 		_, err := fnUnregister.Call(ctx, up, uuid)
 		return err
 	}
-	rootRegistry.remove(uuid)
 	return nil
 }
 
@@ -169,7 +175,7 @@ func (a *Actor) enter(ctx context.Context, opts Options, parent protocol.ActorID
 		e.Addr, _ = peerAddrFunc.Call(rctx, a.ch, struct{}{})
 		a.peerAddr = e.Addr
 	}
-	if err := register(rctx, e); err != nil && !errors.Is(err, protocol.ErrUnknownFunction) {
+	if err := register(rctx, e, a.ch); err != nil && !errors.Is(err, protocol.ErrUnknownFunction) {
 		a.proc.log.Warn("the actor is not in the tree's registry: Find will not find it", "error", err)
 	}
 }
@@ -189,13 +195,16 @@ func (a *Actor) leave() {
 	}
 }
 
-// rootRegistry is the registry the root process holds.
-var rootRegistry = &treeRegistry{byUUID: map[string]*Entry{}, changed: make(chan struct{})}
+// below holds the actors below this process, as their registrations
+// passed through it, with the child channel each is reached through: in
+// the root, that is the tree's registry.
+var below = newTreeRegistry()
 
 type treeRegistry struct {
 	mu      sync.Mutex
 	seq     uint64
 	byUUID  map[string]*Entry
+	via     map[string]*ipc.Channel // by uuid: the channel to the child the actor is, or is below
 	changed chan struct{} // closed, and replaced, when an actor registers
 	// gone remembers the uuids removed lately (at most maxGone): a
 	// registration that arrives after its actor, or its parent, was
@@ -206,13 +215,17 @@ type treeRegistry struct {
 
 const maxGone = 4096
 
+func newTreeRegistry() *treeRegistry {
+	return &treeRegistry{byUUID: map[string]*Entry{}, via: map[string]*ipc.Channel{}, changed: make(chan struct{})}
+}
+
 func (t *treeRegistry) changes() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.changed
 }
 
-func (t *treeRegistry) add(e Entry) {
+func (t *treeRegistry) add(e Entry, via *ipc.Channel) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.gone[e.UUID] || t.gone[e.Parent] {
@@ -222,6 +235,9 @@ func (t *treeRegistry) add(e Entry) {
 	t.seq++
 	e.Seq = t.seq
 	t.byUUID[e.UUID] = &e
+	if via != nil {
+		t.via[e.UUID] = via
+	}
 	close(t.changed)
 	t.changed = make(chan struct{})
 }
@@ -243,6 +259,7 @@ func (t *treeRegistry) remove(uuid string) {
 	}
 	for id := range gone {
 		delete(t.byUUID, id)
+		delete(t.via, id)
 		if !t.gone[id] {
 			t.gone[id] = true
 			t.goneOrder = append(t.goneOrder, id)
@@ -252,6 +269,13 @@ func (t *treeRegistry) remove(uuid string) {
 		delete(t.gone, t.goneOrder[0])
 		t.goneOrder = t.goneOrder[1:]
 	}
+}
+
+// route is the channel toward the actor uuid, if it is below this process.
+func (t *treeRegistry) route(uuid string) *ipc.Channel {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.via[uuid]
 }
 
 func (t *treeRegistry) find(name string) (Entry, bool) {

@@ -205,15 +205,15 @@ func TestRegistryVector(t *testing.T) {
 // actor's removal (or its parent's) on the way up is dropped, not kept for
 // ever.
 func TestRegistryDropsLateRegistrations(t *testing.T) {
-	r := &treeRegistry{byUUID: map[string]*Entry{}, changed: make(chan struct{})}
-	r.add(Entry{Name: "root.mid", UUID: "u-mid", Parent: rootID.UUID})
+	r := newTreeRegistry()
+	r.add(Entry{Name: "root.mid", UUID: "u-mid", Parent: rootID.UUID}, nil)
 	r.remove("u-mid") // killed, its parent reaped it
-	r.add(Entry{Name: "root.mid.leaf", UUID: "u-leaf", Parent: "u-mid"})
-	r.add(Entry{Name: "root.mid", UUID: "u-mid", Parent: rootID.UUID})
+	r.add(Entry{Name: "root.mid.leaf", UUID: "u-leaf", Parent: "u-mid"}, nil)
+	r.add(Entry{Name: "root.mid", UUID: "u-mid", Parent: rootID.UUID}, nil)
 	if l := r.list("root.mid"); len(l) != 0 {
 		t.Errorf("late registrations kept: %+v", l)
 	}
-	r.add(Entry{Name: "root.other", UUID: "u-other", Parent: rootID.UUID, Aliases: []string{"o"}})
+	r.add(Entry{Name: "root.other", UUID: "u-other", Parent: rootID.UUID, Aliases: []string{"o"}}, nil)
 	if _, ok := r.find("o"); !ok {
 		t.Error("a registration of a living actor was dropped")
 	}

@@ -1,0 +1,323 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Relays (PROTOCOL.md §13.3): where no direct connection reaches an actor
+// (it runs across a launcher, on another host or in another network
+// namespace), Dial reaches it through the tree. The dialer opens the
+// context function arbor.relay toward it on the channel to its parent, or
+// to the child it is below; each actor on the way opens it again one hop
+// further, down once it holds the target below it, up otherwise, and
+// passes the bytes on in both directions; the target serves its functions
+// on the bytes, as on a peer socket. The two ends then speak the protocol
+// end to end: calls, streams, contexts, cancellation and errors work as on
+// any channel, and each hop's credit holds the bytes in flight.
+
+// relayArgs are arbor.relay's arguments.
+type relayArgs struct {
+	To   string             `msgpack:"to"`   // the target's uuid
+	Name string             `msgpack:"name"` // its name, for errors
+	Hops []protocol.ActorID `msgpack:"hops"` // the actors passed so far, the dialer's side first
+}
+
+// relayStarted is the target's started value: the whole path.
+type relayStarted struct {
+	Hops []protocol.ActorID `msgpack:"hops"`
+}
+
+var relayFunc = ipc.NewContext[relayArgs, relayStarted, []byte, []byte, struct{}]("arbor.relay", nil)
+
+// relayHandler serves arbor.relay in every actor process and in every
+// parent, on each channel of the tree.
+var relayHandler = relayFunc.Implement(relayOn)
+
+const (
+	// maxRelayHops bounds a relay's path, as the tree's depth is bounded.
+	maxRelayHops = 64
+	// relayChunk is the most one item carries: a hop holds at most its
+	// channel's window of them per direction.
+	relayChunk = 32 << 10
+	// relayLinger is how long an end that has closed its direction waits
+	// for the other's before it gives up on it.
+	relayLinger = time.Second
+)
+
+// ErrNoRelay is the error of a relay toward an actor that does not take
+// one: the root, or an actor in a language whose runtime does not serve
+// arbor.relay.
+var ErrNoRelay = errors.New("spawn: the actor takes no relayed connections")
+
+func init() { protocol.RegisterSentinel("arbor.no_relay", ErrNoRelay) }
+
+// relayServed is what this process serves at the end of a relay: its
+// actor's functions, with the values of its calls' ctx. Set by runChild,
+// before its channel opens; unset in the root.
+var relayServed struct {
+	mu    sync.Mutex
+	funcs *ipc.Table
+	base  context.Context
+	log   hclog.Logger
+	ends  map[*ipc.Channel]struct{} // the relays ending here, while they run; nil once closed
+}
+
+// relayOn is arbor.relay: the end of the relay here, or one hop on.
+func relayOn(ctx context.Context, a relayArgs, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
+	from, _ := ipc.ChannelFrom(ctx)
+	if a.To == from.Self().UUID {
+		return struct{}{}, endRelay(ctx, a, s)
+	}
+	if len(a.Hops) >= maxRelayHops {
+		return struct{}{}, fmt.Errorf("spawn: the relay to %s passed %d actors without reaching it", a.Name, len(a.Hops))
+	}
+	next := nextHop(a.To, from)
+	if next == nil {
+		return struct{}{}, fmt.Errorf("spawn: relaying to %s (%s): %w", a.Name, a.To, ErrNotFound)
+	}
+	a.Hops = append(a.Hops, from.Self())
+	on, err := relayFunc.Open(ctx, next, a)
+	if err != nil {
+		return struct{}{}, err
+	}
+	defer on.Close()
+	if err := s.Started(on.Started()); err != nil {
+		return struct{}{}, err
+	}
+	return struct{}{}, pass(s, on)
+}
+
+// nextHop is the channel a relay toward uuid that came in on from goes
+// on: down to the child it is below, or else up; nil if neither (it came
+// down, or this is the root, and the actor is not below).
+func nextHop(uuid string, from *ipc.Channel) *ipc.Channel {
+	if ch := below.route(uuid); ch != nil && ch != from {
+		return ch
+	}
+	if up := parentChannel(); up != nil && up != from {
+		return up
+	}
+	return nil
+}
+
+// pass copies the bytes between the two channels' calls, both ways, until
+// the far side returns; its result is the relay's. Each side's closing of
+// its direction is passed on as it comes.
+func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[relayStarted, []byte, []byte, struct{}]) error {
+	farEnded, stopForward := context.WithCancel(context.Background())
+	forward := make(chan struct{})
+	go func() { // owned: pass waits for it
+		defer close(forward)
+		for {
+			b, err := s.RecvContext(farEnded)
+			if err != nil {
+				if err == io.EOF {
+					on.CloseSend()
+				}
+				return
+			}
+			if on.Send(b) != nil {
+				return
+			}
+		}
+	}()
+	var err error
+	for {
+		var b []byte
+		if b, err = on.Recv(); err != nil {
+			break
+		}
+		if err = s.Send(b); err != nil {
+			break
+		}
+	}
+	if err == io.EOF {
+		s.CloseSend()
+		_, err = on.Result()
+	}
+	stopForward()
+	<-forward
+	return err
+}
+
+// endRelay is the relay's end in the actor it is to: the actor serves its
+// functions on it, as on a peer's connection, until either end closes it
+// or the actor stops.
+func endRelay(ctx context.Context, a relayArgs, s *ipc.Session[relayStarted, []byte, []byte]) error {
+	relayServed.mu.Lock()
+	funcs, base, log := relayServed.funcs, relayServed.base, relayServed.log
+	open := relayServed.ends != nil
+	relayServed.mu.Unlock()
+	if funcs == nil || !open {
+		return ErrNoRelay
+	}
+	if err := s.Started(relayStarted{Hops: a.Hops}); err != nil {
+		return err
+	}
+	t := newTunnel(s.Send, s.RecvContext, s.CloseSend, nil)
+	hctx, cancel := context.WithTimeout(ctx, DefaultHandshakeTimeout)
+	defer cancel()
+	from, _ := ipc.ChannelFrom(ctx)
+	ch, err := ipc.Open(hctx, t, ipc.Options{Actor: from.Self(), Functions: funcs, Logger: log, BaseContext: base, Via: a.Hops})
+	if err != nil {
+		return err
+	}
+	relayServed.mu.Lock()
+	if relayServed.ends == nil { // the actor is stopping
+		relayServed.mu.Unlock()
+		ch.Close()
+		return ErrNoRelay
+	}
+	relayServed.ends[ch] = struct{}{}
+	relayServed.mu.Unlock()
+	select {
+	case <-ch.Done():
+	case <-ctx.Done():
+	}
+	relayServed.mu.Lock()
+	if relayServed.ends != nil {
+		delete(relayServed.ends, ch)
+	}
+	relayServed.mu.Unlock()
+	ch.Close()
+	return nil
+}
+
+// serveRelays makes this actor process the end of relays to it, serving
+// funcs.
+func serveRelays(funcs *ipc.Table, base context.Context, log hclog.Logger) {
+	relayServed.mu.Lock()
+	relayServed.funcs, relayServed.base, relayServed.log = funcs, base, log
+	relayServed.ends = map[*ipc.Channel]struct{}{}
+	relayServed.mu.Unlock()
+}
+
+// closeRelays cancels, on behalf of by, what the relays ending here serve,
+// so that their answers go back before the relays do, and closes them; no
+// relay ends here after it.
+func closeRelays(ctx context.Context, by protocol.ActorID, reason error) {
+	relayServed.mu.Lock()
+	ends := relayServed.ends
+	relayServed.ends = nil
+	relayServed.mu.Unlock()
+	for ch := range ends {
+		if ch.CancelServed(ctx, by, reason) == nil {
+			ch.Close()
+		}
+	}
+}
+
+// dialRelay opens a channel to the actor e through the tree.
+func dialRelay(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel, error) {
+	next := nextHop(e.UUID, nil)
+	if next == nil {
+		return nil, fmt.Errorf("spawn: connecting to actor %s: %w", e.Name, ErrNotFound)
+	}
+	// The relay lasts as long as the channel, past ctx, which bounds
+	// only the opening.
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, end)
+	on, err := relayFunc.Open(life, next, relayArgs{To: e.UUID, Name: e.Name})
+	if err == nil {
+		t := newTunnel(on.Send, on.RecvContext, on.CloseSend, func() error { on.Close(); end(); return nil })
+		hops := on.Started().Hops
+		via := make([]protocol.ActorID, len(hops))
+		for i, h := range hops {
+			via[len(hops)-1-i] = h
+		}
+		var ch *ipc.Channel
+		ch, err = ipc.Open(ctx, t, ipc.Options{Actor: actingAs(ctx), Initiator: true, Functions: functions, BaseContext: ctx, Via: via})
+		if err == nil && ch.Peer().UUID != e.UUID {
+			ch.Close()
+			err = fmt.Errorf("spawn: the relay to %s reached %s", e.Name, ch.Peer())
+		}
+		if err == nil {
+			stop()
+			return ch, nil
+		}
+	}
+	end()
+	if errors.Is(err, protocol.ErrUnknownFunction) {
+		err = fmt.Errorf("%w (it, or an actor on the way, does not serve arbor.relay): %v", ErrNoRelay, err)
+	}
+	return nil, fmt.Errorf("spawn: connecting to actor %s through the tree: %w", e.Name, err)
+}
+
+// tunnel is one end of a relay as a connection: each Write is sent as
+// items of at most relayChunk, and Read reads the items the other end
+// sent.
+type tunnel struct {
+	send      func([]byte) error
+	recv      func(context.Context) ([]byte, error)
+	closeSend func() error
+	abandon   func() error // after Close: ends the relay here (nil: nothing)
+
+	closed   context.Context // ends once Close has waited for the other end long enough
+	stopRecv context.CancelFunc
+	heard    chan struct{} // closed when Read has seen the other end's end
+	once     sync.Once
+	buf      []byte
+}
+
+func newTunnel(send func([]byte) error, recv func(context.Context) ([]byte, error), closeSend func() error, abandon func() error) *tunnel {
+	t := &tunnel{send: send, recv: recv, closeSend: closeSend, abandon: abandon, heard: make(chan struct{})}
+	t.closed, t.stopRecv = context.WithCancel(context.Background())
+	return t
+}
+
+func (t *tunnel) Read(p []byte) (int, error) {
+	for len(t.buf) == 0 {
+		b, err := t.recv(t.closed)
+		if err != nil {
+			select {
+			case <-t.heard:
+			default:
+				close(t.heard)
+			}
+			return 0, err // io.EOF, or why the relay broke: a hop's error says where
+		}
+		t.buf = b
+	}
+	n := copy(p, t.buf)
+	t.buf = t.buf[n:]
+	return n, nil
+}
+
+func (t *tunnel) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), relayChunk)
+		if err := t.send(append([]byte(nil), p[:k]...)); err != nil {
+			return n, err
+		}
+		n += k
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Close closes this end's direction, waits a moment for the other end's,
+// so that what is in flight arrives, then ends the relay here.
+func (t *tunnel) Close() error {
+	t.once.Do(func() {
+		t.closeSend()
+		select {
+		case <-t.heard:
+		case <-time.After(relayLinger):
+		}
+		t.stopRecv()
+		if t.abandon != nil {
+			t.abandon()
+		}
+	})
+	return nil
+}

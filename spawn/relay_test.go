@@ -1,0 +1,211 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arbor-go/arbor/internal/proctest"
+	"github.com/arbor-go/arbor/ipc"
+	"github.com/arbor-go/arbor/protocol"
+)
+
+// sproutFar has parent start a child named name through the relay
+// launcher (so that it has no peer socket, and only the tree reaches it),
+// and returns its pid; the child lives until the test ends.
+func sproutFar(t *testing.T, parent *Actor, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := sprout.Open(ctx, parent.Channel(), struct {
+		Name     string
+		Launched bool
+	}{name, true})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); s.Close() })
+	pid, err := s.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func names(ids []protocol.ActorID) string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, id.Name)
+	}
+	return strings.Join(out, " ")
+}
+
+// TestRelayThroughTheTree: an actor reaches one that no socket reaches
+// (across a launcher, below another branch) through the tree: left → root
+// → mid → far. Calls, streams and who calls work as on a direct channel,
+// and an error from far keeps its type and source, with a relay path that
+// names each hop.
+func TestRelayThroughTheTree(t *testing.T) {
+	ctx := context.Background()
+	left := start(t, Options{Name: "left"})
+	mid := start(t, Options{Name: "mid"})
+	sproutFar(t, mid, "far")
+	if e, err := Find(ctx, "root.mid.far"); err != nil || e.Addr != "" {
+		t.Fatalf("root.mid.far: %+v, %v; want an entry with no peer socket", e, err)
+	}
+	do := func(op, arg string) (string, error) {
+		return peerDo.Call(ctx, left.Channel(), struct{ Name, Op, Arg string }{"root.mid.far", op, arg})
+	}
+	if who, err := do("who", ""); err != nil || who != "root.left" {
+		t.Errorf("far saw its caller as %q, %v; want root.left", who, err)
+	}
+	if sum, err := do("count", "5000"); err != nil || sum != strconv.Itoa(4999*5000/2) {
+		t.Errorf("a stream through the relay summed to %s, %v", sum, err)
+	}
+	_, err := do("fail", "boom")
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("far's failure came back as %v (%T)", err, err)
+	}
+	if re.Message != "boom" || re.Type != "*errors.errorString" || re.Source.Name != "root.mid.far" {
+		t.Errorf("far's failure: message %q, type %q, source %s; want boom, *errors.errorString, root.mid.far", re.Message, re.Type, re.Source.Name)
+	}
+	if got, want := names(re.Relay), "root.mid root root.left"; got != want {
+		t.Errorf("far's failure was relayed through %q; want %q", got, want)
+	}
+
+	// The root reaches far too, through mid alone.
+	ch, err := Dial(ctx, "root.mid.far", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	_, err = fail.Call(ctx, ch, "again")
+	if !errors.As(err, &re) || names(re.Relay) != "root.mid" {
+		t.Errorf("the root's call failed with %v, relayed through %q; want root.mid", err, names(re.Relay))
+	}
+	if got, err := echo.Call(ctx, ch, "after the failure"); err != nil || got != "after the failure" {
+		t.Errorf("a call after the failed one: %q, %v", got, err)
+	}
+}
+
+// TestRelayedCancellation: a call through a relay whose caller gives up is
+// cancelled at the far end; a sibling that stops the far actor by name
+// through the relay ends every call to it with an error naming the
+// sibling, and the far actor leaves the tree.
+func TestRelayedCancellation(t *testing.T) {
+	ctx := context.Background()
+	left := start(t, Options{Name: "left"})
+	mid := start(t, Options{Name: "mid"})
+	farPID := sproutFar(t, mid, "far")
+	ch, err := Dial(ctx, "root.mid.far", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = block.Call(cctx, ch, struct{}{})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a relayed call past its deadline: %v", err)
+	}
+	if got, err := echo.Call(ctx, ch, "still here"); err != nil || got != "still here" {
+		t.Fatalf("after the cancelled call: %q, %v", got, err)
+	}
+
+	blocked := make(chan error, 1)
+	go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
+	if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stopPeer.Call(ctx, left.Channel(), "root.mid.far"); err != nil {
+		t.Fatal(err)
+	}
+	var re *protocol.RemoteError
+	select {
+	case err := <-blocked:
+		if !errors.As(err, &re) || !errors.Is(err, context.Canceled) || re.Canceller.Name != "root.left" {
+			t.Errorf("the stopped actor's call ended with %v, want a cancellation by root.left", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stopped actor's call did not end")
+	}
+	within(t, 20*time.Second, "the relayed channel to end", func() { <-ch.Done() })
+	proctest.Eventually(t, 20*time.Second, "far to exit", func() bool { return !alive(farPID) })
+	proctest.Eventually(t, 20*time.Second, "far to leave the registry", func() bool {
+		_, err := Find(ctx, "root.mid.far")
+		return errors.Is(err, ErrNotFound)
+	})
+}
+
+// TestRelayHopKilled: a hop of a relay killed with SIGKILL ends the
+// relayed channel with an error that says which hop went, next to the
+// dialer or further on, and the far actor below it is torn down.
+func TestRelayHopKilled(t *testing.T) {
+	ctx := context.Background()
+	t.Run("next hop", func(t *testing.T) {
+		mid := start(t, Options{Name: "mid"})
+		farPID := sproutFar(t, mid, "far")
+		ch, err := Dial(ctx, "root.mid.far", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		blocked := make(chan error, 1)
+		go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
+		if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(mid.PID(), syscall.SIGKILL)
+		hopLost(t, blocked, "root.mid.far", "actor root.mid (pid "+strconv.Itoa(mid.PID())+") killed by signal killed")
+		proctest.Eventually(t, 20*time.Second, "far to exit", func() bool { return !alive(farPID) })
+	})
+	t.Run("further on", func(t *testing.T) {
+		left := start(t, Options{Name: "left"})
+		mid := start(t, Options{Name: "mid"})
+		farPID := sproutFar(t, mid, "far")
+		marker := t.TempDir() + "/connected"
+		blocked := make(chan error, 1)
+		go func() {
+			_, err := peerDo.Call(ctx, left.Channel(), struct{ Name, Op, Arg string }{"root.mid.far", "block", marker})
+			blocked <- err
+		}()
+		proctest.Eventually(t, 20*time.Second, "left to reach far", func() bool { _, err := os.Stat(marker); return err == nil })
+		syscall.Kill(mid.PID(), syscall.SIGKILL)
+		// The root saw mid go; left, whose relay the root carried, passed
+		// that on.
+		err := hopLost(t, blocked, "root", "actor root.mid (pid "+strconv.Itoa(mid.PID())+") killed by signal killed")
+		var re *protocol.RemoteError
+		if errors.As(err, &re) && (re.Type != "*ipc.PeerGoneError" || names(re.Relay) != "root.left") {
+			t.Errorf("left's call failed with a %s relayed through %q; want the root's *ipc.PeerGoneError, through root.left", re.Type, names(re.Relay))
+		}
+		proctest.Eventually(t, 20*time.Second, "far to exit", func() bool { return !alive(farPID) })
+	})
+}
+
+// hopLost waits for the error of a call through a relay that a lost hop
+// ended, and checks it: from source (a *ipc.PeerGoneError here, or a
+// remote error from the actor that saw the hop go), saying why.
+func hopLost(t *testing.T, blocked <-chan error, source, why string) error {
+	t.Helper()
+	select {
+	case err := <-blocked:
+		t.Logf("the relayed call ended with: %v", err)
+		var gone *ipc.PeerGoneError
+		var re *protocol.RemoteError
+		fromSource := errors.As(err, &gone) && source == "root.mid.far" || errors.As(err, &re) && re.Source.Name == source
+		if !fromSource || !strings.Contains(err.Error(), why) {
+			t.Errorf("the relayed call ended with %v; want the relay lost, from %s, saying %q", err, source, why)
+		}
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the relayed call did not end")
+	}
+	return nil
+}
