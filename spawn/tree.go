@@ -205,7 +205,7 @@ type treeRegistry struct {
 	seq     uint64
 	byUUID  map[string]*Entry
 	via     map[string]*ipc.Channel // by uuid: the channel to the child the actor is, or is below
-	changed chan struct{} // closed, and replaced, when an actor registers
+	changed chan struct{}           // closed, and replaced, when an actor registers
 	// gone remembers the uuids removed lately (at most maxGone): a
 	// registration that arrives after its actor, or its parent, was
 	// removed (it crossed the removal on the way up) is dropped.
