@@ -69,6 +69,19 @@ func TestDialInAcrossNamespace(t *testing.T) {
 		t.Fatalf("the joined child's actor %d is not running", grandchild)
 	}
 
+	// Peers across the link: the joined child reaches an actor here, whose
+	// socket (abstract, so local to a network namespace) it cannot connect
+	// to, through the tree; and that actor reaches it the same way.
+	here := start(t, Options{Name: "here"})
+	type peerArgs struct{ Name, Op, Arg string }
+	if who, err := peerDo.Call(ctx, j.Channel(), peerArgs{"root.here", "who", ""}); err != nil || who != "root.far-job" {
+		t.Errorf("the joined child's call to root.here: the callee saw %q, %v", who, err)
+	}
+	if who, err := peerDo.Call(ctx, here.Channel(), peerArgs{"root.far-job", "who", ""}); err != nil || who != "root.here" {
+		t.Errorf("root.here's call to the joined child: the callee saw %q, %v", who, err)
+	}
+	here.Stop(ctx)
+
 	// From the same host, a certificate another listener issued, presented
 	// by a process that trusts this listener (its authority's certificate
 	// is no secret): with the other authority's, the process itself would
