@@ -73,7 +73,7 @@ type Version struct {
 }
 
 // Current returns the protocol version this implementation speaks: 1.4.
-func Current() Version { return Version{Major: 1, Minor: 4} }
+func Current() Version { return Version{Major: 1, Minor: 5} }
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 

@@ -1,9 +1,13 @@
 package spawn
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +17,7 @@ import (
 	"github.com/arbor-go/arbor/internal/proctest"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // sproutFar has parent start a child named name through the relay
@@ -208,4 +213,52 @@ func hopLost(t *testing.T, blocked <-chan error, source, why string) error {
 		t.Fatal("the relayed call did not end")
 	}
 	return nil
+}
+
+// TestRelayVector: arbor.relay's args, started value and items on the wire
+// are those of the golden vectors start-relay, started-relay and
+// yield-relay (PROTOCOL.md §13.3), encoded as ipc encodes payloads.
+func TestRelayVector(t *testing.T) {
+	root := protocol.ActorID{Name: "root", UUID: "0f8e6a52-3c1d-4b7a-9e21-5d4c3b2a1908"}
+	pool := protocol.ActorID{Name: "root.pool", UUID: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}
+	for _, c := range []struct {
+		vector, field string
+		value         any
+	}{
+		{"start-relay", "args", relayArgs{To: "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f", Name: "root.pool.worker-1", Hops: []protocol.ActorID{root}}},
+		{"started-relay", "v", relayStarted{Hops: []protocol.ActorID{root, pool}}},
+		{"yield-relay", "v", []byte{0, 0, 0, 0x3c}},
+	} {
+		want := vectorField(t, c.vector, c.field)
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		enc.UseCompactInts(true) // as ipc's payloads
+		if err := enc.Encode(c.value); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%s: Go encodes\n%x\nthe vector holds\n%x", c.vector, buf.Bytes(), want)
+		}
+	}
+}
+
+// vectorField is the payload field of the golden vector name, as bytes.
+func vectorField(t *testing.T, name, field string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(vectorDir, name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Fields map[string]any `json:"fields"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := v.Fields[field].(string)
+	b, err := hex.DecodeString(s)
+	if err != nil || s == "" {
+		t.Fatalf("%s: field %s is %v", name, field, v.Fields[field])
+	}
+	return b
 }

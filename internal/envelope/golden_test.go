@@ -71,6 +71,12 @@ var goldenVectors = []struct {
 		&Start{CID: 11, Function: "math.sum", FuncKind: protocol.FuncUnary, Args: protocol.Raw(append(bytes.Repeat([]byte{0x91}, 63), 0x90))}},
 	{"start-register", "(1.4) a parent registers its child in the tree (§13): args is an Entry, {name, aliases, uuid, parent, pid, host, seq}",
 		&Start{CID: 13, Function: "arbor.register", FuncKind: protocol.FuncUnary, Args: registerEntry}},
+	{"start-relay", "(1.5) a relay through the tree (§13.3) passing its second hop: root opens arbor.relay toward root.pool.worker-1 on its channel to root.pool, having received it from root.other; args {to, name, hops}",
+		&Start{CID: 19, Function: "arbor.relay", FuncKind: protocol.FuncContext, Args: relayArgs, Credit: 1024}},
+	{"started-relay", "(1.5) root.pool.worker-1, the relay's end, opens it: the started value is {hops}, every actor between the two ends, the dialer's side first",
+		&Started{CID: 19, Value: relayStartedValue, Credit: 1024}},
+	{"yield-relay", "(1.5) bytes through relay 19: a yield's value is msgpack bin, here the 4-byte length prefix of the frame the dialer sends first",
+		&Yield{CID: 19, Value: protocol.Raw{0xc4, 0x04, 0x00, 0x00, 0x00, 0x3c}}},
 	{"start-schema", "ask for the peer's function schemas; args is nil",
 		&Start{CID: 7, Function: "arbor.schema", FuncKind: protocol.FuncUnary}},
 	{"startack-func", "the callee accepted unary call 1",
@@ -146,6 +152,16 @@ var registerEntry = mpMap("name", mpStr(workerActor.Name), "aliases", mpArray(mp
 
 // foundEntry is registerEntry as the root gives it back, with seq 7.
 var foundEntry = protocol.Raw(append(append([]byte(nil), registerEntry[:len(registerEntry)-1]...), 0x07))
+
+// relayArgs is arbor.relay's args at root, toward root.pool.worker-1, from
+// root.other (whose relay root is passing on): the hops so far are root's.
+// spawn's TestRelayVector checks Go encodes them so.
+var relayArgs = mpMap("to", mpStr(workerActor.UUID), "name", mpStr(workerActor.Name),
+	"hops", mpArray(mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID))))
+
+// relayStartedValue is the relay's started value: hops root, root.pool.
+var relayStartedValue = mpMap("hops", mpArray(mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)),
+	mpMap("name", mpStr(poolActor.Name), "uuid", mpStr(poolActor.UUID))))
 
 // cancelByArgs is {"cid": 3, "by": rootActor}.
 var cancelByArgs = mpMap("cid", protocol.Raw{0x03}, "by", mpMap("name", mpStr(rootActor.Name), "uuid", mpStr(rootActor.UUID)))
