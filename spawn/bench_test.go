@@ -259,3 +259,74 @@ func BenchmarkPeerCall(b *testing.B) {
 	b.ReportMetric(float64(base.Nanoseconds())/chunk, "baseline-ns/pingpong")
 	b.ReportMetric(float64(per)/float64(base), "x-baseline")
 }
+
+// BenchmarkRelayCall: a call relayed through one actor (root → mid → far,
+// as Dial goes where no socket reaches), beside a direct call to far on its
+// peer socket, in one run; the floor is an 8-byte ping-pong through a
+// middle process that copies with blocking reads and writes (as the relay
+// launcher does) to a child echoing on its stdio.
+func BenchmarkRelayCall(b *testing.B) {
+	ctx := context.Background()
+	mid, err := Start(ctx, Options{Name: "mid"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mid.Stop(ctx)
+	kept, err := sprout.Open(ctx, mid.Channel(), struct {
+		Name     string
+		Launched bool
+	}{"far", false})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kept.Close()
+	if _, err := kept.Recv(); err != nil {
+		b.Fatal(err)
+	}
+	e, err := Find(ctx, "root.mid.far")
+	if err != nil {
+		b.Fatal(err)
+	}
+	relayed, err := dialRelay(ctx, e, nil) // far has a socket; the relay is forced
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer relayed.Close()
+	direct, err := DialEntry(ctx, e, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Close()
+
+	cmd := exec.Command(os.Args[0], os.Args[0], "-test.run=^$")
+	cmd.Env = append(withMode("relay"), farModeEnv+"=raw-echo-stdio")
+	w, _ := cmd.StdinPipe()
+	r, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer w.Close()
+	var buf [8]byte
+	const chunk = 200
+	rounds := max(b.N/chunk, 1)
+	per, base := alternate(b, rounds, func() {
+		for range chunk {
+			echo.Call(ctx, relayed, "x")
+		}
+	}, func() {
+		for range chunk {
+			w.Write(buf[:])
+			io.ReadFull(r, buf[:])
+		}
+	})
+	straight, _ := alternate(b, rounds, func() {
+		for range chunk {
+			echo.Call(ctx, direct, "x")
+		}
+	}, func() {})
+	b.ReportMetric(float64(per.Nanoseconds())/chunk, "ns/relayed-call")
+	b.ReportMetric(float64(straight.Nanoseconds())/chunk, "ns/direct-call")
+	b.ReportMetric(float64(base.Nanoseconds())/chunk, "baseline-ns/relayed-pingpong")
+	b.ReportMetric(float64(per)/float64(base), "x-baseline")
+}

@@ -19,13 +19,17 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// farModeEnv, for relay, is the mode of the far side.
+const farModeEnv = "ARBOR_TEST_FAR_MODE"
+
 // relay is a launcher for the tests, in the part of ssh: it runs its
 // arguments as the far side, in a session of its own (out of the parent's
 // reach, as on another machine), and copies its stdin and stdout to and
 // from it. SIGUSR1 cuts the link: it stops copying either way, without
 // closing anything, as a network whose cable is pulled.
 func relay() {
-	os.Unsetenv(modeEnv)
+	os.Setenv(modeEnv, os.Getenv(farModeEnv)) // the far side's, if it has one
+	os.Unsetenv(farModeEnv)
 	cut := make(chan os.Signal, 1)
 	signal.Notify(cut, syscall.SIGUSR1)
 	var frozen atomic.Bool

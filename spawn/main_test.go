@@ -187,10 +187,14 @@ func TestMain(m *testing.M) {
 		parentTree()
 	case "contained-parent":
 		containedParent()
-	case "raw-echo":
+	case "raw-echo", "raw-echo-stdio":
 		// The baseline for transports: echo 8-byte messages from fd 3 to
-		// fd 4 (a socket, or two pipes), until the stream ends.
+		// fd 4 (a socket, or two pipes), or from stdin to stdout, until
+		// the stream ends.
 		in, out := os.NewFile(3, "in"), os.NewFile(4, "out")
+		if os.Getenv(modeEnv) == "raw-echo-stdio" {
+			in, out = os.Stdin, os.Stdout
+		}
 		var buf [8]byte
 		for {
 			if _, err := io.ReadFull(in, buf[:]); err != nil {
