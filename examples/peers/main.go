@@ -2,7 +2,10 @@
 // talking directly: a producer waits for the consumer to appear in the
 // tree's registry, dials it, and streams numbers straight to it, with no
 // hop through the root; then the root stops the consumer by name, and the
-// producer's call to it ends as cancelled, naming who asked.
+// producer's call to it ends as cancelled, naming who asked. Last, an
+// actor started through a launcher (as on another host, where no socket
+// reaches it) is reached through the tree: the producer streams to it
+// relayed by the root, and an error from it names the hop.
 //
 //	go run ./examples/peers
 package main
@@ -49,10 +52,18 @@ var (
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	// produce is the producer's: it finds the consumer, streams 1..n to
+	// refuse is every consumer's: it fails, saying who it is.
+	refuse = ipc.NewFunc("peers.refuse", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		ch, _ := ipc.ChannelFrom(ctx)
+		return struct{}{}, fmt.Errorf("%s refuses", ch.Self().Name)
+	})
+	// produce is the producer's: it finds the consumer To, streams 1..N to
 	// it, and returns the consumer's total.
-	produce = ipc.NewFunc("peers.produce", func(ctx context.Context, n int) (int, error) {
-		e, err := spawn.WaitFor(ctx, "root.consumer")
+	produce = ipc.NewFunc("peers.produce", func(ctx context.Context, a struct {
+		To string
+		N  int
+	}) (int, error) {
+		e, err := spawn.WaitFor(ctx, a.To)
 		if err != nil {
 			return 0, err
 		}
@@ -65,7 +76,7 @@ var (
 		if err != nil {
 			return 0, err
 		}
-		for i := 1; i <= n; i++ {
+		for i := 1; i <= a.N; i++ {
 			if err := c.Send(i); err != nil {
 				return 0, err
 			}
@@ -74,6 +85,16 @@ var (
 			return 0, err
 		}
 		return c.Result()
+	})
+	// provoke is the producer's: it calls refuse on the actor named name,
+	// and returns the error.
+	provoke = ipc.NewFunc("peers.provoke", func(ctx context.Context, name string) (struct{}, error) {
+		ch, err := spawn.Dial(ctx, name, nil)
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer ch.Close()
+		return refuse.Call(ctx, ch, struct{}{})
 	})
 	// hold is the producer's: it opens the consumer's wait, says so, and
 	// then says how that call ended.
@@ -100,7 +121,7 @@ var (
 )
 
 func main() {
-	spawn.Main(ipc.MustNewTable(sum, wait, produce, hold))
+	spawn.Main(ipc.MustNewTable(sum, wait, refuse, produce, provoke, hold))
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(1)
@@ -118,7 +139,10 @@ func run() error {
 		// The producer waits for the consumer, which starts after it.
 		total := make(chan error, 1)
 		go func() {
-			got, err := produce.Call(ctx, producer.Channel(), 1000)
+			got, err := produce.Call(ctx, producer.Channel(), struct {
+				To string
+				N  int
+			}{"root.consumer", 1000})
 			if err == nil {
 				fmt.Printf("root.producer streamed 1..1000 straight to root.consumer, which summed %d\n", got)
 			}
@@ -160,7 +184,42 @@ func run() error {
 		fmt.Printf("root stopped root.consumer by name; the producer's call to it ended: %s\n", how)
 		<-consumer.Done()
 		fmt.Printf("root.consumer exited: %v\n", consumer.Wait())
+		if err := relayed(ctx, n, producer); err != nil {
+			return err
+		}
 		n.Cancel() // done: the producer goes too
 		return nil
 	})
+}
+
+// relayed starts a consumer through a launcher (env here; ssh to another
+// host in earnest), which no peer socket reaches: the producer's channel
+// to it goes through the tree, relayed by the root.
+func relayed(ctx context.Context, n *nursery.Nursery, producer *spawn.Actor) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if _, err := n.StartActor(spawn.Options{Name: "far", Binary: self, Launcher: []string{"env"}}); err != nil {
+		return err
+	}
+	got, err := produce.Call(ctx, producer.Channel(), struct {
+		To string
+		N  int
+	}{"root.far", 1000})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("root.producer streamed 1..1000 to root.far through the tree, which summed %d\n", got)
+	_, err = provoke.Call(ctx, producer.Channel(), "root.far")
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("root.far did not refuse: %v", err)
+	}
+	fmt.Printf("root.far's error %q, raised in %s, came back through", re.Message, re.Source.Name)
+	for _, hop := range re.Relay {
+		fmt.Printf(" %s", hop.Name)
+	}
+	fmt.Println()
+	return nil
 }

@@ -13,5 +13,7 @@ func TestPeers(t *testing.T) {
 		"root.producer streamed 1..1000 straight to root.consumer, which summed 500500",
 		"registered: root.consumer", "registered: root.producer",
 		"the producer's call to it ended: cancelled by root",
-		"root.consumer exited: <nil>")
+		"root.consumer exited: <nil>",
+		"root.producer streamed 1..1000 to root.far through the tree, which summed 500500",
+		`root.far's error "root.far refuses", raised in root.far, came back through root root.producer`)
 }
