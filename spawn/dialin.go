@@ -186,15 +186,20 @@ func (l *Listener) acceptLoop() {
 }
 
 // refused logs a dial-in that did not join: at Warn when it presented no
-// valid credential (ErrCredential), at Debug when it hung up or timed out
-// before it said anything (a probe, a port scan).
+// valid credential (ErrCredential), or refused this listener's certificate
+// (its credential trusts another authority), at Debug when it hung up or
+// timed out before it said anything (a probe, a port scan).
 func (l *Listener) refused(from net.Addr, err error) {
 	var ne net.Error
-	if errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout() {
+	var alert *net.OpError // the TLS alert the dial-in sent
+	switch {
+	case errors.Is(err, io.EOF) || errors.As(err, &ne) && ne.Timeout():
 		l.log.Debug("a dial-in went away before joining", "from", from.String(), "error", err)
-		return
+	case errors.As(err, &alert) && alert.Op == "remote error":
+		l.log.Warn("a dial-in refused this listener: its credential is another listener's", "from", from.String(), "error", err)
+	default:
+		l.log.Warn("refused a dial-in", "from", from.String(), "error", err)
 	}
-	l.log.Warn("refused a dial-in", "from", from.String(), "error", err)
 }
 
 func (l *Listener) mintAuthority() error {

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net"
 	"os"
@@ -75,9 +76,11 @@ func TestDialIn(t *testing.T) {
 	}
 }
 
-// TestDialInRefusals: a credential of another listener, one used already,
-// and none at all are each refused; the refusals are logged, the process
-// that tried exits with status 2, and the listener goes on.
+// TestDialInRefusals: a credential of another listener (which refuses this
+// listener), another listener's certificate (which this listener refuses,
+// with ErrCredential), a credential used already, and none at all are each
+// refused; the refusals are logged, the process that tried exits with
+// status 2, and the listener goes on.
 func TestDialInRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -122,6 +125,13 @@ func TestDialInRefusals(t *testing.T) {
 	env[0] = connectEnv + "=" + l.Addr()
 	cmd, stderr := scheduled(t, env...)
 	refusedExit("another listener's credential", cmd, stderr)
+	// Another listener's certificate, from a process that trusts this
+	// listener's authority (no secret): this listener refuses it.
+	authority, _ := splitAuthority(cred.bundle)
+	_, foreignCert := splitAuthority(foreign.bundle)
+	wrong := append(append([]byte(nil), authority...), foreignCert...)
+	cmd, stderr = scheduled(t, connectEnv+"="+l.Addr(), credentialEnv+"="+base64.StdEncoding.EncodeToString(wrong))
+	refusedExit("another listener's certificate", cmd, stderr)
 	// No credential at all.
 	cmd, stderr = scheduled(t, connectEnv+"="+l.Addr())
 	refusedExit("no credential", cmd, stderr)
@@ -147,8 +157,13 @@ func TestDialInRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if n := strings.Count(log.String(), "refused a dial-in"); n < 2 {
-		t.Errorf("%d refusals logged, want at least 2 (the foreign and the replayed):\n%s", n, log.String())
+	// The listener logs a refusal once the handshake has failed on its
+	// side, which may be after the process has gone.
+	proctest.Eventually(t, 10*time.Second, "the refusals in the listener's log", func() bool {
+		return strings.Count(log.String(), "refused a dial-in") >= 2 && strings.Contains(log.String(), "refused this listener")
+	})
+	if !strings.Contains(log.String(), ErrCredential.Error()) {
+		t.Errorf("the refusal of another listener's certificate does not give ErrCredential:\n%s", log.String())
 	}
 	if !strings.Contains(log.String(), "used already") {
 		t.Errorf("the replay's refusal does not say so:\n%s", log.String())
