@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -70,29 +71,38 @@ func TestPeerWithoutTheSecretIsRefused(t *testing.T) {
 	}
 }
 
-// TestStopActorByName: an actor stops its sibling by name. The calls the
-// sibling was serving end as cancelled, naming the actor that asked, and
-// the sibling exits.
+// TestStopActorByName: an actor stops its sibling by name. Every call the
+// sibling was serving, on its parent's channel and on a peer's, ends as
+// cancelled, naming the actor that asked, and the sibling exits.
 func TestStopActorByName(t *testing.T) {
 	ctx := context.Background()
 	a := start(t, Options{Name: "a"})
 	b := start(t, Options{Name: "b"})
-	blocked := make(chan error, 1)
-	go func() { _, err := block.Call(ctx, b.Channel(), struct{}{}); blocked <- err }()
-	if _, err := echo.Call(ctx, b.Channel(), "the block call is in"); err != nil { // calls are served in order of arrival
+	peer, err := Dial(ctx, "root.b", nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer peer.Close()
+	blocked := make(chan error, 2)
+	for _, ch := range []*ipc.Channel{b.Channel(), peer} {
+		go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
+		if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil { // calls are served in order of arrival
+			t.Fatal(err)
+		}
 	}
 	if _, err := stopPeer.Call(ctx, a.Channel(), "root.b"); err != nil {
 		t.Fatal(err)
 	}
 	var re *protocol.RemoteError
-	select {
-	case err := <-blocked:
-		if !errors.As(err, &re) || !errors.Is(err, context.Canceled) || re.Canceller.Name != "root.a" {
-			t.Errorf("the stopped actor's call ended with %v, want a cancellation by root.a", err)
+	for range 2 {
+		select {
+		case err := <-blocked:
+			if !errors.As(err, &re) || !errors.Is(err, context.Canceled) || re.Canceller.Name != "root.a" {
+				t.Errorf("a call to the stopped actor ended with %v, want a cancellation by root.a", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a call to the stopped actor did not end")
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the stopped actor's call did not end")
 	}
 	select {
 	case <-b.Done():
