@@ -433,3 +433,23 @@ func TestPythonSuite(t *testing.T) {
 	}
 	proctest.NoChildrenLeft(t)
 }
+
+// TestPythonTakesNoRelay: Dial to a Python actor, which serves neither a
+// peer socket nor arbor.relay (python/ speaks up to 1.3), fails with
+// spawn.ErrNoRelay, and the actor goes on.
+func TestPythonTakesNoRelay(t *testing.T) {
+	pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		ch := startWorker(t, n, "py", nil).Channel()
+		if _, err := spawn.Dial(ctx, "root.py", nil); !errors.Is(err, spawn.ErrNoRelay) || !errors.Is(err, protocol.ErrUnknownFunction) {
+			t.Errorf("Dial to a Python actor: %v; want spawn.ErrNoRelay, with the unknown function", err)
+		}
+		if got, err := square.Call(ctx, ch, 3); err != nil || got != 9 {
+			t.Errorf("square after the refused relay = %d, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -247,7 +247,7 @@ func dialRelay(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 	}
 	end()
 	if errors.Is(err, protocol.ErrUnknownFunction) {
-		err = fmt.Errorf("%w (it, or an actor on the way, does not serve arbor.relay): %v", ErrNoRelay, err)
+		err = fmt.Errorf("%w (it, or an actor on the way, does not serve arbor.relay): %w", ErrNoRelay, err)
 	}
 	return nil, fmt.Errorf("spawn: connecting to actor %s through the tree: %w", e.Name, err)
 }
