@@ -321,6 +321,14 @@ func (s *Session[S, I, O]) Started(v S) error { return s.t.sendStarted(v) }
 // Send sends one item to the caller, waiting for credit.
 func (s *Session[S, I, O]) Send(v O) error { return s.t.yield(v) }
 
+// SendContext is Send with a bound on the wait for credit: a ctx that ends
+// first returns its error, sends nothing and leaves the session open.
+func (s *Session[S, I, O]) SendContext(ctx context.Context, v O) error {
+	ctx, stop := bothContexts(s.t.ctx, ctx)
+	defer stop()
+	return s.t.yieldContext(ctx, v)
+}
+
 // Recv returns the caller's next item, or io.EOF once the caller has closed
 // its direction.
 func (s *Session[S, I, O]) Recv() (I, error) {
@@ -397,6 +405,22 @@ func (cc *ContextCall[S, I, O, R]) Started() S { return cc.started }
 
 // Send sends one item to the function, waiting for credit.
 func (cc *ContextCall[S, I, O, R]) Send(v I) error { return cc.c.sendYield(cc.ctx, v) }
+
+// SendContext is Send with a bound on the wait for credit, as
+// Session.SendContext is.
+func (cc *ContextCall[S, I, O, R]) SendContext(ctx context.Context, v I) error {
+	ctx, stop := bothContexts(cc.ctx, ctx)
+	defer stop()
+	return cc.c.sendYield(ctx, v)
+}
+
+// bothContexts returns a ctx that ends when either a or b does, with the
+// cause of the first, and the function that releases it.
+func bothContexts(a, b context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(a)
+	stop := context.AfterFunc(b, func() { cancel(context.Cause(b)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
 
 // Recv returns the function's next item, or io.EOF once it has closed its
 // direction or returned.

@@ -260,7 +260,10 @@ func (t *task) sendStarted(v any) error {
 }
 
 // yield sends one item to the caller, waiting for credit.
-func (t *task) yield(v any) error {
+func (t *task) yield(v any) error { return t.yieldContext(t.ctx, v) }
+
+// yieldContext is yield with ctx, which ends with t.ctx, bounding the wait.
+func (t *task) yieldContext(ctx context.Context, v any) error {
 	t.mu.Lock()
 	notStarted := t.kind == protocol.FuncContext && !t.startedSent
 	stopped := t.stopSent
@@ -271,7 +274,7 @@ func (t *task) yield(v any) error {
 	if stopped {
 		return fmt.Errorf("%s: Send after CloseSend: %w", t.fn, ErrCallEnded)
 	}
-	return t.ch.sendItem(t.ctx, t.out, t.cid, v)
+	return t.ch.sendItem(ctx, t.out, t.cid, v)
 }
 
 // closeSend ends this end's direction of a stream or context, once.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -163,7 +165,7 @@ func endRelay(ctx context.Context, a relayArgs, s *ipc.Session[relayStarted, []b
 	if err := s.Started(relayStarted{Hops: a.Hops}); err != nil {
 		return err
 	}
-	t := newTunnel(s.Send, s.RecvContext, s.CloseSend, nil)
+	t := newTunnel(s.SendContext, s.RecvContext, s.CloseSend, nil)
 	hctx, cancel := context.WithTimeout(ctx, DefaultHandshakeTimeout)
 	defer cancel()
 	from, _ := ipc.ChannelFrom(ctx)
@@ -228,7 +230,7 @@ func dialRelay(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 	stop := context.AfterFunc(ctx, end)
 	on, err := relayFunc.Open(life, next, relayArgs{To: e.UUID, Name: e.Name})
 	if err == nil {
-		t := newTunnel(on.Send, on.RecvContext, on.CloseSend, func() error { on.Close(); end(); return nil })
+		t := newTunnel(on.SendContext, on.RecvContext, on.CloseSend, func() error { on.Close(); end(); return nil })
 		hops := on.Started().Hops
 		via := make([]protocol.ActorID, len(hops))
 		for i, h := range hops {
@@ -254,9 +256,11 @@ func dialRelay(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 
 // tunnel is one end of a relay as a connection: each Write is sent as
 // items of at most relayChunk, and Read reads the items the other end
-// sent.
+// sent. Its write deadline bounds a Write's wait for credit, as a socket's
+// bounds a write the peer does not read, so that the channel's
+// StallTimeout and the CancelWait of its Close hold on a relay too.
 type tunnel struct {
-	send      func([]byte) error
+	send      func(context.Context, []byte) error
 	recv      func(context.Context) ([]byte, error)
 	closeSend func() error
 	abandon   func() error // after Close: ends the relay here (nil: nothing)
@@ -266,11 +270,17 @@ type tunnel struct {
 	heard    chan struct{} // closed when Read has seen the other end's end
 	once     sync.Once
 	buf      []byte
+
+	wmu      sync.Mutex
+	writes   context.Context         // what a Write waits under: ends at the write deadline, or at Close
+	endWrite context.CancelCauseFunc // ends writes
+	deadline *time.Timer             // the write deadline's, if one is set
 }
 
-func newTunnel(send func([]byte) error, recv func(context.Context) ([]byte, error), closeSend func() error, abandon func() error) *tunnel {
+func newTunnel(send func(context.Context, []byte) error, recv func(context.Context) ([]byte, error), closeSend func() error, abandon func() error) *tunnel {
 	t := &tunnel{send: send, recv: recv, closeSend: closeSend, abandon: abandon, heard: make(chan struct{})}
 	t.closed, t.stopRecv = context.WithCancel(context.Background())
+	t.writes, t.endWrite = context.WithCancelCause(context.Background())
 	return t
 }
 
@@ -296,7 +306,10 @@ func (t *tunnel) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), relayChunk)
-		if err := t.send(append([]byte(nil), p[:k]...)); err != nil {
+		t.wmu.Lock()
+		ctx := t.writes
+		t.wmu.Unlock()
+		if err := t.send(ctx, append([]byte(nil), p[:k]...)); err != nil {
 			return n, err
 		}
 		n += k
@@ -305,8 +318,31 @@ func (t *tunnel) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// SetWriteDeadline bounds the wait of Writes, as a socket's does: past d
+// they fail with os.ErrDeadlineExceeded until a later deadline, or none
+// (the zero d), is set. After Close, writes fail whatever the deadline.
+func (t *tunnel) SetWriteDeadline(d time.Time) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if errors.Is(context.Cause(t.writes), net.ErrClosed) {
+		return nil
+	}
+	if t.deadline != nil && !t.deadline.Stop() || t.writes.Err() != nil {
+		// Past the last deadline, or about to be: writes may go on again.
+		t.writes, t.endWrite = context.WithCancelCause(context.Background())
+	}
+	t.deadline = nil
+	if d.IsZero() {
+		return nil
+	}
+	end := t.endWrite
+	t.deadline = time.AfterFunc(time.Until(d), func() { end(os.ErrDeadlineExceeded) })
+	return nil
+}
+
 // Close closes this end's direction, waits a moment for the other end's,
-// so that what is in flight arrives, then ends the relay here.
+// so that what is in flight arrives, then ends the relay here and fails
+// any Write still waiting.
 func (t *tunnel) Close() error {
 	t.once.Do(func() {
 		t.closeSend()
@@ -315,6 +351,9 @@ func (t *tunnel) Close() error {
 		case <-time.After(relayLinger):
 		}
 		t.stopRecv()
+		t.wmu.Lock()
+		t.endWrite(net.ErrClosed)
+		t.wmu.Unlock()
 		if t.abandon != nil {
 			t.abandon()
 		}
