@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -495,11 +496,15 @@ func (ch *Channel) Close() error {
 // by is the actor on whose behalf they are cancelled (reported as the
 // canceller); the zero id means this one. Calls the peer starts meanwhile
 // are served as usual. An actor uses it to stop gracefully before Close.
-func (ch *Channel) CancelServed(ctx context.Context, by protocol.ActorID, cause error) error {
+// The calls of the functions named in spare go on (a relay through the
+// actor, which ends once what it leads to has stopped); Close ends them.
+func (ch *Channel) CancelServed(ctx context.Context, by protocol.ActorID, cause error, spare ...string) error {
 	ch.mu.Lock()
 	tasks := make([]*task, 0, len(ch.tasks)+len(ch.ending))
 	for _, t := range ch.tasks {
-		tasks = append(tasks, t)
+		if !slices.Contains(spare, t.fn) {
+			tasks = append(tasks, t)
+		}
 	}
 	// A call that has returned and is still sending its result is waited
 	// for too: closing the channel now would lose that result.

@@ -122,7 +122,9 @@ func (ch *Channel) accept(s *envelope.Start) {
 	}
 	// The runtime's own functions (arbor.cancel, arbor.stop, ...) are not
 	// counted: a full actor must still hear that its calls are cancelled.
-	runtime := strings.HasPrefix(s.Function, "arbor.")
+	// A relay is (package spawn's arbor.relay): it carries a channel's
+	// calls, and holds a window of items each way.
+	runtime := strings.HasPrefix(s.Function, "arbor.") && s.Function != "arbor.relay"
 	if n := ch.serving.Load(); n >= int64(ch.served) && !runtime {
 		ch.mu.Unlock()
 		cancel(nil)

@@ -72,7 +72,7 @@ type Version struct {
 	Major, Minor uint16
 }
 
-// Current returns the protocol version this implementation speaks: 1.4.
+// Current returns the protocol version this implementation speaks: 1.5.
 func Current() Version { return Version{Major: 1, Minor: 5} }
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }

@@ -253,9 +253,11 @@ func serveUntilStopped(ch *ipc.Channel, sp *spec, stop <-chan protocol.ActorID, 
 	drained := make(chan error, 1)
 	go func() {
 		// The relays that end here first: their answers go back
-		// through calls the parent's channel serves.
+		// through calls the parent's channel serves. Relays through
+		// here to the actors below go on until those have stopped
+		// and answered, and close with the channel.
 		closeRelays(drainCtx, by, reason)
-		err := ch.CancelServed(drainCtx, by, reason)
+		err := ch.CancelServed(drainCtx, by, reason, relayFunc.Name())
 		if err == nil {
 			// What peers' channels serve is cancelled too, then the
 			// actors this one started and still holds stop, before it

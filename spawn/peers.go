@@ -225,8 +225,9 @@ func DialEntry(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 	return dialRelay(ctx, e, functions)
 }
 
-// errUnreachable marks a peer socket that could not be connected to.
-var errUnreachable = errors.New("no such socket here")
+// errUnreachable marks a peer socket that could not be connected to (none
+// in this network namespace, or a refusal): the tree may still reach it.
+var errUnreachable = errors.New("the peer socket cannot be reached from here")
 
 // dialDirect connects to the actor's peer socket.
 func dialDirect(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel, error) {

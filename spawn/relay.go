@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,9 +48,10 @@ var relayHandler = relayFunc.Implement(relayOn)
 const (
 	// maxRelayHops bounds a relay's path, as the tree's depth is bounded.
 	maxRelayHops = 64
-	// relayChunk is the most one item carries: a hop holds at most its
-	// channel's window of them per direction.
-	relayChunk = 32 << 10
+	// relayChunk is the most one item carries (PROTOCOL.md §13.3): a hop
+	// holds at most its channel's window of them per direction (16 MiB
+	// with the default window), and refuses a bigger one.
+	relayChunk = 16 << 10
 	// relayLinger is how long an end that has closed its direction waits
 	// for the other's before it gives up on it.
 	relayLinger = time.Second
@@ -63,8 +65,9 @@ var ErrNoRelay = errors.New("spawn: the actor takes no relayed connections")
 func init() { protocol.RegisterSentinel("arbor.no_relay", ErrNoRelay) }
 
 // relayServed is what this process serves at the end of a relay: its
-// actor's functions, with the values of its calls' ctx. Set by runChild,
-// before its channel opens; unset in the root.
+// actor's functions, with the values of its calls' ctx. Set by runChild
+// before its channel's handshake ends (during it, for a spec that comes in
+// the hello); unset in the root.
 var relayServed struct {
 	mu    sync.Mutex
 	funcs *ipc.Table
@@ -113,21 +116,30 @@ func nextHop(uuid string, from *ipc.Channel) *ipc.Channel {
 
 // pass copies the bytes between the two channels' calls, both ways, until
 // the far side returns; its result is the relay's. Each side's closing of
-// its direction is passed on as it comes.
+// its direction is passed on as it comes. A direction that breaks (an item
+// past relayChunk, a send that fails) fails the whole relay.
 func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[relayStarted, []byte, []byte, struct{}]) error {
 	farEnded, stopForward := context.WithCancel(context.Background())
 	forward := make(chan struct{})
-	go func() { // owned: pass waits for it
+	var broke error // why the forward direction broke; read after forward closes
+	go func() {     // owned: pass waits for it
 		defer close(forward)
 		for {
 			b, err := s.RecvContext(farEnded)
-			if err != nil {
-				if err == io.EOF {
-					on.CloseSend()
-				}
+			if err == io.EOF {
+				on.CloseSend()
 				return
 			}
-			if on.Send(b) != nil {
+			if err == nil {
+				if err = relayItem(b); err == nil {
+					err = on.Send(b)
+				}
+			}
+			if err != nil {
+				if farEnded.Err() == nil {
+					broke = err
+					on.Close() // ends the loop below too
+				}
 				return
 			}
 		}
@@ -136,6 +148,9 @@ func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[rela
 	for {
 		var b []byte
 		if b, err = on.Recv(); err != nil {
+			break
+		}
+		if err = relayItem(b); err != nil {
 			break
 		}
 		if err = s.Send(b); err != nil {
@@ -147,8 +162,23 @@ func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[rela
 		_, err = on.Result()
 	}
 	stopForward()
+	if err != nil {
+		on.Close() // a forward waiting for credit returns
+	}
 	<-forward
+	if broke != nil {
+		err = broke
+	}
 	return err
+}
+
+// relayItem checks one item of a relay: at most relayChunk bytes, which
+// bounds what a hop holds.
+func relayItem(b []byte) error {
+	if len(b) > relayChunk {
+		return fmt.Errorf("spawn: a relay's item of %d bytes, past the bound of %d", len(b), relayChunk)
+	}
+	return nil
 }
 
 // endRelay is the relay's end in the actor it is to: the actor serves its
@@ -204,8 +234,9 @@ func serveRelays(funcs *ipc.Table, base context.Context, log hclog.Logger) {
 }
 
 // closeRelays cancels, on behalf of by, what the relays ending here serve,
-// so that their answers go back before the relays do, and closes them; no
-// relay ends here after it.
+// so that their answers go back before the relays do, and closes each
+// whose calls have returned (the others, which ignore their cancellation,
+// end with the process); no relay ends here after it.
 func closeRelays(ctx context.Context, by protocol.ActorID, reason error) {
 	relayServed.mu.Lock()
 	ends := relayServed.ends
@@ -230,20 +261,29 @@ func dialRelay(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 	stop := context.AfterFunc(ctx, end)
 	on, err := relayFunc.Open(life, next, relayArgs{To: e.UUID, Name: e.Name})
 	if err == nil {
-		t := newTunnel(on.SendContext, on.RecvContext, on.CloseSend, func() error { on.Close(); end(); return nil })
-		hops := on.Started().Hops
-		via := make([]protocol.ActorID, len(hops))
-		for i, h := range hops {
-			via[len(hops)-1-i] = h
-		}
+		// Once both directions are closed, the call ends with the
+		// target's return; only one that does not come is cancelled.
+		t := newTunnel(on.SendContext, on.RecvContext, on.CloseSend, func() error {
+			wait := time.AfterFunc(relayLinger, end)
+			on.Result()
+			wait.Stop()
+			end()
+			return nil
+		})
+		// Errors from the target cross the hops from its side first.
+		via := slices.Clone(on.Started().Hops)
+		slices.Reverse(via)
 		var ch *ipc.Channel
 		ch, err = ipc.Open(ctx, t, ipc.Options{Actor: actingAs(ctx), Initiator: true, Functions: functions, BaseContext: ctx, Via: via})
 		if err == nil && ch.Peer().UUID != e.UUID {
 			ch.Close()
 			err = fmt.Errorf("spawn: the relay to %s reached %s", e.Name, ch.Peer())
 		}
+		if err == nil && !stop() { // ctx ended meanwhile, and with it the relay
+			ch.Close()
+			err = context.Cause(ctx)
+		}
 		if err == nil {
-			stop()
 			return ch, nil
 		}
 	}

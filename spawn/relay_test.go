@@ -262,3 +262,58 @@ func vectorField(t *testing.T, name, field string) []byte {
 	}
 	return b
 }
+
+// TestRelayHopStopKeepsAnswers: an actor a relay passes through that is
+// stopped stops the actor the relay leads to first, as a parent does, and
+// that actor's answers come back through the relay: the call ends with far's
+// own cancellation, not with the relay cut under it.
+func TestRelayHopStopKeepsAnswers(t *testing.T) {
+	ctx := context.Background()
+	mid := start(t, Options{Name: "mid"})
+	sproutFar(t, mid, "far")
+	ch, err := Dial(ctx, "root.mid.far", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	blocked := make(chan error, 1)
+	go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
+	if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- mid.Stop(ctx) }()
+	select {
+	case err := <-blocked:
+		var re *protocol.RemoteError
+		if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Source.Name != "root.mid.far" || names(re.Relay) != "root.mid" {
+			t.Errorf("the call ended with %T %v; want far's own cancellation, relayed through root.mid", err, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call did not end")
+	}
+	within(t, 20*time.Second, "mid to stop", func() { <-stopped })
+}
+
+// TestTunnelWriteBounds: a write to a relay that grants no credit ends at
+// the write deadline, as on a socket, and at Close, so that neither a
+// channel's StallTimeout nor its Close can be held by a frozen peer.
+func TestTunnelWriteBounds(t *testing.T) {
+	blocked := func(ctx context.Context, _ []byte) error { <-ctx.Done(); return context.Cause(ctx) }
+	recv := func(ctx context.Context) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() }
+	tn := newTunnel(blocked, recv, func() error { return nil }, nil)
+	tn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	var err error
+	within(t, 10*time.Second, "a write past its deadline", func() { _, err = tn.Write([]byte("x")) })
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a write past its deadline: %v", err)
+	}
+	tn.SetWriteDeadline(time.Time{})
+	wrote := make(chan error, 1)
+	go func() { _, err := tn.Write([]byte("y")); wrote <- err }()
+	within(t, 10*time.Second, "Close, with a write waiting", func() { tn.Close() })
+	within(t, 10*time.Second, "the waiting write to fail", func() { err = <-wrote })
+	if err == nil {
+		t.Error("a write waiting at Close succeeded")
+	}
+}
