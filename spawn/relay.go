@@ -122,7 +122,9 @@ func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[rela
 	farEnded, stopForward := context.WithCancel(context.Background())
 	forward := make(chan struct{})
 	var broke error // why the forward direction broke; read after forward closes
-	go func() {     // owned: pass waits for it
+
+	// Forward, toward the far side; pass waits for it.
+	go func() {
 		defer close(forward)
 		for {
 			b, err := s.RecvContext(farEnded)
