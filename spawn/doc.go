@@ -16,6 +16,17 @@
 // actor — serving the function table it was given until its parent asks it
 // to stop or goes away — and then exits the process; it never returns.
 //
+// # The tree
+//
+// The root process holds a registry of every living actor of its tree:
+// Find, WaitFor and List work from any process of it. Dial opens a channel
+// to any actor by name: straight to its process on one machine, or, where
+// no socket reaches it (across a launcher, on another host, in another
+// network namespace), relayed through the actors between the two, with
+// every error that comes back naming them. StopActor stops one by name.
+// Listen lets a process that something else started (a scheduler's job)
+// join the tree over mutual TLS.
+//
 // # Hygiene
 //
 // Every child is the leader of its own process group, so a terminal's Ctrl-C
