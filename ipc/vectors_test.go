@@ -3,11 +3,9 @@ package ipc
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
 
+	"github.com/arbor-go/arbor/internal/vectortest"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -24,7 +22,7 @@ func TestSchemaVector(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := vectorPayload(t, "return-schema", "v"); !bytes.Equal(got, want) {
+	if want := vectortest.Payload(t, "return-schema", "v"); !bytes.Equal(got, want) {
 		t.Fatalf("arbor.schema answers\n%x\nthe vector holds\n%x", got, want)
 	}
 }
@@ -47,7 +45,7 @@ func TestCancelVectors(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		want := vectorPayload(t, tt.vector, "args")
+		want := vectortest.Payload(t, tt.vector, "args")
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: the runtime sends %x, the vector holds %x", tt.vector, got, want)
 		}
@@ -56,25 +54,4 @@ func TestCancelVectors(t *testing.T) {
 			t.Errorf("%s decodes to %+v, %v; want %+v", tt.vector, back, err, tt.args)
 		}
 	}
-}
-
-// vectorPayload is the payload field of a golden vector's JSON.
-func vectorPayload(t *testing.T, vector, field string) []byte {
-	t.Helper()
-	data, err := os.ReadFile("../testdata/protocol/" + vector + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct {
-		Fields map[string]any `json:"fields"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := v.Fields[field].(string)
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) == 0 {
-		t.Fatalf("%s.json: field %q is not a hex payload: %v", vector, field, err)
-	}
-	return b
 }

@@ -2,8 +2,6 @@ package spawn
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"net"
 	"os/exec"
@@ -95,11 +93,8 @@ func TestDialInAcrossNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authority, _ := splitAuthority(cred.bundle)
-	_, foreignCert := splitAuthority(foreign.bundle)
-	wrong := append(append([]byte(nil), authority...), foreignCert...)
 	intruder, intruderErr := startScheduled(t, ns.Command(self(t)),
-		connectEnv+"="+l.Addr(), credentialEnv+"="+base64.StdEncoding.EncodeToString(wrong))
+		connectEnv+"="+l.Addr(), credentialEnv+"="+foreignCertificate(cred, foreign))
 	var exit *exec.ExitError
 	if err := intruder.Wait(); !errors.As(err, &exit) || exit.ExitCode() != 2 {
 		t.Errorf("the process with another listener's credential exited with %v, want status 2\n%s", err, intruderErr)
@@ -156,11 +151,4 @@ func TestDialInAcrossNamespace(t *testing.T) {
 	t.Logf("the far side (child and its actor) exited %v after the link was cut (heartbeat %v, lifeline grace %v); this side saw the lost heartbeat %v after",
 		farGone.Round(time.Millisecond), beat, lifelineGrace, noticed.Round(time.Millisecond))
 	noChildrenLeft(t)
-}
-
-// splitAuthority splits a credential's bundle into the authority's
-// certificate, which comes first, and the child's certificate and key.
-func splitAuthority(bundle []byte) (authority, child []byte) {
-	_, child = pem.Decode(bundle)
-	return bundle[:len(bundle)-len(child)], child
 }

@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -127,10 +128,7 @@ func TestDialInRefusals(t *testing.T) {
 	refusedExit("another listener's credential", cmd, stderr)
 	// Another listener's certificate, from a process that trusts this
 	// listener's authority (no secret): this listener refuses it.
-	authority, _ := splitAuthority(cred.bundle)
-	_, foreignCert := splitAuthority(foreign.bundle)
-	wrong := append(append([]byte(nil), authority...), foreignCert...)
-	cmd, stderr = scheduled(t, connectEnv+"="+l.Addr(), credentialEnv+"="+base64.StdEncoding.EncodeToString(wrong))
+	cmd, stderr = scheduled(t, connectEnv+"="+l.Addr(), credentialEnv+"="+foreignCertificate(cred, foreign))
 	refusedExit("another listener's certificate", cmd, stderr)
 	// No credential at all.
 	cmd, stderr = scheduled(t, connectEnv+"="+l.Addr())
@@ -205,4 +203,20 @@ func TestDialInSilentClient(t *testing.T) {
 	if _, err := l.Accept(ctx); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
 	}
+}
+
+// foreignCertificate is a credential (as ARBOR_CREDENTIAL) that trusts the
+// authority of own's listener but presents the certificate another
+// listener issued in foreign: that listener refuses it.
+func foreignCertificate(own, foreign *Credential) string {
+	authority, _ := splitAuthority(own.bundle)
+	_, cert := splitAuthority(foreign.bundle)
+	return base64.StdEncoding.EncodeToString(append(append([]byte(nil), authority...), cert...))
+}
+
+// splitAuthority splits a credential's bundle into the authority's
+// certificate, which comes first, and the child's certificate and key.
+func splitAuthority(bundle []byte) (authority, child []byte) {
+	_, child = pem.Decode(bundle)
+	return bundle[:len(bundle)-len(child)], child
 }

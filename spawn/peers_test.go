@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 )
 
@@ -83,18 +82,12 @@ func TestStopActorByName(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	blocked := make(chan error, 2)
-	for _, ch := range []*ipc.Channel{b.Channel(), peer} {
-		go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
-		if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil { // calls are served in order of arrival
-			t.Fatal(err)
-		}
-	}
+	calls := []<-chan error{blockIn(t, b.Channel()), blockIn(t, peer)}
 	if _, err := stopPeer.Call(ctx, a.Channel(), "root.b"); err != nil {
 		t.Fatal(err)
 	}
 	var re *protocol.RemoteError
-	for range 2 {
+	for _, blocked := range calls {
 		select {
 		case err := <-blocked:
 			if !errors.As(err, &re) || !errors.Is(err, context.Canceled) || re.Canceller.Name != "root.a" {

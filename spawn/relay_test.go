@@ -3,11 +3,8 @@ package spawn
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/arbor-go/arbor/internal/proctest"
+	"github.com/arbor-go/arbor/internal/vectortest"
 	"github.com/arbor-go/arbor/ipc"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/vmihailenco/msgpack/v5"
@@ -40,6 +38,19 @@ func sproutFar(t *testing.T, parent *Actor, name string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// blockIn calls test.block on ch and returns once the actor serves it
+// (calls are served in order of arrival: an echo after it has come back);
+// the channel it returns gives the call's error.
+func blockIn(t *testing.T, ch *ipc.Channel) <-chan error {
+	t.Helper()
+	blocked := make(chan error, 1)
+	go func() { _, err := block.Call(context.Background(), ch, struct{}{}); blocked <- err }()
+	if _, err := echo.Call(context.Background(), ch, "the block call is in"); err != nil {
+		t.Fatal(err)
+	}
+	return blocked
 }
 
 func names(ids []protocol.ActorID) string {
@@ -124,11 +135,7 @@ func TestRelayedCancellation(t *testing.T) {
 		t.Fatalf("after the cancelled call: %q, %v", got, err)
 	}
 
-	blocked := make(chan error, 1)
-	go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
-	if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil {
-		t.Fatal(err)
-	}
+	blocked := blockIn(t, ch)
 	if _, err := stopPeer.Call(ctx, left.Channel(), "root.mid.far"); err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +169,7 @@ func TestRelayHopKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ch.Close()
-		blocked := make(chan error, 1)
-		go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
-		if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil {
-			t.Fatal(err)
-		}
+		blocked := blockIn(t, ch)
 		syscall.Kill(mid.PID(), syscall.SIGKILL)
 		hopLost(t, blocked, "root.mid.far", "actor root.mid (pid "+strconv.Itoa(mid.PID())+") killed by signal killed")
 		proctest.Eventually(t, 20*time.Second, "far to exit", func() bool { return !alive(farPID) })
@@ -229,7 +232,7 @@ func TestRelayVector(t *testing.T) {
 		{"started-relay", "v", relayStarted{Hops: []protocol.ActorID{root, pool}}},
 		{"yield-relay", "v", []byte{0, 0, 0, 0x3c}},
 	} {
-		want := vectorField(t, c.vector, c.field)
+		want := vectortest.Payload(t, c.vector, c.field)
 		var buf bytes.Buffer
 		enc := msgpack.NewEncoder(&buf)
 		enc.UseCompactInts(true) // as ipc's payloads
@@ -240,27 +243,6 @@ func TestRelayVector(t *testing.T) {
 			t.Errorf("%s: Go encodes\n%x\nthe vector holds\n%x", c.vector, buf.Bytes(), want)
 		}
 	}
-}
-
-// vectorField is the payload field of the golden vector name, as bytes.
-func vectorField(t *testing.T, name, field string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(vectorDir, name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct {
-		Fields map[string]any `json:"fields"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := v.Fields[field].(string)
-	b, err := hex.DecodeString(s)
-	if err != nil || s == "" {
-		t.Fatalf("%s: field %s is %v", name, field, v.Fields[field])
-	}
-	return b
 }
 
 // TestRelayHopStopKeepsAnswers: an actor a relay passes through that is
@@ -276,11 +258,7 @@ func TestRelayHopStopKeepsAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	blocked := make(chan error, 1)
-	go func() { _, err := block.Call(ctx, ch, struct{}{}); blocked <- err }()
-	if _, err := echo.Call(ctx, ch, "the block call is in"); err != nil {
-		t.Fatal(err)
-	}
+	blocked := blockIn(t, ch)
 	stopped := make(chan error, 1)
 	go func() { stopped <- mid.Stop(ctx) }()
 	select {

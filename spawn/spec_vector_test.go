@@ -10,12 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/arbor-go/arbor/internal/vectortest"
 	"github.com/arbor-go/arbor/protocol"
 )
 
 var updateVectors = flag.Bool("update", false, "rewrite spec.json and unix-secret.hex in testdata/protocol")
-
-const vectorDir = "../testdata/protocol"
 
 // vectorSpec is the ARBOR_SPEC of the vector spec.json (PROTOCOL.md §12.1).
 var vectorSpec = spec{
@@ -32,8 +31,8 @@ var vectorSpec = spec{
 // back as a child reads it, and unix-secret.hex the bytes a child writes on
 // connecting to the unix transport, before its hello (PROTOCOL.md §12.2).
 func TestSpecVectors(t *testing.T) {
-	specPath := filepath.Join(vectorDir, "spec.json")
-	secretPath := filepath.Join(vectorDir, "unix-secret.hex")
+	specPath := filepath.Join(vectortest.Dir(), "spec.json")
+	secretPath := filepath.Join(vectortest.Dir(), "unix-secret.hex")
 	encoded, err := json.Marshal(vectorSpec) // as Start puts it in the environment
 	if err != nil {
 		t.Fatal(err)

@@ -3,15 +3,12 @@ package spawn
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/arbor-go/arbor/internal/vectortest"
 	"github.com/arbor-go/arbor/protocol"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -127,22 +124,7 @@ func TestRegistryDuplicates(t *testing.T) {
 // TestRegistryVector: an Entry on the wire is the args of the golden vector
 // start-register (PROTOCOL.md §13), encoded as ipc encodes payloads.
 func TestRegistryVector(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(vectorDir, "start-register.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct {
-		Fields struct {
-			Args string `json:"args"`
-		} `json:"fields"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	want, err := hex.DecodeString(v.Fields.Args)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := vectortest.Payload(t, "start-register", "args")
 	e := Entry{Name: "root.pool.worker-1", Aliases: []string{"cache"}, UUID: "c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e0f",
 		Parent: "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", PID: 70000, Host: "node-3", Addr: "/tmp/arbor-peer-1234/peer.sock"}
 	var buf bytes.Buffer
@@ -160,44 +142,24 @@ func TestRegistryVector(t *testing.T) {
 	}
 
 	// return-find: the root's answer, numbered.
-	data, err = os.ReadFile(filepath.Join(vectorDir, "return-find.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		Fields struct {
-			V string `json:"v"`
-		} `json:"fields"`
-	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		t.Fatal(err)
-	}
-	found, _ := hex.DecodeString(r.Fields.V)
+	found := vectortest.Payload(t, "return-find", "v")
 	var got Entry
 	if err := msgpack.Unmarshal(found, &got); err != nil || got.Seq != 7 || got.Name != e.Name {
 		t.Fatalf("return-find decodes to %+v, %v", got, err)
 	}
 
 	// error-not-found: how ErrNotFound crosses, as this runtime boxes it.
-	data, err = os.ReadFile(filepath.Join(vectorDir, "error-not-found.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ev struct {
-		Fields struct {
-			Err struct {
-				Type, Msg, Name string
-			} `json:"err"`
-		} `json:"fields"`
+		Err struct {
+			Type, Msg, Name string
+		} `json:"err"`
 	}
-	if err := json.Unmarshal(data, &ev); err != nil {
-		t.Fatal(err)
-	}
+	vectortest.Fields(t, "error-not-found", &ev)
 	mid := start(t, Options{Name: "mid"})
-	_, err = find.Call(context.Background(), mid.Channel(), "root.nobody")
+	_, err := find.Call(context.Background(), mid.Channel(), "root.nobody")
 	var re *protocol.RemoteError
-	if !errors.As(err, &re) || re.Name != ev.Fields.Err.Name || re.Type != ev.Fields.Err.Type || re.Message != ev.Fields.Err.Msg {
-		t.Errorf("ErrNotFound crosses as %+v; the vector says %+v", re, ev.Fields.Err)
+	if !errors.As(err, &re) || re.Name != ev.Err.Name || re.Type != ev.Err.Type || re.Message != ev.Err.Msg {
+		t.Errorf("ErrNotFound crosses as %+v; the vector says %+v", re, ev.Err)
 	}
 }
 
