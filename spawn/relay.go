@@ -117,9 +117,11 @@ func nextHop(uuid string, from *ipc.Channel) *ipc.Channel {
 // pass copies the bytes between the two channels' calls, both ways, until
 // the far side returns; its result is the relay's. Each side's closing of
 // its direction is passed on as it comes. A direction that breaks (an item
-// past relayChunk, a send that fails) fails the whole relay.
+// past relayChunk, a receive that fails) fails the whole relay.
 func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[relayStarted, []byte, []byte, struct{}]) error {
 	farEnded, stopForward := context.WithCancel(context.Background())
+	back, breakBack := context.WithCancelCause(context.Background()) // bounds the sends back
+	defer breakBack(nil)
 	forward := make(chan struct{})
 	var broke error // why the forward direction broke; read after forward closes
 
@@ -133,17 +135,22 @@ func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[rela
 				return
 			}
 			if err == nil {
-				if err = relayItem(b); err == nil {
-					err = on.Send(b)
-				}
+				err = relayItem(b)
 			}
-			if err != nil {
-				if farEnded.Err() == nil {
-					broke = err
-					on.Close() // ends the loop below too
+			if err == nil {
+				if on.Send(b) != nil {
+					// The far call has ended (its return or error), or
+					// ctx has: the loop below sees which.
+					return
 				}
-				return
+				continue
 			}
+			if farEnded.Err() == nil { // broken, not ended by the loop below
+				broke = err
+				breakBack(err)
+				on.Close()
+			}
+			return
 		}
 	}()
 	var err error
@@ -155,7 +162,7 @@ func pass(s *ipc.Session[relayStarted, []byte, []byte], on *ipc.ContextCall[rela
 		if err = relayItem(b); err != nil {
 			break
 		}
-		if err = s.Send(b); err != nil {
+		if err = s.SendContext(back, b); err != nil {
 			break
 		}
 	}
@@ -289,6 +296,7 @@ func dialRelay(ctx context.Context, e Entry, functions *ipc.Table) (*ipc.Channel
 			return ch, nil
 		}
 	}
+	stop()
 	end()
 	if errors.Is(err, protocol.ErrUnknownFunction) {
 		err = fmt.Errorf("%w (it, or an actor on the way, does not serve arbor.relay): %w", ErrNoRelay, err)
@@ -366,7 +374,7 @@ func (t *tunnel) Write(p []byte) (int, error) {
 func (t *tunnel) SetWriteDeadline(d time.Time) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	if errors.Is(context.Cause(t.writes), net.ErrClosed) {
+	if t.closed.Err() != nil { // Close has ended writes for good
 		return nil
 	}
 	if t.deadline != nil && !t.deadline.Stop() || t.writes.Err() != nil {
@@ -392,9 +400,16 @@ func (t *tunnel) Close() error {
 		case <-t.heard:
 		case <-time.After(relayLinger):
 		}
-		t.stopRecv()
 		t.wmu.Lock()
+		t.stopRecv() // under wmu: SetWriteDeadline then sees it
+		if t.deadline != nil {
+			t.deadline.Stop()
+		}
 		t.endWrite(net.ErrClosed)
+		if context.Cause(t.writes) != net.ErrClosed { // a deadline had fired: its context stays ended, by it
+			t.writes, t.endWrite = context.WithCancelCause(context.Background())
+			t.endWrite(net.ErrClosed)
+		}
 		t.wmu.Unlock()
 		if t.abandon != nil {
 			t.abandon()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -293,5 +294,81 @@ func TestTunnelWriteBounds(t *testing.T) {
 	within(t, 10*time.Second, "the waiting write to fail", func() { err = <-wrote })
 	if err == nil {
 		t.Error("a write waiting at Close succeeded")
+	}
+	// After Close, whatever deadline is set, writes fail at once.
+	tn.SetWriteDeadline(time.Time{})
+	within(t, 10*time.Second, "a write after Close", func() { _, err = tn.Write([]byte("z")) })
+	if err == nil {
+		t.Error("a write after Close succeeded")
+	}
+}
+
+// pipePair opens a channel over net.Pipe: a is the initiator, b serves
+// funcs.
+func pipePair(t *testing.T, funcs *ipc.Table) (a, b *ipc.Channel) {
+	t.Helper()
+	ca, cb := net.Pipe()
+	errs := make(chan error, 1)
+	go func() {
+		var err error
+		b, err = ipc.Open(context.Background(), cb, ipc.Options{Actor: protocol.ActorID{Name: "b"}, Functions: funcs})
+		errs <- err
+	}()
+	a, err := ipc.Open(context.Background(), ca, ipc.Options{Actor: protocol.ActorID{Name: "a"}, Initiator: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestRelayKeepsTheReturn: a far side that returns while the hop's
+// forward direction waits for its credit ends the relay with its return,
+// not with the forward's failed send.
+func TestRelayKeepsTheReturn(t *testing.T) {
+	full := make(chan struct{}) // the hop's forward is waiting for the target's credit
+	target := ipc.NewContext("t.target", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
+		s.Started(relayStarted{})
+		<-full // reads nothing until then
+		return struct{}{}, nil
+	})
+	toTarget, _ := pipePair(t, ipc.MustNewTable(target))
+	hop := ipc.NewContext("t.hop", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
+		on, err := target.Open(ctx, toTarget, struct{}{})
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer on.Close()
+		s.Started(on.Started())
+		return struct{}{}, pass(s, on)
+	})
+	dialer, _ := pipePair(t, ipc.MustNewTable(hop))
+	c, err := hop.Open(context.Background(), dialer, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		// The target's credit is a window of items, and the hop grants
+		// the dialer a window more once it has taken one: with two sent,
+		// the forward holds more than the target takes, and waits.
+		for i := range 3 * ipc.DefaultWindow {
+			if c.Send([]byte("0123456789")) != nil {
+				return // the relay has ended
+			}
+			if i == 2*ipc.DefaultWindow-1 {
+				close(full)
+			}
+		}
+	}()
+	within(t, 20*time.Second, "the relay's result", func() { _, err = c.Result() })
+	<-sent
+	if err != nil {
+		t.Errorf("the target returned, but the relay's result is %v", err)
 	}
 }
