@@ -372,3 +372,46 @@ func TestRelayKeepsTheReturn(t *testing.T) {
 		t.Errorf("the target returned, but the relay's result is %v", err)
 	}
 }
+
+// TestRelaySlowConsumer: a stream through a relay whose consumer stops
+// reading holds only its own credit: other calls on the relayed channel,
+// and on the tree's channels the relay crosses, go on; then the stream
+// resumes where it stopped and loses nothing.
+func TestRelaySlowConsumer(t *testing.T) {
+	ctx := context.Background()
+	mid := start(t, Options{Name: "mid"})
+	sproutFar(t, mid, "far")
+	ch, err := Dial(ctx, "root.mid.far", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	const n = 100000
+	s, err := count.Open(ctx, ch, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Recv(); err != nil || v != 0 {
+		t.Fatalf("the first item: %d, %v", v, err)
+	}
+	// Not reading the stream: far sends until its credit is spent.
+	for i := range 50 {
+		if got, err := echo.Call(ctx, ch, "beside the stream"); err != nil || got != "beside the stream" {
+			t.Fatalf("call %d on the relayed channel, its stream unread: %q, %v", i, got, err)
+		}
+		if _, err := echo.Call(ctx, mid.Channel(), "on the tree"); err != nil {
+			t.Fatalf("call %d to the hop, the relay through it unread: %v", i, err)
+		}
+	}
+	sum := 0
+	for v, err := range s.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	if want := (n - 1) * n / 2; sum != want {
+		t.Errorf("the rest of the stream summed to %d, want %d", sum, want)
+	}
+}
