@@ -28,16 +28,8 @@ func TestDialInAcrossNamespace(t *testing.T) {
 	defer cancel()
 	const beat = 200 * time.Millisecond
 	var log proctest.Buffer
-	l, err := Listen(ctx, net.JoinHostPort(ns.Here, "0"),
-		ListenOptions{Heartbeat: beat, Logger: hclog.New(&hclog.LoggerOptions{Output: &log})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cred, err := l.Expect("far-job")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, cred := listenFor(t, ctx, net.JoinHostPort(ns.Here, "0"),
+		ListenOptions{Heartbeat: beat, Logger: hclog.New(&hclog.LoggerOptions{Output: &log})}, "far-job")
 	cmd, stderr := startScheduled(t, ns.Command(self(t)), cred.Env()...)
 	j, err := l.Accept(ctx)
 	if err != nil {
@@ -84,15 +76,7 @@ func TestDialInAcrossNamespace(t *testing.T) {
 	// by a process that trusts this listener (its authority's certificate
 	// is no secret): with the other authority's, the process itself would
 	// refuse this listener, which would never see the certificate.
-	other, err := Listen(ctx, "127.0.0.1:0", ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	foreign, err := other.Expect("intruder")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, foreign := listenFor(t, ctx, "127.0.0.1:0", ListenOptions{}, "intruder")
 	intruder, intruderErr := startScheduled(t, ns.Command(self(t)),
 		connectEnv+"="+l.Addr(), credentialEnv+"="+foreignCertificate(cred, foreign))
 	var exit *exec.ExitError

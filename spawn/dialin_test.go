@@ -43,15 +43,7 @@ func startScheduled(t *testing.T, cmd *exec.Cmd, env ...string) (*exec.Cmd, *pro
 func TestDialIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Listen(ctx, "127.0.0.1:0", ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	cred, err := l.Expect("job-7")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, cred := listenFor(t, ctx, "127.0.0.1:0", ListenOptions{}, "job-7")
 	cmd, stderr := scheduled(t, cred.Env()...)
 	j, err := l.Accept(ctx)
 	if err != nil {
@@ -86,24 +78,8 @@ func TestDialInRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var log proctest.Buffer
-	l, err := Listen(ctx, "127.0.0.1:0", ListenOptions{Logger: hclog.New(&hclog.LoggerOptions{Output: &log})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	other, err := Listen(ctx, "127.0.0.1:0", ListenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	foreign, err := other.Expect("intruder")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := l.Expect("job")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, cred := listenFor(t, ctx, "127.0.0.1:0", ListenOptions{Logger: hclog.New(&hclog.LoggerOptions{Output: &log})}, "job")
+	_, foreign := listenFor(t, ctx, "127.0.0.1:0", ListenOptions{}, "intruder")
 	refusedExit := func(what string, cmd *exec.Cmd, stderr *proctest.Buffer) {
 		t.Helper()
 		err := cmd.Wait()
@@ -203,6 +179,22 @@ func TestDialInSilentClient(t *testing.T) {
 	if _, err := l.Accept(ctx); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
 	}
+}
+
+// listenFor listens on addr for the rest of the test, expecting one child
+// named name, whose credential it returns.
+func listenFor(t *testing.T, ctx context.Context, addr string, opts ListenOptions, name string) (*Listener, *Credential) {
+	t.Helper()
+	l, err := Listen(ctx, addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	cred, err := l.Expect(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, cred
 }
 
 // foreignCertificate is a credential (as ARBOR_CREDENTIAL) that trusts the
