@@ -135,6 +135,11 @@ var (
 		}
 		return r, nil
 	})
+	// stopByName stops an actor of the tree by name (a relayed arbor.stop
+	// for a Python actor).
+	stopByName = ipc.NewFunc("stop_by_name", func(ctx context.Context, name string) (struct{}, error) {
+		return struct{}{}, spawn.StopActor(ctx, name)
+	})
 	// dialEntry dials the actor e names from this one, for a Python
 	// parent's test: a Python parent serves no arbor.relay to its children.
 	dialEntry = ipc.NewFunc("dial_entry", func(ctx context.Context, e spawn.Entry) (dialRefusal, error) {
@@ -161,7 +166,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, dialEntry))
+	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, stopByName, dialEntry))
 	goleak.VerifyTestMain(m)
 }
 
@@ -567,5 +572,48 @@ func TestGoDialsPython(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGoStopsPythonByName: a Go sibling stops the Python actor by name
+// (spawn.StopActor: arbor.stop on a relayed channel, on its own behalf). The
+// Python actor cancels what it serves, naming the sibling, and exits with
+// status 0.
+func TestGoStopsPythonByName(t *testing.T) {
+	py := pyenv.Require(t)
+	note := filepath.Join(t.TempDir(), "note")
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		w := startWorker(t, n, "py", nil)
+		done := make(chan error, 1)
+		go func() { _, err := noteCanc.Call(ctx, w.Channel(), note); done <- err }()
+		proctest.Eventually(t, 20*time.Second, "the Python function to start", func() bool { _, err := os.Stat(note + ".up"); return err == nil })
+		sib, err := n.StartActor(spawn.Options{Name: "sibling", Env: append(os.Environ(), pythonEnv+"="+py)})
+		if err != nil {
+			return err
+		}
+		if _, err := stopByName.Call(ctx, sib.Channel(), "root.py"); err != nil {
+			return fmt.Errorf("the sibling's StopActor: %w", err)
+		}
+		select {
+		case err := <-done:
+			var re *protocol.RemoteError
+			if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Canceller.Name != "root.sibling" {
+				t.Errorf("the served call ended with %v; want cancelled by root.sibling", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stopped Python actor did not end its call")
+		}
+		select {
+		case <-w.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stopped Python actor did not exit")
+		}
+		return w.Wait()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(note); err != nil || string(b) != "root.sibling" {
+		t.Errorf("the Python function's canceller is %q (%v), want root.sibling", b, err)
 	}
 }
