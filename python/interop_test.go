@@ -583,7 +583,13 @@ func TestGoStopsPythonByName(t *testing.T) {
 	py := pyenv.Require(t)
 	note := filepath.Join(t.TempDir(), "note")
 	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
-		w := startWorker(t, n, "py", nil)
+		// Outside the nursery, which would take the stop it did not ask for
+		// for a failure.
+		w, err := spawn.Start(ctx, spawn.Options{Name: "py", Binary: py, Args: []string{filepath.Join(pyenv.Dir(), "tests", "worker.py")}})
+		if err != nil {
+			return err
+		}
+		defer w.Stop(ctx)
 		done := make(chan error, 1)
 		go func() { _, err := noteCanc.Call(ctx, w.Channel(), note); done <- err }()
 		proctest.Eventually(t, 20*time.Second, "the Python function to start", func() bool { _, err := os.Stat(note + ".up"); return err == nil })
