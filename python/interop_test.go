@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +39,21 @@ var (
 	noteCanc   = ipc.NewFunc[string, any]("note_canceller", nil)
 	nap        = ipc.NewFunc[float64, string]("nap", nil)
 )
+
+// dialReport is what dial_python saw through the tree.
+type dialReport struct {
+	Square int      `msgpack:"square"`
+	Type   string   `msgpack:"type"`
+	Source string   `msgpack:"source"`
+	Relay  []string `msgpack:"relay"` // the names in the error's relay path
+}
+
+// dialRefusal is how dial_entry's Dial failed.
+type dialRefusal struct {
+	NoRelay         bool   `msgpack:"no_relay"`
+	UnknownFunction bool   `msgpack:"unknown_function"`
+	Error           string `msgpack:"error"`
+}
 
 type pair struct {
 	A int `msgpack:"a"`
@@ -96,6 +112,44 @@ var (
 		})
 		return nil, err
 	})
+	// dialPython dials a Python actor from this one, a sibling of it, and
+	// reports what square and boom give on the relayed channel.
+	dialPython = ipc.NewFunc("dial_python", func(ctx context.Context, name string) (dialReport, error) {
+		ch, err := spawn.Dial(ctx, name, nil)
+		if err != nil {
+			return dialReport{}, err
+		}
+		defer ch.Close()
+		var r dialReport
+		if r.Square, err = square.Call(ctx, ch, 7); err != nil {
+			return r, err
+		}
+		_, err = boom.Call(ctx, ch, "from a sibling")
+		var re *protocol.RemoteError
+		if !errors.As(err, &re) {
+			return r, fmt.Errorf("boom: %v (%T), want a RemoteError", err, err)
+		}
+		r.Type, r.Source = re.Type, re.Source.Name
+		for _, hop := range re.Relay {
+			r.Relay = append(r.Relay, hop.Name)
+		}
+		return r, nil
+	})
+	// stopByName stops an actor of the tree by name (a relayed arbor.stop
+	// for a Python actor).
+	stopByName = ipc.NewFunc("stop_by_name", func(ctx context.Context, name string) (struct{}, error) {
+		return struct{}{}, spawn.StopActor(ctx, name)
+	})
+	// dialEntry dials the actor e names from this one, for a Python
+	// parent's test: a Python parent serves no arbor.relay to its children.
+	dialEntry = ipc.NewFunc("dial_entry", func(ctx context.Context, e spawn.Entry) (dialRefusal, error) {
+		ch, err := spawn.DialEntry(ctx, e, nil)
+		if err == nil {
+			ch.Close()
+			return dialRefusal{}, errors.New("the relay was taken")
+		}
+		return dialRefusal{NoRelay: errors.Is(err, spawn.ErrNoRelay), UnknownFunction: errors.Is(err, protocol.ErrUnknownFunction), Error: err.Error()}, nil
+	})
 	// children starts n Go actors below this one, which stay until this
 	// actor stops, and returns their pids.
 	children = ipc.NewFunc("children", func(ctx context.Context, n int) ([]int, error) {
@@ -112,7 +166,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay))
+	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, stopByName, dialEntry))
 	goleak.VerifyTestMain(m)
 }
 
@@ -434,22 +488,138 @@ func TestPythonSuite(t *testing.T) {
 	proctest.NoChildrenLeft(t)
 }
 
-// TestPythonTakesNoRelay: Dial to a Python actor, which serves neither a
-// peer socket nor arbor.relay (python/ speaks up to 1.3), fails with
-// spawn.ErrNoRelay, and the actor goes on.
-func TestPythonTakesNoRelay(t *testing.T) {
-	pyenv.Require(t)
+// TestGoDialsPython: Dial reaches a Python actor, which has no peer socket,
+// through the tree (PROTOCOL.md §13.3): calls, streams and contexts work end
+// to end, a Python exception arrives as a RemoteError from the actor, and
+// closing the relayed channel leaves the actor's own channel working. From
+// the root the relay passes no actor between the ends; from a Go sibling it
+// passes the root, which the error's relay path names.
+func TestGoDialsPython(t *testing.T) {
+	py := pyenv.Require(t)
 	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
-		ch := startWorker(t, n, "py", nil).Channel()
-		if _, err := spawn.Dial(ctx, "root.py", nil); !errors.Is(err, spawn.ErrNoRelay) || !errors.Is(err, protocol.ErrUnknownFunction) {
-			t.Errorf("Dial to a Python actor: %v; want spawn.ErrNoRelay, with the unknown function", err)
+		w := startWorker(t, n, "py", nil)
+		ch, err := spawn.Dial(ctx, "root.py", nil)
+		if err != nil {
+			return fmt.Errorf("Dial to the Python actor: %w", err)
 		}
-		if got, err := square.Call(ctx, ch, 3); err != nil || got != 9 {
-			t.Errorf("square after the refused relay = %d, %v", got, err)
+		if ch.Peer().Name != "root.py" {
+			t.Errorf("the relayed channel's peer is %v", ch.Peer())
+		}
+		if got, err := square.Call(ctx, ch, 12); err != nil || got != 144 {
+			t.Errorf("square(12) through the tree = %d, %v; want 144", got, err)
+		}
+		s, err := count.Open(ctx, ch, 3000) // past both windows, and many relay items
+		if err != nil {
+			return err
+		}
+		want := 0
+		for v, err := range s.All() {
+			if err != nil {
+				return err
+			}
+			if v != want {
+				return fmt.Errorf("item %d is %d", want, v)
+			}
+			want++
+		}
+		if want != 3000 {
+			t.Errorf("the stream ended after %d items, want 3000", want)
+		}
+		cc, err := echo.Open(ctx, ch, 2)
+		if err != nil {
+			return err
+		}
+		for i := range 50 {
+			if err := cc.Send(i); err != nil {
+				return err
+			}
+			if v, err := cc.Recv(); err != nil || v != 2*i {
+				return fmt.Errorf("echo %d: %d, %v", i, v, err)
+			}
+		}
+		cc.CloseSend()
+		if got, err := cc.Result(); err != nil || got != 50 {
+			t.Errorf("echo result %d, %v; want 50", got, err)
+		}
+		_, err = boom.Call(ctx, ch, "sensor offline")
+		var re *protocol.RemoteError
+		if !errors.As(err, &re) {
+			t.Fatalf("boom through the tree: %v (%T), want a RemoteError", err, err)
+		}
+		if re.Type != "ValueError" || re.Message != "sensor offline" || re.Source.Name != "root.py" || len(re.Relay) != 0 {
+			t.Errorf("boom: type %q, message %q, source %q, relay %v; want ValueError from root.py, no relay",
+				re.Type, re.Message, re.Source.Name, re.Relay)
+		}
+		if err := ch.Close(); err != nil {
+			t.Errorf("closing the relayed channel: %v", err)
+		}
+		if got, err := square.Call(ctx, w.Channel(), 3); err != nil || got != 9 {
+			t.Errorf("square on the worker's own channel after the relay = %d, %v", got, err)
+		}
+
+		sib, err := n.StartActor(spawn.Options{Name: "sibling", Env: append(os.Environ(), pythonEnv+"="+py)})
+		if err != nil {
+			return err
+		}
+		got, err := dialPython.Call(ctx, sib.Channel(), "root.py")
+		if err != nil {
+			return fmt.Errorf("the sibling's Dial: %w", err)
+		}
+		if got.Square != 49 || got.Type != "ValueError" || got.Source != "root.py" || !slices.Equal(got.Relay, []string{"root"}) {
+			t.Errorf("from the sibling: %+v; want square 49 and a ValueError from root.py relayed through root", got)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGoStopsPythonByName: a Go sibling stops the Python actor by name
+// (spawn.StopActor: arbor.stop on a relayed channel, on its own behalf). The
+// Python actor cancels what it serves, naming the sibling, and exits with
+// status 0.
+func TestGoStopsPythonByName(t *testing.T) {
+	py := pyenv.Require(t)
+	note := filepath.Join(t.TempDir(), "note")
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		// Outside the nursery, which would take the stop it did not ask for
+		// for a failure.
+		w, err := spawn.Start(ctx, spawn.Options{Name: "py", Binary: py, Args: []string{filepath.Join(pyenv.Dir(), "tests", "worker.py")}})
+		if err != nil {
+			return err
+		}
+		defer w.Stop(ctx)
+		done := make(chan error, 1)
+		go func() { _, err := noteCanc.Call(ctx, w.Channel(), note); done <- err }()
+		proctest.Eventually(t, 20*time.Second, "the Python function to start", func() bool { _, err := os.Stat(note + ".up"); return err == nil })
+		sib, err := n.StartActor(spawn.Options{Name: "sibling", Env: append(os.Environ(), pythonEnv+"="+py)})
+		if err != nil {
+			return err
+		}
+		if _, err := stopByName.Call(ctx, sib.Channel(), "root.py"); err != nil {
+			return fmt.Errorf("the sibling's StopActor: %w", err)
+		}
+		select {
+		case err := <-done:
+			var re *protocol.RemoteError
+			if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Canceller.Name != "root.sibling" {
+				t.Errorf("the served call ended with %v; want cancelled by root.sibling", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stopped Python actor did not end its call")
+		}
+		select {
+		case <-w.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stopped Python actor did not exit")
+		}
+		return w.Wait()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(note); err != nil || string(b) != "root.sibling" {
+		t.Errorf("the Python function's canceller is %q (%v), want root.sibling", b, err)
 	}
 }

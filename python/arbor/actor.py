@@ -11,6 +11,7 @@ import threading
 import msgpack
 
 from . import channel as chan
+from .relay import RelayTarget
 from .log import JSONLineHandler, LEVELS
 
 SPEC_ENV = "ARBOR_SPEC"
@@ -159,18 +160,30 @@ def _serve(spec, functions, on_stop):
 
     def serve_stop(ctx, args):
         # (1.2) {"by": actor}: the parent stops this actor on behalf of
-        # an actor further up, whom the cancelled calls name.
+        # an actor further up, whom the cancelled calls name; a peer on a
+        # relayed channel (1.5) names itself, or is named when it does not.
         by = args.get("by") if isinstance(args, dict) else None
-        why.setdefault("stopped", by if isinstance(by, dict) and by.get("uuid") else True)
+        why.setdefault("stopped", by if isinstance(by, dict) and by.get("uuid") else ctx.peer)
         stop.set()
         return None
     serve_stop._arbor_runtime = True
 
-    table = chan.Functions()
-    table.table = dict(functions.table if functions else {})
-    table.add("arbor.stop", "func", serve_stop)
-    reader, write, close = connect(spec)
+    def serve_peer_addr(ctx, args):
+        return ""  # (1.4) no peer socket: dialers come through the tree
+    serve_peer_addr._arbor_runtime = True
+
+    # What relayed channels serve (PROTOCOL.md section 13.3): the actor's
+    # functions and arbor.stop, for a peer that stops it by name.
+    relayed = chan.Functions()
+    relayed.table = dict(functions.table if functions else {})
+    relayed.add("arbor.stop", "func", serve_stop)
     base = {"logger": logger, "spec": spec}
+    relays = RelayTarget(relayed, logger, base)
+    table = chan.Functions()
+    table.table = dict(relayed.table)
+    table.add("arbor.peer_addr", "func", serve_peer_addr)
+    table.add("arbor.relay", "context", relays.serve)
+    reader, write, close = connect(spec)
     ch = chan.Channel(reader, write, close, spec["actor"], initiator=False, functions=table, logger=logger,
                       base=base)
 
@@ -193,10 +206,16 @@ def _serve(spec, functions, on_stop):
     elif why.get("stopped"):
         by = why["stopped"] if isinstance(why["stopped"], dict) else ch.peer
         reason, grace = "actor stopped by its parent", None
+        name = by.get("name", "")
+        if by.get("uuid") != ch.peer.get("uuid") and not spec["actor"]["name"].startswith(name + "."):
+            reason = "actor stopped by %s" % name  # a peer, not an actor above (Go's StopActor)
     else:
         by, reason, grace = ch.peer, "actor's parent went away", LIFELINE_GRACE
     logger.debug("stopping", extra={"fields": {"reason": reason}})
-    if not ch.cancel_served(by, reason, grace):
+    # Relayed channels first, so that their answers go back before the
+    # relays' own calls on the parent's channel end (section 13.3).
+    relayed_done = relays.close(by, reason, grace)
+    if not ch.cancel_served(by, reason, grace) or not relayed_done:
         return  # calls ignore their cancellation; with the parent gone nobody waits
     if on_stop is not None:
         on_stop()

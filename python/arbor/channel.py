@@ -72,9 +72,20 @@ def box(e, actor, tb=True):
         code = ""
     stack = "".join(traceback.format_exception(type(e), e, e.__traceback__)) if tb else ""
     err = RemoteError(str(e), code, "arbor." + code if code else type_name(e), stack, dict(actor))
+    # A sentinel both sides registered (section 4.1): the exception's class
+    # says which, as error_name.
+    name = getattr(e, "error_name", "")
+    if isinstance(name, str):
+        err.name = name
     if code == "cancelled":
         err.canceller = getattr(e, "canceller", None)
     return err
+
+
+def relayed_through(e, hop):
+    """e as relayed through hop, at every depth of a group (section 4.2)."""
+    return RemoteError(e.msg, e.code, e.type, e.stack, e.src, e.relay + [dict(hop)], e.canceller, e.name, e.data,
+                       [relayed_through(c, hop) for c in e.children])
 
 
 class Functions:
@@ -295,16 +306,21 @@ class Channel:
     closes it when the stream ends. write writes all of the bytes it is
     given; close_stream ends this side's writing (the peer then sees the
     end of the stream, and closes its side in turn).
+
+    via lists the actors the stream passes through between the two sides,
+    from the peer's side (a relay, section 13.3): an error the peer sends is
+    noted as relayed through each of them.
     """
 
     def __init__(self, reader, write, close_stream, actor, initiator, functions=None, logger=None,
-                 base=None):
+                 base=None, via=()):
         self.actor = {"name": actor.get("name", ""), "uuid": actor.get("uuid", "")}
         self.initiator = initiator
         self.peer = None
         self.peer_version = None
         self.logger = logger
         self.base = base or {}
+        self.via = [{"name": a.get("name", ""), "uuid": a.get("uuid", "")} for a in via]
         self._reader = reader
         self._close_stream = close_stream
         self._functions = dict(functions.table if functions else {})
@@ -707,12 +723,16 @@ class _Task:
         self._in_done = False  # the caller's direction has ended
         self._finished = False
         self._started = False
+        self._sent_stop = False  # this side's direction has ended (contexts)
+        self._abandoned = False  # the caller's further items are dropped (contexts)
         self._their_credit = WINDOW  # what we granted the caller (contexts)
         self._taken = 0
 
     # called by the reader
     def receive(self, m):
         with self._cond:
+            if self._abandoned and m.kind in ("yield", "stop"):
+                return
             if m.kind == "credit" and self.kind in ("stream", "context"):
                 self._credit += m.get("n")
                 self._cond.notify_all()
@@ -794,7 +814,8 @@ class _Task:
                     if not self._started:
                         ctx.start(None)
                     with self._cond:
-                        stop = not self._finished
+                        stop = not self._finished and not self._sent_stop
+                        self._sent_stop = True
                     if stop:
                         self.ch._send_quietly(Message("stop", cid=self.cid))
                     msg = Message("return", cid=self.cid, v=wire.pack(result))
@@ -835,9 +856,11 @@ class _Task:
 
     def next_item(self, timeout=None):
         with self._cond:
-            while not self._inbox and not self._in_done and not self.cancelled.is_set():
+            while not self._inbox and not self._in_done and not self.cancelled.is_set() and not self._abandoned:
                 if not self._cond.wait(timeout):
                     raise TimeoutError("nothing from the caller")
+            if self._abandoned:
+                raise StopIteration
             if self._inbox:
                 v = self._inbox.pop(0)
                 self._taken += 1
@@ -891,8 +914,32 @@ class CallContext:
         t = self._task
         if t.kind != "context" or not t._started:
             raise RuntimeError("send: only a started context sends")
+        if t._sent_stop:
+            raise RuntimeError("send after close_send")
         t.take_credit()
         t.ch.send(Message("yield", cid=t.cid, v=wire.pack(item)))
+
+    def close_send(self):
+        """Ends this side's direction of a started context (stop) before
+        the function returns; repeat calls do nothing."""
+        t = self._task
+        if t.kind != "context" or not t._started:
+            raise RuntimeError("close_send: only a started context stops")
+        with t._cond:
+            if t._sent_stop or t._finished:
+                return
+            t._sent_stop = True
+        t.ch._send_quietly(Message("stop", cid=t.cid))
+
+    def abandon_recv(self):
+        """Stops reading the caller's items: a recv waiting returns, with
+        StopIteration as at the caller's stop, and items still to come are
+        dropped. For a function that gives up on the caller's stop."""
+        t = self._task
+        with t._cond:
+            t._abandoned = True
+            t._inbox = []
+            t._cond.notify_all()
 
     def recv(self, timeout=None):
         """The caller's next item; StopIteration once it has stopped."""
@@ -941,7 +988,10 @@ class _Call:
     def _receive(self, m):
         kind = m.kind
         if kind == "error":
-            self._finish(("err", m.get("err")))
+            err = m.get("err")
+            for hop in self.ch.via:
+                err = relayed_through(err, hop)
+            self._finish(("err", err))
         elif kind == "startack" and not self._acked:
             self._acked = True
         else:

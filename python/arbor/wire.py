@@ -12,7 +12,7 @@ import struct
 
 import msgpack
 
-MAJOR, MINOR = 1, 3
+MAJOR, MINOR = 1, 5
 MAX_FRAME = 16 << 20
 MAX_DEPTH = 64
 MAX_ERROR_DEPTH = 8

@@ -49,6 +49,14 @@ class PythonParentOfGo(unittest.TestCase):
         self.assertEqual(self.ch.call("add", {"a": 2, "b": 3}), 5)
         self.assertIsNone(self.ch.ping())
 
+    def test_no_relay_below_a_python_parent(self):
+        # A Python parent serves no arbor.relay to its children (it keeps no
+        # routes): a Go child's relay up the tree is refused as
+        # unknown_function, which Go reports as spawn.ErrNoRelay.
+        entry = {"name": "root.elsewhere", "uuid": "u-elsewhere", "parent": arbor.spawn.ROOT["uuid"]}
+        got = self.ch.call("dial_entry", entry, timeout=30)
+        self.assertTrue(got["no_relay"] and got["unknown_function"], got)
+
     def test_stream(self):
         items = list(self.ch.stream("count", 5000))
         self.assertEqual(items, list(range(5000)))
