@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/arbor-go/arbor/ipc"
 )
 
 // Benchmarks measure each figure against a baseline in the same run, in
@@ -328,5 +330,89 @@ func BenchmarkRelayCall(b *testing.B) {
 	b.ReportMetric(float64(per.Nanoseconds())/chunk, "ns/relayed-call")
 	b.ReportMetric(float64(straight.Nanoseconds())/chunk, "ns/direct-call")
 	b.ReportMetric(float64(base.Nanoseconds())/chunk, "baseline-ns/relayed-pingpong")
+	b.ReportMetric(float64(per)/float64(base), "x-baseline")
+}
+
+// BenchmarkRelayStream: a stream of small ints from an actor relayed
+// through one actor (root → mid → far), beside the same stream on a direct
+// connection to far, in one run; the floor is as many 8-byte messages'
+// bytes sent through a middle process copying with blocking I/O to a child
+// that copies them back in bulk, written and read at once.
+func BenchmarkRelayStream(b *testing.B) {
+	ctx := context.Background()
+	mid, err := Start(ctx, Options{Name: "mid"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mid.Stop(ctx)
+	kept, err := sprout.Open(ctx, mid.Channel(), struct {
+		Name     string
+		Launched bool
+	}{"far", false})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kept.Close()
+	if _, err := kept.Recv(); err != nil {
+		b.Fatal(err)
+	}
+	e, err := Find(ctx, "root.mid.far")
+	if err != nil {
+		b.Fatal(err)
+	}
+	relayed, err := dialRelay(ctx, e, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer relayed.Close()
+	direct, err := DialEntry(ctx, e, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Close()
+	cmd := exec.Command(os.Args[0], os.Args[0], "-test.run=^$")
+	cmd.Env = append(withMode("relay"), farModeEnv+"=raw-copy-stdio")
+	w, _ := cmd.StdinPipe()
+	r, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer w.Close()
+
+	const items = 20000
+	stream := func(ch *ipc.Channel) {
+		s, err := count.Open(ctx, ch, items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, err := range s.All() {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != items {
+			b.Fatalf("%d of %d items", n, items)
+		}
+	}
+	echoes := func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 8*items)
+			w.Write(buf)
+		}()
+		io.ReadFull(r, make([]byte, 8*items))
+		<-done
+	}
+	rounds := max(b.N, 1)
+	per, base := alternate(b, rounds, func() { stream(relayed) }, echoes)
+	straight, _ := alternate(b, rounds, func() { stream(direct) }, func() {})
+	rate := func(d time.Duration) float64 { return items / d.Seconds() }
+	b.ReportMetric(rate(per), "items/s-relayed")
+	b.ReportMetric(rate(straight), "items/s-direct")
+	b.ReportMetric(rate(base), "baseline-msgs/s")
 	b.ReportMetric(float64(per)/float64(base), "x-baseline")
 }

@@ -187,6 +187,10 @@ func TestMain(m *testing.M) {
 		parentTree()
 	case "contained-parent":
 		containedParent()
+	case "raw-copy-stdio":
+		// The baseline for streams: copy stdin to stdout in bulk.
+		io.Copy(os.Stdout, os.Stdin)
+		os.Exit(0)
 	case "raw-echo", "raw-echo-stdio":
 		// The baseline for transports: echo 8-byte messages from fd 3 to
 		// fd 4 (a socket, or two pipes), or from stdin to stdout, until
