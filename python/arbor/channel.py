@@ -967,7 +967,9 @@ class CallContext:
     def on_cancel(self, fn):
         """Runs fn(canceller) once, when the call is cancelled (at once if it
         has been): to pass a cancellation on to a call this one made. fn
-        runs on the thread that cancels, and must not block."""
+        runs on the thread that cancels (the reader's, when the channel
+        ends), and must not block for long: starting an arbor.cancel on
+        another channel is what it is for."""
         t = self._task
         with t._cond:
             if not t.cancelled.is_set():
