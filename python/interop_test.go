@@ -48,11 +48,18 @@ type dialReport struct {
 	Relay  []string `msgpack:"relay"` // the names in the error's relay path
 }
 
-// dialRefusal is how dial_entry's Dial failed.
-type dialRefusal struct {
-	NoRelay         bool   `msgpack:"no_relay"`
-	UnknownFunction bool   `msgpack:"unknown_function"`
-	Error           string `msgpack:"error"`
+// dialGoArgs names the Go actor dial_go dials; with Relay, it goes
+// through the tree even where the actor's peer socket is at hand.
+type dialGoArgs struct {
+	Name  string `msgpack:"name"`
+	Relay bool   `msgpack:"relay"`
+}
+
+// goDialReport is what dial_go saw on the channel it opened.
+type goDialReport struct {
+	Sum    int      `msgpack:"sum"`
+	Source string   `msgpack:"source"`
+	Relay  []string `msgpack:"relay"` // the names in fail's error's relay path
 }
 
 type pair struct {
@@ -140,15 +147,26 @@ var (
 	stopByName = ipc.NewFunc("stop_by_name", func(ctx context.Context, name string) (struct{}, error) {
 		return struct{}{}, spawn.StopActor(ctx, name)
 	})
-	// dialEntry dials the actor e names from this one, for a Python
-	// parent's test: a Python parent serves no arbor.relay to its children.
-	dialEntry = ipc.NewFunc("dial_entry", func(ctx context.Context, e spawn.Entry) (dialRefusal, error) {
-		ch, err := spawn.DialEntry(ctx, e, nil)
-		if err == nil {
-			ch.Close()
-			return dialRefusal{}, errors.New("the relay was taken")
+	// dialGo finds a Go actor of the tree (this binary) by name, dials it,
+	// and reports what add and fail give on the channel.
+	dialGo = ipc.NewFunc("dial_go", func(ctx context.Context, a dialGoArgs) (goDialReport, error) {
+		e, err := spawn.Find(ctx, a.Name)
+		if err != nil {
+			return goDialReport{}, err
 		}
-		return dialRefusal{NoRelay: errors.Is(err, spawn.ErrNoRelay), UnknownFunction: errors.Is(err, protocol.ErrUnknownFunction), Error: err.Error()}, nil
+		if a.Relay {
+			e.Addr = "" // as if across a launcher: through the tree
+		}
+		ch, err := spawn.DialEntry(ctx, e, nil)
+		if err != nil {
+			return goDialReport{}, err
+		}
+		defer ch.Close()
+		return callGo(ctx, ch)
+	})
+	// waitForName is spawn.WaitFor, from an actor of the tree.
+	waitForName = ipc.NewFunc("wait_for", func(ctx context.Context, name string) (spawn.Entry, error) {
+		return spawn.WaitFor(ctx, name)
 	})
 	// children starts n Go actors below this one, which stay until this
 	// actor stops, and returns their pids.
@@ -165,8 +183,27 @@ var (
 	})
 )
 
+// callGo calls add and fail of the Go actor at the other end of ch.
+func callGo(ctx context.Context, ch *ipc.Channel) (goDialReport, error) {
+	var r goDialReport
+	var err error
+	if r.Sum, err = add.Call(ctx, ch, pair{A: 20, B: 22}); err != nil {
+		return r, err
+	}
+	_, err = fail.Call(ctx, ch, "from afar")
+	var re *protocol.RemoteError
+	if !errors.As(err, &re) {
+		return r, fmt.Errorf("fail: %v (%T), want a RemoteError", err, err)
+	}
+	r.Source = re.Source.Name
+	for _, hop := range re.Relay {
+		r.Relay = append(r.Relay, hop.Name)
+	}
+	return r, nil
+}
+
 func TestMain(m *testing.M) {
-	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, stopByName, dialEntry))
+	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, stopByName, dialGo, waitForName))
 	goleak.VerifyTestMain(m)
 }
 
@@ -621,5 +658,109 @@ func TestGoStopsPythonByName(t *testing.T) {
 	}
 	if b, err := os.ReadFile(note); err != nil || string(b) != "root.sibling" {
 		t.Errorf("the Python function's canceller is %q (%v), want root.sibling", b, err)
+	}
+}
+
+// TestGoBelowPythonFindsAndDials: a Go actor below a Python one (root.py.go,
+// started by the Python worker) is in the tree's registry, which the Python
+// actor's registration passes up, and finds and dials actors elsewhere in
+// the tree: through the Python actor's arbor.relay, up to the root and down
+// to a Python sibling, which has no peer socket, or a Go one (relayed, and
+// directly, with the tree's secret the Python actor passed on). The root
+// reaches the Go grandchild through the Python actor, which the error's
+// relay path names; once the Python actor has stopped, its subtree has left
+// the registry.
+func TestGoBelowPythonFindsAndDials(t *testing.T) {
+	py := pyenv.Require(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		w := startWorker(t, n, "py", nil)
+		startWorker(t, n, "pysib", nil)
+		if _, err := n.StartActor(spawn.Options{Name: "sibling", Env: append(os.Environ(), pythonEnv+"="+py)}); err != nil {
+			return err
+		}
+		startChild := ipc.NewFunc[map[string]any, map[string]any]("start_child", nil)
+		callChild := ipc.NewFunc[map[string]any, goDialReport]("call_child", nil)
+		callChildPy := ipc.NewFunc[map[string]any, dialReport]("call_child", nil)
+		got, err := startChild.Call(ctx, w.Channel(), map[string]any{"binary": self, "name": "go"})
+		if err != nil {
+			return fmt.Errorf("the Python actor's start_child: %w", err)
+		}
+
+		// Registered by the Python actor, with where it takes peers.
+		e, err := spawn.Find(ctx, "root.py.go")
+		if err != nil {
+			return fmt.Errorf("Find of the Go grandchild: %w", err)
+		}
+		if e.UUID != got["uuid"] || e.Parent != w.ID().UUID || e.Addr == "" || e.PID == 0 || e.Host == "" {
+			t.Errorf("the Go grandchild's entry %+v; want uuid %v, parent %s, a peer address, a pid and a host", e, got["uuid"], w.ID().UUID)
+		}
+		list, err := spawn.List(ctx, "root.py")
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, e := range list {
+			names = append(names, e.Name)
+		}
+		if !slices.Equal(names, []string{"root.py", "root.py.go"}) {
+			t.Errorf("List(root.py) = %v", names)
+		}
+
+		// From the grandchild, up through the Python actor.
+		fromBelow, err := callChildPy.Call(ctx, w.Channel(), map[string]any{"name": "go", "fn": "dial_python", "args": "root.pysib"})
+		if err != nil {
+			return fmt.Errorf("the grandchild's Dial to the Python sibling: %w", err)
+		}
+		if fromBelow.Square != 49 || fromBelow.Type != "ValueError" || fromBelow.Source != "root.pysib" || !slices.Equal(fromBelow.Relay, []string{"root", "root.py"}) {
+			t.Errorf("from the grandchild to root.pysib: %+v; want square 49 and a ValueError from root.pysib relayed through root, root.py", fromBelow)
+		}
+		for _, relayed := range []bool{true, false} {
+			r, err := callChild.Call(ctx, w.Channel(), map[string]any{"name": "go", "fn": "dial_go", "args": dialGoArgs{Name: "root.sibling", Relay: relayed}})
+			if err != nil {
+				return fmt.Errorf("the grandchild's Dial to the Go sibling (relayed: %v): %w", relayed, err)
+			}
+			want := []string{"root", "root.py"}
+			if !relayed {
+				want = nil // its own socket
+			}
+			if r.Sum != 42 || r.Source != "root.sibling" || !slices.Equal(r.Relay, want) {
+				t.Errorf("from the grandchild to root.sibling (relayed: %v): %+v; want sum 42 and an error from root.sibling relayed through %v", relayed, r, want)
+			}
+		}
+
+		// From the root, down through the Python actor.
+		e.Addr = ""
+		ch, err := spawn.DialEntry(ctx, e, nil)
+		if err != nil {
+			return fmt.Errorf("the root's Dial to the grandchild through the Python actor: %w", err)
+		}
+		r, err := callGo(ctx, ch)
+		if err != nil {
+			ch.Close()
+			return err
+		}
+		if r.Sum != 42 || r.Source != "root.py.go" || !slices.Equal(r.Relay, []string{"root.py"}) {
+			t.Errorf("from the root to root.py.go: %+v; want sum 42 and an error from root.py.go relayed through root.py", r)
+		}
+		if err := ch.Close(); err != nil {
+			t.Errorf("closing the relayed channel: %v", err)
+		}
+
+		if err := w.Stop(ctx); err != nil {
+			return fmt.Errorf("stopping the Python actor: %w", err)
+		}
+		for _, name := range []string{"root.py", "root.py.go"} {
+			if _, err := spawn.Find(ctx, name); !errors.Is(err, spawn.ErrNotFound) {
+				t.Errorf("Find(%s) after the Python actor stopped: %v, want ErrNotFound", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,8 +18,9 @@ from .channel import (Channel, Functions, CallContext, PeerGone, Cancelled, Dead
                       HandshakeError, FuncCall, StreamCall, ContextCall)
 from .actor import main, read_spec, SpecError
 from .spawn import start_actor, Actor, StartError, ExitError
+from .tree import Tree, process_tree
 
 __all__ = ["RemoteError", "BadMessage", "FrameError", "MAJOR", "MINOR", "Channel", "Functions", "CallContext",
            "PeerGone", "Cancelled", "DeadlineExceeded", "BadArgument", "HandshakeError", "FuncCall",
            "StreamCall", "ContextCall", "main", "read_spec", "SpecError", "start_actor", "Actor",
-           "StartError", "ExitError"]
+           "StartError", "ExitError", "Tree", "process_tree"]

@@ -12,6 +12,7 @@ import msgpack
 
 from . import channel as chan
 from .relay import RelayTarget
+from .tree import Tree, set_process_tree
 from .log import JSONLineHandler, LEVELS
 
 SPEC_ENV = "ARBOR_SPEC"
@@ -179,19 +180,27 @@ def _serve(spec, functions, on_stop):
     relayed.add("arbor.stop", "func", serve_stop)
     base = {"logger": logger, "spec": spec}
     relays = RelayTarget(relayed, logger, base)
+    # This process's node of the tree (PROTOCOL.md section 13): the
+    # actors it starts are registered through it, and the relays that
+    # are not for it pass through it.
+    tree = Tree(spec["actor"], target=relays, secret=spec.get("peer_secret"))
     table = chan.Functions()
     table.table = dict(relayed.table)
     table.add("arbor.peer_addr", "func", serve_peer_addr)
-    table.add("arbor.relay", "context", relays.serve)
+    table.add("arbor.relay", "context", tree.serve_relay)
     reader, write, close = connect(spec)
     ch = chan.Channel(reader, write, close, spec["actor"], initiator=False, functions=table, logger=logger,
                       base=base)
+    tree.up = ch  # before the handshake: nothing is served until it is done
+    set_process_tree(tree)
 
     def from_hello(raw):
         given = check_spec(msgpack.unpackb(raw, raw=False))
         spec.update(given)
         spec.pop("from_hello", None)
         ch.logger = base["logger"] = actor_logger(spec)
+        tree.actor = dict(spec["actor"])
+        tree.secret = spec.get("peer_secret") or tree.secret
         return spec["actor"]
 
     ch.handshake(spec_from_hello=from_hello if spec.get("from_hello") else None)
@@ -215,7 +224,9 @@ def _serve(spec, functions, on_stop):
     # Relayed channels first, so that their answers go back before the
     # relays' own calls on the parent's channel end (section 13.3).
     relayed_done = relays.close(by, reason, grace)
-    if not ch.cancel_served(by, reason, grace) or not relayed_done:
+    # Relays through this actor go on while it stops the actors below,
+    # whose answers they carry; they end with those actors' channels.
+    if not ch.cancel_served(by, reason, grace, spare=("arbor.relay",)) or not relayed_done:
         return  # calls ignore their cancellation; with the parent gone nobody waits
     if on_stop is not None:
         on_stop()

@@ -629,10 +629,11 @@ class Channel:
             out.append(s)
         return out
 
-    def cancel_served(self, by, why, timeout=None):
-        """Cancels every call this side serves and waits for them to end."""
+    def cancel_served(self, by, why, timeout=None, spare=()):
+        """Cancels every call this side serves, but those of the functions
+        named in spare, and waits for them to end."""
         with self._lock:
-            tasks = list(self._served.values())
+            tasks = [t for t in self._served.values() if t.name not in spare]
         for t in tasks:
             t.cancel(by, why)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -689,6 +690,12 @@ class Channel:
         c._wait_started()
         return c
 
+    def start_context(self, name, args=None, timeout=None):
+        """Starts a context call and returns it at once, before its started
+        value: `wait_started()` waits for that (a caller that must be able
+        to cancel the call meanwhile)."""
+        return self._new_call(ContextCall, name, "context", args, timeout, WINDOW)
+
     def ping(self, timeout=None):
         return self.call("arbor.ping", None, timeout)
 
@@ -725,6 +732,8 @@ class _Task:
         self._started = False
         self._sent_stop = False  # this side's direction has ended (contexts)
         self._abandoned = False  # the caller's further items are dropped (contexts)
+        self._send_abandoned = False  # this side sends no more items (contexts)
+        self._on_cancel = []  # callbacks, given the canceller, run once at the cancellation
         self._their_credit = WINDOW  # what we granted the caller (contexts)
         self._taken = 0
 
@@ -765,6 +774,9 @@ class _Task:
             self.cancel_reason = why
             self.cancelled.set()
             self._cond.notify_all()
+            callbacks, self._on_cancel = self._on_cancel, []
+        for fn in callbacks:
+            fn(by)
 
     def finish(self, msg):
         """Sends the call's last message, once."""
@@ -848,8 +860,10 @@ class _Task:
 
     def take_credit(self):
         with self._cond:
-            while self._credit <= 0 and not self.cancelled.is_set() and not self._finished:
+            while self._credit <= 0 and not self.cancelled.is_set() and not self._finished and not self._send_abandoned:
                 self._cond.wait()
+            if self._send_abandoned:
+                raise PeerGone("this side has given up sending on the call")
             if self.cancelled.is_set() or self._finished:
                 raise Cancelled(self.cancel_reason or "call cancelled", self.canceller)
             self._credit -= 1
@@ -941,6 +955,28 @@ class CallContext:
             t._inbox = []
             t._cond.notify_all()
 
+    def abandon_send(self):
+        """Gives up sending: a send waiting for the caller's credit, and any
+        later one, raises PeerGone. For a function whose call has failed
+        while it waits on a caller that does not read."""
+        t = self._task
+        with t._cond:
+            t._send_abandoned = True
+            t._cond.notify_all()
+
+    def on_cancel(self, fn):
+        """Runs fn(canceller) once, when the call is cancelled (at once if it
+        has been): to pass a cancellation on to a call this one made. fn
+        runs on the thread that cancels (the reader's, when the channel
+        ends), and must not block for long: starting an arbor.cancel on
+        another channel is what it is for."""
+        t = self._task
+        with t._cond:
+            if not t.cancelled.is_set():
+                t._on_cancel.append(fn)
+                return
+        fn(t.canceller)
+
     def recv(self, timeout=None):
         """The caller's next item; StopIteration once it has stopped."""
         return self._task.next_item(timeout)
@@ -1008,6 +1044,16 @@ class _Call:
             if self._end is not None:
                 return
         self.ch.cancel_call(self.cid, by)
+
+    def abandon(self, err):
+        """Ends the call on this side with err, whatever the callee still
+        sends (which is then dropped): for a call cancelled whose callee
+        does not answer."""
+        self._finish(("err", err))
+
+    def ended(self):
+        with self._cond:
+            return self._end is not None
 
     def _wait_end(self, timeout=None):
         with self._cond:
@@ -1130,6 +1176,11 @@ class ContextCall(StreamCall):
             return "yield before started"
         return super()._receive_more(m)
 
+    def wait_started(self):
+        """Waits for the started value of a call from start_context, and
+        sets .started; raises the call's error if it ended first."""
+        self._wait_started()
+
     def _wait_started(self):
         with self._cond:
             while not self._is_started and self._end is None:
@@ -1158,6 +1209,12 @@ class ContextCall(StreamCall):
 
     def result(self, timeout=None):
         self.close_send()
+        return self.wait_result(timeout)
+
+    def wait_result(self, timeout=None):
+        """As result, but without closing this side's direction: for a
+        caller that passes on the callee's end while its own items may
+        still be on their way."""
         if not self._wait_end(timeout):
             raise TimeoutError("%s did not return in time" % self.name)
         self._raise_if_failed()

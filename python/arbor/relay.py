@@ -6,8 +6,9 @@ channel to it, and the two ends speak the protocol end to end on the
 bytes the call carries, as items of msgpack bin. RelayTarget serves
 arbor.relay: for a call to this actor it runs a Channel, as the
 responder, on the call's bytes and serves the actor's functions on it.
-A Python actor keeps no routes (a Python parent registers no children),
-so a relay to any other actor fails with arbor.not_found.
+A relay to another actor is the tree's (tree.py: Tree.serve_relay, which
+passes it on one hop, down a route or up); RelayTarget alone answers it
+with arbor.not_found.
 
 Threads: each relayed channel is owned by the thread serving its
 arbor.relay call, which returns once the channel has ended and every

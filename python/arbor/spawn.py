@@ -8,14 +8,16 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
-import time
 import uuid as uuidlib
 
 from . import channel as chan
+from . import tree as treelib
 from .log import parse_line, level_name
+from .wire import RemoteError
 
-ROOT = {"name": "root", "uuid": str(uuidlib.uuid4())}
+ROOT = treelib.ROOT
 GRACE_PERIOD = 5.0
 KILL_DELAY = 2.0
 TAIL_LINES = 20
@@ -49,11 +51,18 @@ def _high(fd):
 class Actor:
     """A child actor process: `channel` to call it, `stop()` to end it."""
 
-    def __init__(self, name, pid, channel, stderr_fd, logger):
+    def __init__(self, name, pid, channel, stderr_fd, logger, tree=None, uuid=""):
         self.name = name
+        self.uuid = uuid
         self.pid = pid
         self.channel = channel
         self.logger = logger
+        self.entry = None  # its registry entry, once registered
+        self._tree = tree
+        # Registering and reaping exclude each other: an actor that ends
+        # before it is registered is not registered after its end.
+        self._tree_lock = threading.Lock()
+        self._reaped = False
         self._status = None
         self._lock = threading.Lock()
         self._exited = threading.Event()
@@ -79,7 +88,20 @@ class Actor:
     def _reap(self):
         _, status = os.waitpid(self.pid, 0)
         self._status = os.waitstatus_to_exitcode(status)
+        # Out of the tree's registry, with its subtree, before its end is
+        # reported (PROTOCOL.md section 13).
+        with self._tree_lock:
+            self._reaped = True
+            if self.entry is not None:
+                try:
+                    self._tree.unregister(self.uuid)
+                except Exception as e:  # noqa: BLE001 - a parent without a registry, or gone: nothing to undo
+                    self._log_debug("could not unregister the actor from the tree: %s" % e)
         self._exited.set()
+
+    def _log_debug(self, msg):
+        if self.logger is not None:
+            self.logger.debug(msg, extra={"fields": {"actor": self.name}})
 
     def wait(self, timeout=None):
         """Waits for the process to end; returns its exit code (negative: the
@@ -129,14 +151,20 @@ class Actor:
 
 
 def start_actor(binary, name, args=(), parent=None, env=None, log_level="info", functions=None,
-                logger=None, handshake_timeout=10.0):
-    """Starts `binary` as an actor named `name` below `parent` (an actor
-    {"name", "uuid"}; the default is a root of this process) over pipes, and
-    returns once the handshake is done. The child runs in a process group of
-    its own. `functions` are what this side serves to the child."""
-    parent = parent or ROOT
+                logger=None, handshake_timeout=10.0, aliases=None, tree=None):
+    """Starts `binary` as an actor named `name` below this process's node
+    of the tree (tree; the default is process_tree(): the actor this
+    process is under arbor.main, otherwise a root of this process) over
+    pipes, and returns once the handshake is done and the child is in the
+    tree's registry (under `aliases` too). The child runs in a process
+    group of its own. `functions` are what this side serves to the child,
+    besides the registry and arbor.relay. `parent` overrides the identity
+    it is started below, for tests."""
+    tree = tree or treelib.process_tree()
+    parent = parent or tree.actor
     me = {"name": parent["name"] + "." + name, "uuid": str(uuidlib.uuid4())}
-    spec = {"actor": me, "parent": dict(parent), "log_level": log_level, "transport": "pipes"}
+    spec = {"actor": me, "parent": dict(parent), "log_level": log_level, "transport": "pipes",
+            "peer_secret": tree.secret}
     down_r, down_w = map(_high, os.pipe())
     up_r, up_w = map(_high, os.pipe())
     err_r, err_w = map(_high, os.pipe())
@@ -158,9 +186,9 @@ def start_actor(binary, name, args=(), parent=None, env=None, log_level="info", 
         if not closed:
             closed.append(True)
             os.close(down_w)
-    ch = chan.Channel(chan.fd_reader(up_r), chan._write_all(down_w), close, parent, initiator=True, functions=functions,
-                      logger=logger)
-    actor = Actor(me["name"], pid, ch, err_r, logger)
+    ch = chan.Channel(chan.fd_reader(up_r), chan._write_all(down_w), close, parent, initiator=True,
+                      functions=tree.functions(functions), logger=logger)
+    actor = Actor(me["name"], pid, ch, err_r, logger, tree, me["uuid"])
     try:
         ch.handshake(handshake_timeout)
         if ch.peer.get("uuid") != me["uuid"]:
@@ -169,7 +197,36 @@ def start_actor(binary, name, args=(), parent=None, env=None, log_level="info", 
     except chan.HandshakeError as e:
         actor.kill()
         raise StartError("actor %s: %s" % (me["name"], e), actor._head)
+    _enter(actor, tree, me, parent, aliases)
     return actor
+
+
+def _enter(actor, tree, me, parent, aliases):
+    """Registers a started actor in the tree, with where it takes peers; a
+    registry that is not there (a parent above that keeps none) is no
+    error."""
+    try:
+        addr = actor.channel.call("arbor.peer_addr", None, timeout=treelib.REGISTRY_TIMEOUT)
+    except RemoteError as e:
+        if e.code != "unknown_function":
+            actor._log_debug("the actor does not say where it takes peers: %s" % e)
+        addr = ""
+    except (chan.PeerGone, TimeoutError) as e:
+        actor._log_debug("the actor does not say where it takes peers: %s" % e)
+        addr = ""
+    entry = {"name": me["name"], "aliases": list(aliases) if aliases else None, "uuid": me["uuid"],
+             "parent": parent["uuid"], "pid": actor.pid, "host": socket.gethostname(),
+             "addr": addr if isinstance(addr, str) else "", "seq": 0}
+    try:
+        with actor._tree_lock:
+            if actor._reaped:
+                return
+            actor.entry = entry  # first: a registration that fails up the tree is still undone here at the reap
+            tree.register(entry, actor.channel)
+    except Exception as e:  # noqa: BLE001 - the actor runs, unregistered: Find will not find it
+        if not (isinstance(e, RemoteError) and e.code == "unknown_function") and actor.logger is not None:
+            actor.logger.warning("the actor is not in the tree's registry: Find will not find it: %s" % e,
+                                 extra={"fields": {"actor": actor.name}})
 
 
 def stderr_logger(name="arbor"):

@@ -49,13 +49,57 @@ class PythonParentOfGo(unittest.TestCase):
         self.assertEqual(self.ch.call("add", {"a": 2, "b": 3}), 5)
         self.assertIsNone(self.ch.ping())
 
-    def test_no_relay_below_a_python_parent(self):
-        # A Python parent serves no arbor.relay to its children (it keeps no
-        # routes): a Go child's relay up the tree is refused as
-        # unknown_function, which Go reports as spawn.ErrNoRelay.
-        entry = {"name": "root.elsewhere", "uuid": "u-elsewhere", "parent": arbor.spawn.ROOT["uuid"]}
-        got = self.ch.call("dial_entry", entry, timeout=30)
-        self.assertTrue(got["no_relay"] and got["unknown_function"], got)
+    def test_registry_in_a_python_root(self):
+        # The Go child's children register through it; this process, the
+        # root, holds the entries and answers the Go actors' lookups.
+        tree = arbor.tree.process_tree()
+        pids = self.ch.call("children", 2)
+        go = tree.find("root.go")
+        self.assertEqual((go["uuid"], go["parent"], go["pid"]), (self.ch.peer["uuid"], tree.actor["uuid"], self.actor.pid))
+        self.assertTrue(go["addr"] and go["host"], go)  # where it takes peers, asked after the handshake
+        entries = tree.list("root.go")
+        self.assertEqual([e["name"] for e in entries], ["root.go", "root.go.grandchild-0", "root.go.grandchild-1"])
+        self.assertEqual(sorted(e["pid"] for e in entries[1:]), sorted(pids))
+        self.assertTrue(all(e["parent"] == go["uuid"] for e in entries[1:]))
+        self.assertLess(go["seq"], entries[1]["seq"])
+        self.assertEqual(tree.find("root")["uuid"], tree.actor["uuid"])
+        with self.assertRaises(arbor.tree.NotFound):
+            tree.find("root.nobody")
+        # A Go actor asks the root: spawn.WaitFor of an actor that is there.
+        got = self.ch.call("wait_for", "root.go.grandchild-1", timeout=30)
+        self.assertEqual(got["uuid"], entries[2]["uuid"])
+        # Stopped, the Go child and its subtree leave the registry.
+        self.assertEqual(self.actor.stop(grace=5), 0)
+        self.actor = None
+        self.assertEqual(tree.list("root.go"), [])
+
+    def test_wait_for_in_a_python_root(self):
+        waiting = self.ch.start_call("wait_for", "root.late", timeout=30)
+        never = self.ch.start_call("wait_for", "root.never", timeout=30)
+        late = arbor.start_actor(GO_ACTOR, "late")
+        try:
+            self.assertEqual(waiting.result(timeout=30)["uuid"], late.uuid)
+        finally:
+            late.stop(grace=5)
+        never.cancel()
+        with self.assertRaises(arbor.RemoteError) as caught:
+            never.result(timeout=30)
+        self.assertEqual(caught.exception.code, "cancelled")
+
+    def test_relay_through_a_python_root(self):
+        # One Go child dials another: directly, with the secret this root
+        # put in their specs, and through the tree, relayed by this root.
+        other = arbor.start_actor(GO_ACTOR, "other")
+        try:
+            for relayed, path in ((False, None), (True, ["root"])):
+                got = self.ch.call("dial_go", {"name": "root.other", "relay": relayed}, timeout=30)
+                self.assertEqual((got["sum"], got["source"], got["relay"]), (42, "root.other", path))
+        finally:
+            other.stop(grace=5)
+        # A relay to the root itself, or to an actor that is gone, fails.
+        with self.assertRaises(arbor.RemoteError) as caught:
+            self.ch.call("dial_go", {"name": "root.other", "relay": True}, timeout=30)
+        self.assertEqual(caught.exception.name, "arbor.not_found")
 
     def test_stream(self):
         items = list(self.ch.stream("count", 5000))

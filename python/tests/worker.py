@@ -80,7 +80,29 @@ def whoami(ctx, args):
     return {"name": ctx.actor["name"], "pid": os.getpid()}
 
 
+children = {}  # name -> arbor.Actor: what start_child started, stopped with the worker
+
+
+@functions.func("start_child")
+def start_child(ctx, args):
+    """Starts args["binary"] as an actor below this one, named args["name"]."""
+    a = arbor.start_actor(args["binary"], args["name"], args=args.get("args") or ())
+    children[args["name"]] = a
+    return {"name": a.name, "uuid": a.uuid, "pid": a.pid}
+
+
+@functions.func("call_child")
+def call_child(ctx, args):
+    """Calls args["fn"] of the child named args["name"] with args["args"]."""
+    return children[args["name"]].channel.call(args["fn"], args.get("args"), timeout=60)
+
+
+def stop_children():
+    for a in list(children.values()):
+        a.stop()
+
+
 if __name__ == "__main__":
-    arbor.main(functions)
+    arbor.main(functions, on_stop=stop_children)
     print("worker.py: not started as an actor (no ARBOR_SPEC)", file=sys.stderr)
     sys.exit(1)
