@@ -105,6 +105,15 @@ var (
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
+	// hold is block as a context, whose started value tells the caller
+	// that it has begun.
+	hold = ipc.NewContext("hold", func(ctx context.Context, _ int, s *ipc.Session[string, int, int]) (int, error) {
+		if err := s.Started("held"); err != nil {
+			return 0, err
+		}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
 	// relay runs the Python worker in an actor below this one and calls its
 	// note_canceller, so that a cancellation of relay reaches Python two
 	// levels down.
@@ -203,7 +212,7 @@ func callGo(ctx context.Context, ch *ipc.Channel) (goDialReport, error) {
 }
 
 func TestMain(m *testing.M) {
-	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, stopByName, dialGo, waitForName))
+	spawn.Main(ipc.MustNewTable(add, goCount, goEcho, fail, block, children, relay, dialPython, stopByName, dialGo, waitForName, hold))
 	goleak.VerifyTestMain(m)
 }
 
@@ -759,6 +768,130 @@ func TestGoBelowPythonFindsAndDials(t *testing.T) {
 			}
 		}
 		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pyDialReport is what the Python worker's dial_report saw through the tree.
+type pyDialReport struct {
+	Found  string   `msgpack:"found"`  // the uuid arbor.find gave
+	Waited string   `msgpack:"waited"` // and arbor.wait_for
+	Listed []string `msgpack:"listed"` // the names arbor.list_actors gave
+	Peer   string   `msgpack:"peer"`   // the dialed channel's peer
+	Hops   []string `msgpack:"hops"`   // the relay's hops
+	Sum    int      `msgpack:"sum"`
+	Count  int      `msgpack:"count"` // the stream's items that were in order
+	Type   string   `msgpack:"type"`
+	Msg    string   `msgpack:"msg"`
+	Source string   `msgpack:"source"`
+	Relay  []string `msgpack:"relay"`  // the names in the error's relay path
+	Closed bool     `msgpack:"closed"` // the relay's call had ended once the channel was closed
+}
+
+type dialReportArgs struct {
+	Name string `msgpack:"name"`
+	Go   bool   `msgpack:"go"`
+}
+
+var (
+	dialFromPython = ipc.NewFunc[dialReportArgs, pyDialReport]("dial_report", nil)
+	stopFromPython = ipc.NewFunc[string, any]("stop_by_name", nil)
+)
+
+// TestPythonDialsByName: a Python actor finds a Go sibling and a Python one
+// by name (arbor.find, wait_for, list_actors, through its Go parent) and
+// dials each (arbor.dial): always through the tree, up to the root and down
+// (PROTOCOL.md §13.3). A func, a stream past the windows and an error work
+// end to end; the Go error arrives as a RemoteError whose relay names the
+// root; closing the channel ends the relay's call.
+func TestPythonDialsByName(t *testing.T) {
+	py := pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		w := startWorker(t, n, "py", nil)
+		pysib := startWorker(t, n, "pysib", nil)
+		sib, err := n.StartActor(spawn.Options{Name: "sibling", Env: append(os.Environ(), pythonEnv+"="+py)})
+		if err != nil {
+			return err
+		}
+		cases := []struct {
+			name string
+			goes bool
+			uuid string
+			want pyDialReport
+		}{
+			{"root.sibling", true, sib.ID().UUID, pyDialReport{Sum: 42, Msg: "from python"}},
+			{"root.pysib", false, pysib.ID().UUID, pyDialReport{Sum: 49, Type: "ValueError", Msg: "from python"}},
+		}
+		for _, c := range cases {
+			got, err := dialFromPython.Call(ctx, w.Channel(), dialReportArgs{Name: c.name, Go: c.goes})
+			if err != nil {
+				return fmt.Errorf("the Python actor's dial to %s: %w", c.name, err)
+			}
+			t.Logf("%s: %+v", c.name, got)
+			if got.Found != c.uuid || got.Waited != c.uuid || !slices.Equal(got.Listed, []string{c.name}) {
+				t.Errorf("%s: found %s, waited for %s, listed %v; want %s twice, and itself", c.name, got.Found, got.Waited, got.Listed, c.uuid)
+			}
+			if got.Peer != c.name || !slices.Equal(got.Hops, []string{"root"}) || !got.Closed {
+				t.Errorf("%s: peer %q, hops %v, closed %v; want the actor, through root, closed", c.name, got.Peer, got.Hops, got.Closed)
+			}
+			if got.Sum != c.want.Sum || got.Count != 3000 {
+				t.Errorf("%s: sum %d, %d items in order; want %d and 3000", c.name, got.Sum, got.Count, c.want.Sum)
+			}
+			if got.Type != c.want.Type && !c.goes || got.Msg != c.want.Msg || got.Source != c.name || !slices.Equal(got.Relay, []string{"root"}) {
+				t.Errorf("%s: error %q %q from %q relayed through %v; want %q from it through root", c.name, got.Type, got.Msg, got.Source, got.Relay, c.want.Msg)
+			}
+		}
+		if got, err := square.Call(ctx, w.Channel(), 3); err != nil || got != 9 {
+			t.Errorf("square on the worker's own channel after its dials = %d, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPythonStopsGoByName: a Python actor stops a Go sibling by name
+// (arbor.stop_actor: arbor.stop on a relayed channel, on its own behalf).
+// The Go actor cancels the call it serves, naming the Python actor, and
+// exits with status 0.
+func TestPythonStopsGoByName(t *testing.T) {
+	py := pyenv.Require(t)
+	err := open(t, func(ctx context.Context, n *nursery.Nursery) error {
+		w := startWorker(t, n, "py", nil)
+		// Outside the nursery, which would take the stop it did not ask for
+		// for a failure.
+		sib, err := spawn.Start(ctx, spawn.Options{Name: "sibling", Env: append(os.Environ(), pythonEnv+"="+py)})
+		if err != nil {
+			return err
+		}
+		defer sib.Stop(ctx)
+		held, err := hold.Open(ctx, sib.Channel(), 0) // returns once the call has begun
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		go func() { _, err := held.Result(); done <- err }()
+		if _, err := stopFromPython.Call(ctx, w.Channel(), "root.sibling"); err != nil {
+			return fmt.Errorf("the Python actor's stop_actor: %w", err)
+		}
+		select {
+		case err := <-done:
+			var re *protocol.RemoteError
+			if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Canceller.Name != "root.py" {
+				t.Errorf("the Go sibling's call ended with %v; want cancelled by root.py", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stopped Go sibling did not end its call")
+		}
+		select {
+		case <-sib.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatal("the stopped Go sibling did not exit")
+		}
+		return sib.Wait()
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,9 +18,12 @@ from .channel import (Channel, Functions, CallContext, PeerGone, Cancelled, Dead
                       HandshakeError, FuncCall, StreamCall, ContextCall)
 from .actor import main, read_spec, SpecError
 from .spawn import start_actor, Actor, StartError, ExitError
-from .tree import Tree, process_tree
+from .relay import NotFound, NoRelay
+from .tree import (Tree, RelayedChannel, process_tree, find, wait_for, list_actors, dial, dial_entry,
+                   stop_actor)
 
 __all__ = ["RemoteError", "BadMessage", "FrameError", "MAJOR", "MINOR", "Channel", "Functions", "CallContext",
            "PeerGone", "Cancelled", "DeadlineExceeded", "BadArgument", "HandshakeError", "FuncCall",
            "StreamCall", "ContextCall", "main", "read_spec", "SpecError", "start_actor", "Actor",
-           "StartError", "ExitError", "Tree", "process_tree"]
+           "StartError", "ExitError", "Tree", "process_tree", "NotFound", "NoRelay", "RelayedChannel", "find",
+           "wait_for", "list_actors", "dial", "dial_entry", "stop_actor"]

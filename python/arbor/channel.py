@@ -1176,15 +1176,21 @@ class ContextCall(StreamCall):
             return "yield before started"
         return super()._receive_more(m)
 
-    def wait_started(self):
+    def wait_started(self, timeout=None):
         """Waits for the started value of a call from start_context, and
-        sets .started; raises the call's error if it ended first."""
-        self._wait_started()
+        sets .started; raises the call's error if it ended first, and
+        TimeoutError if timeout (seconds; None: no bound) passes first.
+        Call it once."""
+        self._wait_started(timeout)
 
-    def _wait_started(self):
+    def _wait_started(self, timeout=None):
         with self._cond:
+            end = None if timeout is None else time.monotonic() + timeout
             while not self._is_started and self._end is None:
-                self._cond.wait()
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("%s did not start in time" % self.name)
+                self._cond.wait(left)
             if not self._is_started:
                 self._raise_if_failed()
         self.started = wire.unpack_payload(self.started)

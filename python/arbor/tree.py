@@ -24,8 +24,9 @@ import threading
 import time
 import uuid as uuidlib
 
-from .channel import BadArgument, CANCEL_WAIT, Functions, PeerGone
-from .relay import MAX_HOPS, RELAY_CHUNK, NoRelay, NotFound, RelayBroken, _relay_args
+from .channel import BadArgument, CANCEL_WAIT, Channel, DeadlineExceeded, Functions, HandshakeError, PeerGone
+from .relay import (HANDSHAKE_TIMEOUT, MAX_HOPS, RELAY_CHUNK, RELAY_LINGER, NoRelay, NotFound, RelayBroken,
+                    RelayStream, _relay_args)
 
 REGISTRY_TIMEOUT = 5.0  # bounds a registration sent up: a parent that does not answer holds no start or reap
 MAX_GONE = 4096  # the removed uuids remembered, to drop registrations that crossed their removal
@@ -135,13 +136,14 @@ class Tree:
             self.up.call("arbor.unregister", uuid, timeout=timeout)
         return None
 
-    def find(self, name):
+    def find(self, name, timeout=None):
         """The living actor of the tree named name (full name or alias), of
         several the one registered first; raises NotFound. Not the root:
-        asks it."""
+        asks it, the call bounded by timeout (seconds; None: no bound), and
+        raises its error, a RemoteError (name "arbor.not_found" for none)."""
         _name_arg(name, "arbor.find")
         if self.up is not None:
-            return self.up.call("arbor.find", name)
+            return self.up.call("arbor.find", name, timeout=timeout)
         with self._cond:
             e = self._find(name)
         if e is None:
@@ -157,12 +159,31 @@ class Tree:
             return self.root_entry()
         return dict(best) if best is not None else None
 
-    def list(self, prefix):
+    def wait_for(self, name, timeout=None):
+        """As find, but waits until such an actor is registered, at most
+        timeout seconds (None: no bound): then raises DeadlineExceeded in
+        the root, and the parent's RemoteError (code "deadline") elsewhere."""
+        _name_arg(name, "arbor.wait_for")
+        if self.up is not None:
+            return self.up.call("arbor.wait_for", name, timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                e = self._find(name)
+                if e is not None:
+                    return e
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise DeadlineExceeded("no actor named %s in the tree within %g s" % (name, timeout))
+                self._cond.wait(left)
+
+    def list(self, prefix, timeout=None):
         """The living actors whose name is prefix or begins with prefix and
-        a dot (all for ""), the root's among them, by name then seq."""
+        a dot (all for ""), the root's among them, by name then seq. Not
+        the root: asks it, the call bounded by timeout."""
         _name_arg(prefix, "arbor.list")
         if self.up is not None:
-            return self.up.call("arbor.list", prefix)
+            return self.up.call("arbor.list", prefix, timeout=timeout)
         with self._cond:
             out = [dict(e) for e in self._entries.values()
                    if not prefix or e["name"] == prefix or e["name"].startswith(prefix + ".")]
@@ -185,6 +206,66 @@ class Tree:
         if self.up is not None and self.up is not came_from:
             return self.up
         return None
+
+    # --- dialing (PROTOCOL.md sections 13.1 and 13.3) ---
+
+    def dial(self, name, functions=None, timeout=None):
+        """A channel to the actor of the tree named name: find, then
+        dial_entry. timeout bounds each."""
+        return self.dial_entry(self.find(name, timeout=timeout), functions, timeout)
+
+    def dial_entry(self, entry, functions=None, timeout=None):
+        """A channel to the actor entry names (from find, wait_for or list),
+        this actor the initiator, serving functions (a Functions, or None)
+        to it. A Python process takes no peer socket and dials none: the
+        channel always runs through the tree, on the bytes of arbor.relay
+        opened on the next hop, down a route if the actor is below, else up
+        to the parent (section 13.3). timeout (seconds; None: 10) bounds
+        the opening, not the channel. Raises NoRelay for the root of the
+        tree (it takes no connections), NotFound with no way to the actor,
+        the relay's RemoteError, TimeoutError or HandshakeError. Close the
+        channel it returns."""
+        e = entry_of(entry)
+        if not e["parent"]:
+            raise NoRelay("%s is the root of the tree, which takes no connections" % e["name"])
+        timeout = HANDSHAKE_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        nxt = self.next_hop(e["uuid"], None)
+        if nxt is None:
+            raise NotFound("connecting to %s (%s): %s knows no way to it" % (e["name"], e["uuid"], self.actor["name"]))
+        # No deadline on the call: the relay lasts as long as the channel.
+        call = nxt.start_context("arbor.relay", {"to": e["uuid"], "name": e["name"], "hops": []})
+        try:
+            call.wait_started(max(0.0, deadline - time.monotonic()))
+            started = call.started if isinstance(call.started, dict) else {}
+            # Errors from the target cross the hops from its side first.
+            via = list(reversed(started.get("hops") or []))
+            stream = RelayStream(lambda: next(call), call.send, call.close_send)
+            ch = RelayedChannel(call, stream, self.actor, functions, via)
+            try:
+                ch.handshake(timeout=max(0.001, deadline - time.monotonic()))
+            except HandshakeError:
+                if stream.broken is not None:
+                    raise stream.broken from None
+                raise
+            if ch.peer.get("uuid") != e["uuid"]:
+                ch.close()
+                raise HandshakeError("the relay to %s reached %s (%s)" % (e["name"], ch.peer.get("name", ""),
+                                                                          ch.peer.get("uuid", "")))
+            return ch
+        except BaseException:
+            _end_call(call)
+            raise
+
+    def stop_actor(self, name, timeout=None):
+        """Stops the actor of the tree named name: dials it and calls its
+        arbor.stop on behalf of this actor, whom the calls it cancels name
+        (section 13.1). timeout bounds the dial and the call."""
+        ch = self.dial(name, timeout=timeout)
+        try:
+            ch.call("arbor.stop", {"by": dict(self.actor)}, timeout=timeout)
+        finally:
+            ch.close()
 
     # --- what a parent serves its children ---
 
@@ -250,6 +331,50 @@ class Tree:
         started = on.started if isinstance(on.started, dict) else {}
         ctx.start({"hops": started.get("hops") or []})
         return _pass(ctx, on)
+
+
+class RelayedChannel(Channel):
+    """A channel a dialer runs on the bytes of an arbor.relay call it made
+    (Tree.dial_entry): a Channel, whose close also ends the relay as
+    section 13.3 says, and which owns the call."""
+
+    def __init__(self, call, stream, actor, functions, via):
+        super().__init__(stream, stream.write, stream.close_stream, actor, True, functions=functions, via=via)
+        self.relay_call = call
+        self._stream = stream
+
+    def close(self, wait=True):
+        """Sends this end's stop; with wait, waits (at most RELAY_LINGER
+        each) for the other end's stop and for the relay's return,
+        cancelling the call if they do not come, and returns once every
+        thread of the channel has ended. Safe to call again."""
+        call = self.relay_call
+        # A send waiting for the relay's credit holds the close up: past
+        # the linger the call is given up, which ends the wait.
+        guard = threading.Timer(2 * RELAY_LINGER + CANCEL_WAIT, _end_call, args=(call,))
+        guard.daemon = True
+        guard.start()
+        try:
+            super().close(wait=False)  # what is queued goes out, then the stop
+            if not wait:
+                return
+            self._stream.ended.wait(RELAY_LINGER)
+            if not call._wait_end(RELAY_LINGER):
+                _end_call(call)
+            super().close(wait=True)
+        finally:
+            guard.cancel()
+            guard.join()
+
+
+def _end_call(call):
+    """Ends a relay call this side opened: cancels it if it has not ended,
+    and gives it up if the next hop does not end it in time."""
+    if call.ended():
+        return
+    call.cancel()
+    if not call._wait_end(CANCEL_WAIT):
+        call.abandon(PeerGone("the relay's next hop did not end its call"))
 
 
 def _left(ctx):
@@ -349,3 +474,40 @@ def set_process_tree(tree):
 
 
 Tree.serve_relay._arbor_runtime = True  # arbor.relay is the runtime's name
+
+
+# The tree as this process's user code sees it: in an actor, the actor's
+# (arbor.main); in a program that is not an actor, the root's.
+
+def find(name, timeout=None):
+    """The entry of the living actor of the tree named name (full name or
+    alias): Tree.find of process_tree()."""
+    return process_tree().find(name, timeout)
+
+
+def wait_for(name, timeout=None):
+    """As find, but waits for the actor to be registered: Tree.wait_for."""
+    return process_tree().wait_for(name, timeout)
+
+
+def list_actors(prefix="", timeout=None):
+    """The entries of the living actors named prefix or below it (all for
+    ""), by name: Tree.list."""
+    return process_tree().list(prefix, timeout)
+
+
+def dial(name, functions=None, timeout=None):
+    """A channel to the actor of the tree named name, through the tree:
+    Tree.dial. Close it."""
+    return process_tree().dial(name, functions, timeout)
+
+
+def dial_entry(entry, functions=None, timeout=None):
+    """A channel to the actor an entry names: Tree.dial_entry."""
+    return process_tree().dial_entry(entry, functions, timeout)
+
+
+def stop_actor(name, timeout=None):
+    """Stops the actor of the tree named name on behalf of this one:
+    Tree.stop_actor."""
+    process_tree().stop_actor(name, timeout)

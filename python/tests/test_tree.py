@@ -10,7 +10,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from arbor import channel as chan, relay  # noqa: E402
+import arbor  # noqa: E402
+from arbor import channel as chan, relay, tree as treemod  # noqa: E402
 from arbor.tree import Tree, MAX_GONE  # noqa: E402
 from arbor.wire import RemoteError  # noqa: E402
 
@@ -51,9 +52,19 @@ def entry(actor, parent, **more):
     return e
 
 
-def end_of_relays(actor):
+def end_of_relays(actor, stopped=None):
     functions = chan.Functions()
     functions.func("whoami")(lambda ctx, _: ctx.actor["name"])
+
+    @functions.stream("count")
+    def count(ctx, n):
+        yield from range(n)
+
+    def stop(ctx, args):
+        stopped.append(args["by"])
+    stop._arbor_runtime = True
+    if stopped is not None:
+        functions.add("arbor.stop", "func", stop)
 
     @functions.func("boom")
     def boom(ctx, msg):
@@ -61,7 +72,9 @@ def end_of_relays(actor):
     return relay.RelayTarget(functions)
 
 
-class PythonTree(unittest.TestCase):
+class TreeFixture(unittest.TestCase):
+    """The root, A, M and C, connected and registered."""
+
     def setUp(self):
         self.root = Tree(ROOT)
         self.channels = []
@@ -72,7 +85,8 @@ class PythonTree(unittest.TestCase):
         m_served = chan.Functions()
         m_served.add("arbor.relay", "context", self.m.serve_relay)
         self.to_m, self.m.up = connect(ROOT, self.root.functions(), M, m_served)
-        self.c = Tree(C, target=end_of_relays(C))
+        self.stopped = []
+        self.c = Tree(C, target=end_of_relays(C, self.stopped))
         c_served = chan.Functions()
         c_served.add("arbor.relay", "context", self.c.serve_relay)
         self.to_c, self.c.up = connect(M, self.m.functions(), C, c_served)
@@ -87,6 +101,8 @@ class PythonTree(unittest.TestCase):
         for ch in self.channels:
             ch.close()
 
+
+class PythonTree(TreeFixture):
     def test_registry(self):
         names = [e["name"] for e in self.root.list("")]
         self.assertEqual(names, ["root", "root.a", "root.m", "root.m.c"])
@@ -208,6 +224,104 @@ class PythonTree(unittest.TestCase):
                 self.assertEqual(got.exception.src, ROOT)
                 # The channels still work.
                 self.assertEqual(self.a.call("arbor.find", "root.m.c", timeout=WAIT)["uuid"], C["uuid"])
+
+
+class PythonDialer(TreeFixture):
+    """Tree.dial and the module's functions over the same tree: the root,
+    M and C dial by name; each channel runs on arbor.relay."""
+
+    def test_lookups_from_the_root_and_below(self):
+        for t in (self.root, self.c):
+            with self.subTest(t.actor["name"]):
+                self.assertEqual(t.find("root.m.c", timeout=WAIT)["uuid"], C["uuid"])
+                self.assertEqual([e["name"] for e in t.list("root.m", timeout=WAIT)], ["root.m", "root.m.c"])
+                self.assertEqual(t.wait_for("root.a", timeout=WAIT)["uuid"], A["uuid"])
+        with self.assertRaises(chan.DeadlineExceeded):
+            self.root.wait_for("root.never", timeout=0.05)
+        with self.assertRaises(RemoteError) as got:
+            self.c.wait_for("root.never", timeout=0.05)
+        self.assertEqual(got.exception.code, "deadline")
+        # A wait that a registration ends, in either order.
+        found = []
+        waiter = threading.Thread(target=lambda: found.append(self.c.wait_for("root.a.late", timeout=WAIT)))
+        waiter.start()
+        self.a.call("arbor.register", entry({"name": "root.a.late", "uuid": "u-late"}, A), timeout=WAIT)
+        waiter.join()
+        self.assertEqual([e["uuid"] for e in found], ["u-late"])
+
+    def test_dial_down_up_and_close(self):
+        cases = [(self.root, C, [M]), (self.m, C, []), (self.c, M, [])]
+        for t, target, hops in cases:
+            with self.subTest("%s to %s" % (t.actor["name"], target["name"])):
+                ch = t.dial(target["name"], timeout=WAIT)
+                self.assertEqual(ch.peer, target)
+                self.assertEqual(ch.relay_call.started, {"hops": hops})
+                self.assertEqual(ch.call("whoami", None, timeout=WAIT), target["name"])
+                self.assertEqual(list(ch.stream("count", 3000)), list(range(3000)))  # past the windows
+                with self.assertRaises(RemoteError) as got:
+                    ch.call("nothing", None, timeout=WAIT)
+                self.assertEqual((got.exception.code, got.exception.src), ("unknown_function", target))
+                self.assertEqual(got.exception.relay, list(reversed(hops)))
+                ch.close()
+                self.assertEqual(ch.relay_call.result(timeout=0), {})  # closed by both stops, not cancelled
+                ch.close()  # again: nothing more
+
+    def test_dial_failures(self):
+        with self.assertRaises(relay.NoRelay):
+            self.root.dial("root", timeout=WAIT)
+        with self.assertRaises(relay.NotFound):
+            self.root.dial("root.nobody", timeout=WAIT)
+        with self.assertRaises(relay.NotFound):  # the root has no route to it
+            self.root.dial_entry(entry({"name": "root.gone", "uuid": "u-gone"}, ROOT), timeout=WAIT)
+        with self.assertRaises(RemoteError) as got:  # asked of the root, through M
+            self.c.dial("root.nobody", timeout=WAIT)
+        self.assertEqual(got.exception.name, "arbor.not_found")
+        with self.assertRaises(RemoteError) as got:  # up through M and the root, to A, which takes no relays
+            self.c.dial("root.a", timeout=WAIT)
+        self.assertEqual((got.exception.code, got.exception.relay), ("unknown_function", [ROOT, M]))
+
+    def test_dial_checks_the_hello(self):
+        # X is registered as u-x, and its relays end in a channel that
+        # says it is u-y.
+        x = Tree({"name": "root.x", "uuid": "u-x"})
+        impostor = relay.RelayTarget(chan.Functions())
+
+        class Target:
+            def serve(self, ctx, args):
+                return impostor.serve(ctx, dict(args, to=ctx.actor["uuid"]))
+        x.target = Target()
+        served = chan.Functions()
+        served.add("arbor.relay", "context", x.serve_relay)
+        to_x, x.up = connect(ROOT, self.root.functions(), {"name": "root.x", "uuid": "u-y"}, served)
+        self.channels += [to_x, x.up]
+        self.root.register(entry({"name": "root.x", "uuid": "u-x"}, ROOT), to_x)
+        with self.assertRaises(chan.HandshakeError) as got:
+            self.root.dial("root.x", timeout=WAIT)
+        self.assertIn("reached root.x (u-y)", str(got.exception))
+
+    def test_the_target_stopping_ends_the_channel(self):
+        ch = self.root.dial("root.m.c", timeout=WAIT)
+        self.assertTrue(self.c.target.close(C, "stopping", WAIT))
+        self.assertTrue(ch.wait(WAIT), "the channel did not end with the target's stop")
+        ch.close()
+        self.assertEqual(ch.relay_call.result(timeout=0), {})
+
+    def test_stop_actor_names_the_dialer(self):
+        self.root.stop_actor("root.m.c", timeout=WAIT)
+        self.assertEqual(self.stopped, [ROOT])
+
+    def test_the_module_functions_use_the_process_tree(self):
+        before = treemod.process_tree()
+        treemod.set_process_tree(self.c)
+        try:
+            self.assertEqual(arbor.find("root.m", timeout=WAIT)["uuid"], M["uuid"])
+            self.assertEqual(arbor.wait_for("root.m", timeout=WAIT)["uuid"], M["uuid"])
+            self.assertEqual([e["name"] for e in arbor.list_actors("root.m")], ["root.m", "root.m.c"])
+            ch = arbor.dial("root.m", timeout=WAIT)
+            self.assertEqual(ch.call("whoami", None, timeout=WAIT), "root.m")
+            ch.close()
+        finally:
+            treemod.set_process_tree(before)
 
 
 if __name__ == "__main__":

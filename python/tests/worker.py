@@ -97,6 +97,40 @@ def call_child(ctx, args):
     return children[args["name"]].channel.call(args["fn"], args.get("args"), timeout=60)
 
 
+@functions.func("dial_report")
+def dial_report(ctx, args):
+    """Finds and dials the actor named args["name"] (arbor.dial, through
+    the tree) and reports what it saw: its lookups, the relay's hops, a
+    func, a stream of 3000 and an error. A Go actor (args["go"]) serves
+    add, count and fail; a Python one square, count and boom."""
+    name = args["name"]
+    r = {"found": arbor.find(name, timeout=30)["uuid"], "waited": arbor.wait_for(name, timeout=30)["uuid"],
+         "listed": [e["name"] for e in arbor.list_actors(name, timeout=30)]}
+    ch = arbor.dial(name, timeout=30)
+    try:
+        r["peer"] = ch.peer["name"]
+        r["hops"] = [h["name"] for h in ch.relay_call.started["hops"]]
+        if args.get("go"):
+            r["sum"] = ch.call("add", {"a": 20, "b": 22}, timeout=30)
+        else:
+            r["sum"] = ch.call("square", 7, timeout=30)
+        r["count"] = sum(1 for i, v in enumerate(ch.stream("count", 3000, timeout=30)) if i == v)
+        try:
+            ch.call("fail" if args.get("go") else "boom", "from python", timeout=30)
+        except arbor.RemoteError as e:
+            r.update(type=e.type, msg=e.msg, source=e.src.get("name", ""), relay=[h["name"] for h in e.relay])
+    finally:
+        ch.close()
+    r["closed"] = ch.relay_call.ended()
+    return r
+
+
+@functions.func("stop_by_name")
+def stop_by_name(ctx, name):
+    """Stops the actor named name, on this actor's behalf (arbor.stop_actor)."""
+    arbor.stop_actor(name, timeout=30)
+
+
 def stop_children():
     for a in list(children.values()):
         a.stop()
