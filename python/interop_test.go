@@ -646,21 +646,7 @@ func TestGoStopsPythonByName(t *testing.T) {
 		if _, err := stopByName.Call(ctx, sib.Channel(), "root.py"); err != nil {
 			return fmt.Errorf("the sibling's StopActor: %w", err)
 		}
-		select {
-		case err := <-done:
-			var re *protocol.RemoteError
-			if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Canceller.Name != "root.sibling" {
-				t.Errorf("the served call ended with %v; want cancelled by root.sibling", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the stopped Python actor did not end its call")
-		}
-		select {
-		case <-w.Done():
-		case <-time.After(20 * time.Second):
-			t.Fatal("the stopped Python actor did not exit")
-		}
-		return w.Wait()
+		return stoppedBy(t, "the stopped Python actor", w, done, "root.sibling")
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -877,23 +863,31 @@ func TestPythonStopsGoByName(t *testing.T) {
 		if _, err := stopFromPython.Call(ctx, w.Channel(), "root.sibling"); err != nil {
 			return fmt.Errorf("the Python actor's stop_actor: %w", err)
 		}
-		select {
-		case err := <-done:
-			var re *protocol.RemoteError
-			if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Canceller.Name != "root.py" {
-				t.Errorf("the Go sibling's call ended with %v; want cancelled by root.py", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the stopped Go sibling did not end its call")
-		}
-		select {
-		case <-sib.Done():
-		case <-time.After(20 * time.Second):
-			t.Fatal("the stopped Go sibling did not exit")
-		}
-		return sib.Wait()
+		return stoppedBy(t, "the stopped Go sibling", sib, done, "root.py")
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// stoppedBy checks an actor stopped by name: the call it was serving (its
+// error on done) ends cancelled by the actor named by, and it exits; it
+// returns how it exited.
+func stoppedBy(t *testing.T, what string, a *spawn.Actor, done <-chan error, by string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		var re *protocol.RemoteError
+		if !errors.As(err, &re) || re.Code != protocol.CodeCancelled || re.Canceller.Name != by {
+			t.Errorf("the call %s served ended with %v; want cancelled by %s", what, err, by)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not end its call", what)
+	}
+	select {
+	case <-a.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not exit", what)
+	}
+	return a.Wait()
 }

@@ -269,46 +269,8 @@ func BenchmarkPeerCall(b *testing.B) {
 // launcher does) to a child echoing on its stdio.
 func BenchmarkRelayCall(b *testing.B) {
 	ctx := context.Background()
-	mid, err := Start(ctx, Options{Name: "mid"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mid.Stop(ctx)
-	kept, err := sprout.Open(ctx, mid.Channel(), struct {
-		Name     string
-		Launched bool
-	}{"far", false})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kept.Close()
-	if _, err := kept.Recv(); err != nil {
-		b.Fatal(err)
-	}
-	e, err := Find(ctx, "root.mid.far")
-	if err != nil {
-		b.Fatal(err)
-	}
-	relayed, err := dialRelay(ctx, e, nil) // far has a socket; the relay is forced
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relayed.Close()
-	direct, err := DialEntry(ctx, e, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer direct.Close()
-
-	cmd := exec.Command(os.Args[0], os.Args[0], "-test.run=^$")
-	cmd.Env = append(withMode("relay"), farModeEnv+"=raw-echo-stdio")
-	w, _ := cmd.StdinPipe()
-	r, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer w.Close()
+	relayed, direct := relayAndDirect(b)
+	w, r := throughACopier(b, "raw-echo-stdio")
 	var buf [8]byte
 	const chunk = 200
 	rounds := max(b.N/chunk, 1)
@@ -340,45 +302,8 @@ func BenchmarkRelayCall(b *testing.B) {
 // that copies them back in bulk, written and read at once.
 func BenchmarkRelayStream(b *testing.B) {
 	ctx := context.Background()
-	mid, err := Start(ctx, Options{Name: "mid"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mid.Stop(ctx)
-	kept, err := sprout.Open(ctx, mid.Channel(), struct {
-		Name     string
-		Launched bool
-	}{"far", false})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kept.Close()
-	if _, err := kept.Recv(); err != nil {
-		b.Fatal(err)
-	}
-	e, err := Find(ctx, "root.mid.far")
-	if err != nil {
-		b.Fatal(err)
-	}
-	relayed, err := dialRelay(ctx, e, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relayed.Close()
-	direct, err := DialEntry(ctx, e, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer direct.Close()
-	cmd := exec.Command(os.Args[0], os.Args[0], "-test.run=^$")
-	cmd.Env = append(withMode("relay"), farModeEnv+"=raw-copy-stdio")
-	w, _ := cmd.StdinPipe()
-	r, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer w.Close()
+	relayed, direct := relayAndDirect(b)
+	w, r := throughACopier(b, "raw-copy-stdio")
 
 	const items = 20000
 	stream := func(ch *ipc.Channel) {
@@ -415,4 +340,56 @@ func BenchmarkRelayStream(b *testing.B) {
 	b.ReportMetric(rate(straight), "items/s-direct")
 	b.ReportMetric(rate(base), "baseline-msgs/s")
 	b.ReportMetric(float64(per)/float64(base), "x-baseline")
+}
+
+// relayAndDirect starts root.mid and root.mid.far below it, and dials far
+// twice: relayed through mid (forced: far has a socket) and directly. All
+// of it ends with the benchmark.
+func relayAndDirect(b *testing.B) (relayed, direct *ipc.Channel) {
+	ctx := context.Background()
+	mid, err := Start(ctx, Options{Name: "mid"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { mid.Stop(ctx) })
+	kept, err := sprout.Open(ctx, mid.Channel(), struct {
+		Name     string
+		Launched bool
+	}{"far", false})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { kept.Close() })
+	if _, err := kept.Recv(); err != nil {
+		b.Fatal(err)
+	}
+	e, err := Find(ctx, "root.mid.far")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if relayed, err = dialRelay(ctx, e, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { relayed.Close() })
+	if direct, err = DialEntry(ctx, e, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { direct.Close() })
+	return relayed, direct
+}
+
+// throughACopier starts the floor of a relay: the test launcher, which
+// copies with blocking reads and writes, running a child in mode farMode
+// on its stdio; what is written to w comes back on r. It ends with the
+// benchmark.
+func throughACopier(b *testing.B, farMode string) (io.WriteCloser, io.Reader) {
+	cmd := exec.Command(os.Args[0], os.Args[0], "-test.run=^$")
+	cmd.Env = append(withMode("relay"), farModeEnv+"="+farMode)
+	w, _ := cmd.StdinPipe()
+	r, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { w.Close(); cmd.Wait() })
+	return w, r
 }

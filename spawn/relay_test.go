@@ -41,6 +41,21 @@ func sproutFar(t *testing.T, parent *Actor, name string) int {
 	return pid
 }
 
+// farThroughMid starts root.mid, which starts root.mid.far through the
+// relay launcher, and dials far, relayed through mid; all of it ends with
+// the test.
+func farThroughMid(t *testing.T) (mid *Actor, farPID int, ch *ipc.Channel) {
+	t.Helper()
+	mid = start(t, Options{Name: "mid"})
+	farPID = sproutFar(t, mid, "far")
+	ch, err := Dial(context.Background(), "root.mid.far", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	return mid, farPID, ch
+}
+
 // blockIn calls test.block on ch and returns once the actor serves it
 // (calls are served in order of arrival: an echo after it has come back);
 // the channel it returns gives the call's error.
@@ -118,16 +133,10 @@ func TestRelayThroughTheTree(t *testing.T) {
 func TestRelayedCancellation(t *testing.T) {
 	ctx := context.Background()
 	left := start(t, Options{Name: "left"})
-	mid := start(t, Options{Name: "mid"})
-	farPID := sproutFar(t, mid, "far")
-	ch, err := Dial(ctx, "root.mid.far", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
+	_, farPID, ch := farThroughMid(t)
 
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	_, err = block.Call(cctx, ch, struct{}{})
+	_, err := block.Call(cctx, ch, struct{}{})
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a relayed call past its deadline: %v", err)
@@ -163,13 +172,7 @@ func TestRelayedCancellation(t *testing.T) {
 func TestRelayHopKilled(t *testing.T) {
 	ctx := context.Background()
 	t.Run("next hop", func(t *testing.T) {
-		mid := start(t, Options{Name: "mid"})
-		farPID := sproutFar(t, mid, "far")
-		ch, err := Dial(ctx, "root.mid.far", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ch.Close()
+		mid, farPID, ch := farThroughMid(t)
 		blocked := blockIn(t, ch)
 		syscall.Kill(mid.PID(), syscall.SIGKILL)
 		hopLost(t, blocked, "root.mid.far", "actor root.mid (pid "+strconv.Itoa(mid.PID())+") killed by signal killed")
@@ -252,13 +255,7 @@ func TestRelayVector(t *testing.T) {
 // own cancellation, not with the relay cut under it.
 func TestRelayHopStopKeepsAnswers(t *testing.T) {
 	ctx := context.Background()
-	mid := start(t, Options{Name: "mid"})
-	sproutFar(t, mid, "far")
-	ch, err := Dial(ctx, "root.mid.far", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
+	mid, _, ch := farThroughMid(t)
 	blocked := blockIn(t, ch)
 	stopped := make(chan error, 1)
 	go func() { stopped <- mid.Stop(ctx) }()
@@ -379,13 +376,7 @@ func TestRelayKeepsTheReturn(t *testing.T) {
 // resumes where it stopped and loses nothing.
 func TestRelaySlowConsumer(t *testing.T) {
 	ctx := context.Background()
-	mid := start(t, Options{Name: "mid"})
-	sproutFar(t, mid, "far")
-	ch, err := Dial(ctx, "root.mid.far", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
+	mid, _, ch := farThroughMid(t)
 	const n = 100000
 	s, err := count.Open(ctx, ch, n)
 	if err != nil {

@@ -12,21 +12,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from arbor import channel as chan, relay  # noqa: E402
 from arbor.wire import RemoteError  # noqa: E402
+from tests.pipes import pipe_channel  # noqa: E402
 
 WAIT = 10.0
 PARENT = {"name": "root", "uuid": "u-root"}
 TARGET = {"name": "root.py", "uuid": "u-py"}
 DIALER = {"name": "root.other", "uuid": "u-other"}
-
-
-def pipe_channel(rfd, wfd, actor, initiator, functions=None):
-    closed = []
-
-    def close():
-        if not closed:
-            closed.append(True)
-            os.close(wfd)
-    return chan.Channel(chan.fd_reader(rfd), chan._write_all(wfd), close, actor, initiator, functions=functions)
 
 
 class RelayTarget(unittest.TestCase):

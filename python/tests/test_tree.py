@@ -14,22 +14,13 @@ import arbor  # noqa: E402
 from arbor import channel as chan, relay, tree as treemod  # noqa: E402
 from arbor.tree import Tree, MAX_GONE  # noqa: E402
 from arbor.wire import RemoteError  # noqa: E402
+from tests.pipes import pipe_channel  # noqa: E402
 
 WAIT = 10.0
 ROOT = {"name": "root", "uuid": "u-root"}
 A = {"name": "root.a", "uuid": "u-a"}
 M = {"name": "root.m", "uuid": "u-m"}
 C = {"name": "root.m.c", "uuid": "u-c"}
-
-
-def pipe_channel(rfd, wfd, actor, initiator, functions=None):
-    closed = []
-
-    def close():
-        if not closed:
-            closed.append(True)
-            os.close(wfd)
-    return chan.Channel(chan.fd_reader(rfd), chan._write_all(wfd), close, actor, initiator, functions=functions)
 
 
 def connect(parent, parent_functions, child, child_functions):
