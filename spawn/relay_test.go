@@ -406,3 +406,47 @@ func TestRelaySlowConsumer(t *testing.T) {
 		t.Errorf("the rest of the stream summed to %d, want %d", sum, want)
 	}
 }
+
+// TestRelayRefusesABigItem: an item past relayChunk, from either end,
+// fails the relay at the hop, which says why and cancels the other end's
+// call.
+func TestRelayRefusesABigItem(t *testing.T) {
+	for _, fromTarget := range []bool{false, true} {
+		t.Run(map[bool]string{false: "from the dialer", true: "from the target"}[fromTarget], func(t *testing.T) {
+			cancelled := make(chan error, 1)
+			target := ipc.NewContext("t.target", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
+				s.Started(relayStarted{})
+				if fromTarget {
+					s.Send(make([]byte, relayChunk+1))
+				}
+				<-ctx.Done()
+				cancelled <- context.Cause(ctx)
+				return struct{}{}, ctx.Err()
+			})
+			toTarget, _ := pipePair(t, ipc.MustNewTable(target))
+			hop := ipc.NewContext("t.hop", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
+				on, err := target.Open(ctx, toTarget, struct{}{})
+				if err != nil {
+					return struct{}{}, err
+				}
+				defer on.Close()
+				s.Started(on.Started())
+				return struct{}{}, pass(s, on)
+			})
+			dialer, _ := pipePair(t, ipc.MustNewTable(hop))
+			c, err := hop.Open(context.Background(), dialer, struct{}{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if !fromTarget {
+				c.Send(make([]byte, relayChunk+1))
+			}
+			within(t, 20*time.Second, "the relay's result", func() { _, err = c.Result() })
+			if err == nil || !strings.Contains(err.Error(), "past the bound") {
+				t.Errorf("the relay ended with %v; want the item refused", err)
+			}
+			within(t, 20*time.Second, "the target's call to be cancelled", func() { <-cancelled })
+		})
+	}
+}
