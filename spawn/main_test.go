@@ -330,6 +330,7 @@ var keeper = ipc.NewFunc("test.keeper", func(ctx context.Context, marker string)
 })
 
 var linger = ipc.NewFunc("test.linger", func(ctx context.Context, marker string) (int, error) {
+	os.WriteFile(marker+".up", nil, 0o600) // it is in
 	<-ctx.Done()
 	return 0, os.WriteFile(marker, []byte("stopped gracefully"), 0o600)
 })
@@ -360,8 +361,8 @@ var sprout = ipc.NewStream("test.sprout", func(ctx context.Context, a struct {
 
 // peerDo dials the actor named Name and calls one of its functions: Op is
 // "who" (whoCalls), "count" (streams Arg items, says their sum), "fail"
-// (with Arg as the message) or "block" (writing the file Arg, if set, once
-// connected); what the call returned is its
+// (with Arg as the message), "linger" (with Arg as its marker) or "block"
+// (writing the file Arg, if set, once connected); what the call returned is its
 // result, its error the peer's, as it came.
 var peerDo = ipc.NewFunc("test.peerDo", func(ctx context.Context, a struct{ Name, Op, Arg string }) (string, error) {
 	ch, err := Dial(ctx, a.Name, nil)
@@ -388,6 +389,9 @@ var peerDo = ipc.NewFunc("test.peerDo", func(ctx context.Context, a struct{ Name
 		return strconv.Itoa(sum), nil
 	case "fail":
 		_, err := fail.Call(ctx, ch, a.Arg)
+		return "", err
+	case "linger": // Arg is linger's marker
+		_, err := linger.Call(ctx, ch, a.Arg)
 		return "", err
 	case "block": // Arg, if set, is a file to write once connected
 		if a.Arg != "" {

@@ -201,6 +201,26 @@ func TestRelayHopKilled(t *testing.T) {
 	})
 }
 
+// TestRelayDialerKilled: a dialer SIGKILLed with a call open through a
+// relay: the hops end the relay, the far actor's call is cancelled (it
+// runs its cleanup) and the far actor goes on serving.
+func TestRelayDialerKilled(t *testing.T) {
+	ctx := context.Background()
+	left := start(t, Options{Name: "left"})
+	_, farPID, ch := farThroughMid(t)
+	marker := t.TempDir() + "/linger"
+	go peerDo.Call(ctx, left.Channel(), struct{ Name, Op, Arg string }{"root.mid.far", "linger", marker})
+	proctest.Eventually(t, 20*time.Second, "far to serve left's call", func() bool { _, err := os.Stat(marker + ".up"); return err == nil })
+	syscall.Kill(left.PID(), syscall.SIGKILL)
+	proctest.Eventually(t, 20*time.Second, "far's call to be cancelled", func() bool { _, err := os.Stat(marker); return err == nil })
+	if !alive(farPID) {
+		t.Fatal("far exited with its dialer")
+	}
+	if got, err := echo.Call(ctx, ch, "still serving"); err != nil || got != "still serving" {
+		t.Errorf("far after its dialer's death: %q, %v", got, err)
+	}
+}
+
 // hopLost waits for the error of a call through a relay that a lost hop
 // ended, and checks it: from source (a *ipc.PeerGoneError here, or a
 // remote error from the actor that saw the hop go), saying why.
