@@ -91,10 +91,10 @@ func (s *Supervisor) emit(e Event) {
 // ChildState is one child in a Snapshot.
 type ChildState struct {
 	Name     string
-	PID      int // 0 when the child is not a process, or not running
+	PID      int // 0 when the child is not a process, or is not up (Status.Up)
 	State    Status
 	Restarts int
-	Uptime   time.Duration // 0 unless running
+	Uptime   time.Duration // since it started; 0 unless it is up
 	LastExit error
 }
 
@@ -113,7 +113,7 @@ func (s *Supervisor) Snapshot() []ChildState {
 			continue
 		}
 		cs := ChildState{Name: c.Name, State: st.status, Restarts: st.restarts, LastExit: st.lastExit}
-		if st.status == StatusRunning {
+		if st.status.Up() { // running, or started and not ready yet, or ready
 			cs.Uptime = s.clock.Now().Sub(st.started)
 			if p, ok := st.service.(pider); ok {
 				cs.PID = p.PID()

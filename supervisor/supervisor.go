@@ -166,8 +166,8 @@ type Supervisor struct {
 	serving  chan struct{} // closed when the running Serve returns; nil when none runs
 }
 
-// ErrNotRunning is returned by AddChild and RemoveChild when Serve is not
-// running.
+// ErrNotRunning is returned by AddChild, RemoveChild, StopChild and
+// RestartChild when Serve is not running.
 var ErrNotRunning = errors.New("supervisor: not running")
 
 // ErrTooManyChildren is returned by AddChild past Spec.MaxChildren.

@@ -683,11 +683,17 @@ func TestReadinessEdges(t *testing.T) {
 		defer stop()
 		ctx := context.Background()
 		proctest.Eventually(t, 5*time.Second, "b waiting", func() bool { return s.Snapshot()[1].State == "waiting" })
+		if st := s.Snapshot()[0]; st.State != "starting" || st.PID == 0 {
+			t.Errorf("a, started and not ready yet: %+v; want starting, with its pid", st)
+		}
 		if err := s.StopChild(ctx, "b"); err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(gate, nil, 0o600)
 		proctest.Eventually(t, 5*time.Second, "a ready", func() bool { return s.Snapshot()[0].State == "ready" })
+		if st := s.Snapshot()[0]; st.PID == 0 || st.Uptime <= 0 {
+			t.Errorf("a, ready: %+v; want its pid and uptime", st)
+		}
 		if st := s.Snapshot()[1].State; st != "stopped" {
 			t.Fatalf("b, stopped while waiting, is %s once a is ready", st)
 		}
