@@ -425,6 +425,9 @@ func (c *call) sendYield(ctx context.Context, v any) error {
 	if stopped {
 		return fmt.Errorf("%s: send after CloseSend: %w", c.fn, ErrCallEnded)
 	}
+	if c.ended() { // finish ends c.out only after done: no item after the end
+		return ErrCallEnded
+	}
 	return c.ch.sendItem(ctx, c.out, c.cid, v)
 }
 

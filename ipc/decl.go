@@ -418,6 +418,10 @@ func (cc *ContextCall[S, I, O, R]) SendContext(ctx context.Context, v I) error {
 // cause of the first, and the function that releases it.
 func bothContexts(a, b context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(a)
+	if b.Err() != nil { // ended already: at once, not in AfterFunc's goroutine
+		cancel(context.Cause(b))
+		return ctx, func() {}
+	}
 	stop := context.AfterFunc(b, func() { cancel(context.Cause(b)) })
 	return ctx, func() { stop(); cancel(nil) }
 }
