@@ -138,6 +138,11 @@ func (c *call) finish(result protocol.Raw, err error) {
 	default:
 	}
 	c.result, c.err = result, err
+	if c.out != nil {
+		// Before done: once a caller has seen the end, no Send takes
+		// credit left over.
+		c.out.finish(ErrCallEnded)
+	}
 	close(c.done)
 	unwatch := c.unwatch
 	letGo, letTimer := c.letGo, c.letTimer
@@ -158,9 +163,6 @@ func (c *call) finish(result protocol.Raw, err error) {
 			err = io.EOF
 		}
 		c.in.finish(err)
-	}
-	if c.out != nil {
-		c.out.finish(ErrCallEnded)
 	}
 	c.ch.forget(c)
 }
@@ -424,9 +426,6 @@ func (c *call) sendYield(ctx context.Context, v any) error {
 	c.mu.Unlock()
 	if stopped {
 		return fmt.Errorf("%s: send after CloseSend: %w", c.fn, ErrCallEnded)
-	}
-	if c.ended() { // finish ends c.out only after done: no item after the end
-		return ErrCallEnded
 	}
 	return c.ch.sendItem(ctx, c.out, c.cid, v)
 }

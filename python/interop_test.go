@@ -262,22 +262,8 @@ func TestGoCallsPython(t *testing.T) {
 		}
 
 		// A stream longer than a window: flow control both ways.
-		s, err := count.Open(ctx, ch, 5000)
-		if err != nil {
+		if err := countsInOrder(ctx, ch, 5000); err != nil {
 			return err
-		}
-		want := 0
-		for v, err := range s.All() {
-			if err != nil {
-				return err
-			}
-			if v != want {
-				return fmt.Errorf("item %d is %d", want, v)
-			}
-			want++
-		}
-		if want != 5000 {
-			t.Errorf("the stream ended after %d items, want 5000", want)
 		}
 
 		cc, err := echo.Open(ctx, ch, 3)
@@ -554,22 +540,8 @@ func TestGoDialsPython(t *testing.T) {
 		if got, err := square.Call(ctx, ch, 12); err != nil || got != 144 {
 			t.Errorf("square(12) through the tree = %d, %v; want 144", got, err)
 		}
-		s, err := count.Open(ctx, ch, 3000) // past both windows, and many relay items
-		if err != nil {
+		if err := countsInOrder(ctx, ch, 3000); err != nil { // past both windows, and many relay items
 			return err
-		}
-		want := 0
-		for v, err := range s.All() {
-			if err != nil {
-				return err
-			}
-			if v != want {
-				return fmt.Errorf("item %d is %d", want, v)
-			}
-			want++
-		}
-		if want != 3000 {
-			t.Errorf("the stream ended after %d items, want 3000", want)
 		}
 		cc, err := echo.Open(ctx, ch, 2)
 		if err != nil {
@@ -890,4 +862,27 @@ func stoppedBy(t *testing.T, what string, a *spawn.Actor, done <-chan error, by 
 		t.Fatalf("%s did not exit", what)
 	}
 	return a.Wait()
+}
+
+// countsInOrder streams n items of count from the actor on ch and checks
+// that each came, in order.
+func countsInOrder(ctx context.Context, ch *ipc.Channel, n int) error {
+	s, err := count.Open(ctx, ch, n)
+	if err != nil {
+		return err
+	}
+	want := 0
+	for v, err := range s.All() {
+		if err != nil {
+			return err
+		}
+		if v != want {
+			return fmt.Errorf("item %d is %d", want, v)
+		}
+		want++
+	}
+	if want != n {
+		return fmt.Errorf("the stream ended after %d items, want %d", want, n)
+	}
+	return nil
 }

@@ -342,16 +342,14 @@ func pipePair(t *testing.T, funcs *ipc.Table) (a, b *ipc.Channel) {
 	return a, b
 }
 
-// TestRelayKeepsTheReturn: a far side that returns while the hop's
-// forward direction waits for its credit ends the relay with its return,
-// not with the forward's failed send.
-func TestRelayKeepsTheReturn(t *testing.T) {
-	full := make(chan struct{}) // the hop's forward is waiting for the target's credit
-	target := ipc.NewContext("t.target", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
-		s.Started(relayStarted{})
-		<-full // reads nothing until then
-		return struct{}{}, nil
-	})
+// relayCall is a relay's call as the dialer holds it.
+type relayCall = ipc.ContextCall[relayStarted, []byte, []byte, struct{}]
+
+// throughAHop opens target, over in-memory channels, through a hop that
+// relays to it with pass, as an actor between the two does; the call ends
+// with the test.
+func throughAHop(t *testing.T, target *ipc.Context[struct{}, relayStarted, []byte, []byte, struct{}]) *relayCall {
+	t.Helper()
 	toTarget, _ := pipePair(t, ipc.MustNewTable(target))
 	hop := ipc.NewContext("t.hop", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
 		on, err := target.Open(ctx, toTarget, struct{}{})
@@ -367,7 +365,21 @@ func TestRelayKeepsTheReturn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestRelayKeepsTheReturn: a far side that returns while the hop's
+// forward direction waits for its credit ends the relay with its return,
+// not with the forward's failed send.
+func TestRelayKeepsTheReturn(t *testing.T) {
+	full := make(chan struct{}) // the hop's forward is waiting for the target's credit
+	target := ipc.NewContext("t.target", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
+		s.Started(relayStarted{})
+		<-full // reads nothing until then
+		return struct{}{}, nil
+	})
+	c := throughAHop(t, target)
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
@@ -383,6 +395,7 @@ func TestRelayKeepsTheReturn(t *testing.T) {
 			}
 		}
 	}()
+	var err error
 	within(t, 20*time.Second, "the relay's result", func() { _, err = c.Result() })
 	<-sent
 	if err != nil {
@@ -443,25 +456,11 @@ func TestRelayRefusesABigItem(t *testing.T) {
 				cancelled <- context.Cause(ctx)
 				return struct{}{}, ctx.Err()
 			})
-			toTarget, _ := pipePair(t, ipc.MustNewTable(target))
-			hop := ipc.NewContext("t.hop", func(ctx context.Context, _ struct{}, s *ipc.Session[relayStarted, []byte, []byte]) (struct{}, error) {
-				on, err := target.Open(ctx, toTarget, struct{}{})
-				if err != nil {
-					return struct{}{}, err
-				}
-				defer on.Close()
-				s.Started(on.Started())
-				return struct{}{}, pass(s, on)
-			})
-			dialer, _ := pipePair(t, ipc.MustNewTable(hop))
-			c, err := hop.Open(context.Background(), dialer, struct{}{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := throughAHop(t, target)
 			if !fromTarget {
 				c.Send(make([]byte, relayChunk+1))
 			}
+			var err error
 			within(t, 20*time.Second, "the relay's result", func() { _, err = c.Result() })
 			if err == nil || !strings.Contains(err.Error(), "past the bound") {
 				t.Errorf("the relay ended with %v; want the item refused", err)
